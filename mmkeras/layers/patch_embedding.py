@@ -1,0 +1,104 @@
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+class PatchEmbedding(keras.layers.Layer):
+    """Splits images into patches, embeds them and adds learned positions.
+
+    The image is cut into non-overlapping `patch_size` x `patch_size` patches by
+    a strided convolution. An optional learned class token is prepended, and a
+    learned position embedding (one row per patch, plus the class token) is added.
+
+    Args:
+        patch_size: int, side of a square patch in pixels. The image side must
+            be divisible by it.
+        hidden_dim: int, width of each patch embedding.
+        use_class_token: bool, prepend a learned `[CLS]` token.
+        kernel_initializer: initializer of the patch projection.
+        **kwargs: standard `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = PatchEmbedding(patch_size=16, hidden_dim=32)
+    >>> layer(np.zeros((2, 64, 64, 3), "float32")).shape
+    TensorShape([2, 17, 32])
+    """
+
+    def __init__(
+        self,
+        patch_size,
+        hidden_dim,
+        use_class_token=True,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if int(patch_size) < 1:
+            raise ValueError(f"`patch_size` must be a positive int, got {patch_size!r}.")
+        if int(hidden_dim) < 1:
+            raise ValueError(f"`hidden_dim` must be a positive int, got {hidden_dim!r}.")
+        self.patch_size = int(patch_size)
+        self.hidden_dim = int(hidden_dim)
+        self.use_class_token = bool(use_class_token)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+        # === Layers ===
+        self.projection = keras.layers.Conv2D(
+            self.hidden_dim,
+            kernel_size=self.patch_size,
+            strides=self.patch_size,
+            padding="valid",
+            kernel_initializer=self.kernel_initializer,
+            dtype=self.dtype_policy,
+            name="projection",
+        )
+
+    def build(self, input_shape):
+        height, width = input_shape[1], input_shape[2]
+        if height is None or width is None:
+            raise ValueError(
+                f"PatchEmbedding needs a static image size, got input shape {tuple(input_shape)}."
+            )
+        if height % self.patch_size or width % self.patch_size:
+            raise ValueError(
+                f"Image size {height}x{width} is not divisible by `patch_size`={self.patch_size}."
+            )
+        self.projection.build(input_shape)
+        self.num_patches = (height // self.patch_size) * (width // self.patch_size)
+        if self.use_class_token:
+            self.class_token = self.add_weight(
+                shape=(1, 1, self.hidden_dim), initializer="zeros", name="class_token"
+            )
+        self.position_embedding = self.add_weight(
+            shape=(1, self.num_patches + int(self.use_class_token), self.hidden_dim),
+            initializer=keras.initializers.RandomNormal(stddev=0.02),
+            name="position_embedding",
+        )
+
+    def call(self, images):
+        x = self.projection(images)
+        batch = ops.shape(x)[0]
+        x = ops.reshape(x, (batch, self.num_patches, self.hidden_dim))
+        if self.use_class_token:
+            cls = ops.broadcast_to(ops.cast(self.class_token, x.dtype), (batch, 1, self.hidden_dim))
+            x = ops.concatenate([cls, x], axis=1)
+        return x + ops.cast(self.position_embedding, x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        patches = (input_shape[1] // self.patch_size) * (input_shape[2] // self.patch_size)
+        return (input_shape[0], patches + int(self.use_class_token), self.hidden_dim)
+
+    # === Config ===
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "patch_size": self.patch_size,
+                "hidden_dim": self.hidden_dim,
+                "use_class_token": self.use_class_token,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            }
+        )
+        return config

@@ -1,0 +1,134 @@
+import keras
+from keras import ops
+
+from mmkeras.layers.attention_mask import merge_attention_masks
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+class TransformerEncoderBlock(keras.layers.Layer):
+    """Pre-norm Transformer encoder block with fused query/key/value projection.
+
+    `x + MHA(LN(x))` then `x + MLP(LN(x))`. The query, key and value projections
+    are one matrix multiply, which keeps the block fast on CPU, GPU and TPU; the
+    attention itself is `keras.ops.dot_product_attention`.
+
+    Args:
+        num_heads: int, number of attention heads; must divide the width.
+        mlp_dim: int, hidden width of the feed-forward network.
+        dropout: float, dropout on attention output and MLP output.
+        activation: activation of the MLP ("gelu", "quick_gelu", or any Keras
+            activation name).
+        layer_norm_epsilon: float, epsilon of the layer norms.
+        causal: bool, apply a causal mask (for autoregressive text towers).
+        **kwargs: standard `keras.layers.Layer` arguments.
+
+    Call arguments:
+        x: float tensor `[B, T, D]`.
+        padding_mask: optional bool tensor `[B, T]`; `False` marks padding keys
+            that no token may attend to.
+        attention_mask: optional bool tensor `[B, T, T]`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> block = TransformerEncoderBlock(num_heads=2, mlp_dim=32)
+    >>> block(np.zeros((2, 5, 16), "float32")).shape
+    TensorShape([2, 5, 16])
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        mlp_dim,
+        dropout=0.0,
+        activation="gelu",
+        layer_norm_epsilon=1e-6,
+        causal=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if int(num_heads) < 1:
+            raise ValueError(f"`num_heads` must be a positive int, got {num_heads!r}.")
+        if int(mlp_dim) < 1:
+            raise ValueError(f"`mlp_dim` must be a positive int, got {mlp_dim!r}.")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}.")
+        self.num_heads = int(num_heads)
+        self.mlp_dim = int(mlp_dim)
+        self.dropout = float(dropout)
+        self.activation = activation
+        self.layer_norm_epsilon = float(layer_norm_epsilon)
+        self.causal = bool(causal)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        width = input_shape[-1]
+        if width % self.num_heads:
+            raise ValueError(
+                f"The input width {width} is not divisible by `num_heads`={self.num_heads}."
+            )
+        self.width = width
+        self.head_dim = width // self.num_heads
+
+        # === Layers ===
+        dense = dict(dtype=self.dtype_policy, kernel_initializer="glorot_uniform")
+        self.attention_norm = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="attention_norm"
+        )
+        self.qkv_dense = keras.layers.Dense(3 * width, name="qkv", **dense)
+        self.output_dense = keras.layers.Dense(width, name="attention_output", **dense)
+        self.mlp_norm = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="mlp_norm"
+        )
+        self.mlp_in = keras.layers.Dense(self.mlp_dim, name="mlp_in", **dense)
+        self.mlp_out = keras.layers.Dense(width, name="mlp_out", **dense)
+        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self._activation_fn = _activation(self.activation)
+
+        self.attention_norm.build(input_shape)
+        self.qkv_dense.build(input_shape)
+        self.output_dense.build(input_shape)
+        self.mlp_norm.build(input_shape)
+        self.mlp_in.build(input_shape)
+        self.mlp_out.build(tuple(input_shape[:-1]) + (self.mlp_dim,))
+
+    def call(self, x, padding_mask=None, attention_mask=None, training=None):
+        batch, length = ops.shape(x)[0], ops.shape(x)[1]
+        h = self.attention_norm(x)
+        qkv = ops.reshape(self.qkv_dense(h), (batch, length, 3, self.num_heads, self.head_dim))
+        query, key, value = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        mask = merge_attention_masks(padding_mask, attention_mask)
+        attended = ops.dot_product_attention(query, key, value, mask=mask, is_causal=self.causal)
+        attended = ops.reshape(attended, (batch, length, self.width))
+        x = x + self.dropout_layer(self.output_dense(attended), training=training)
+        h = self._activation_fn(self.mlp_in(self.mlp_norm(x)))
+        return x + self.dropout_layer(self.mlp_out(h), training=training)
+
+    def compute_mask(self, x, mask=None):
+        return mask
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    # === Config ===
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "mlp_dim": self.mlp_dim,
+                "dropout": self.dropout,
+                "activation": self.activation,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+                "causal": self.causal,
+            }
+        )
+        return config
+
+
+def _activation(name):
+    if name == "quick_gelu":
+        return lambda x: x * ops.sigmoid(1.702 * x)
+    if name == "gelu":
+        return lambda x: keras.activations.gelu(x, approximate=True)
+    return keras.activations.get(name)

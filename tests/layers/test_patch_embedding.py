@@ -1,0 +1,31 @@
+import numpy as np
+import pytest
+
+from mmkeras.layers import PatchEmbedding
+from mmkeras.testing.layer_checks import run_layer_checks
+
+
+def test_checks_and_shape(tmp_path):
+    images = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
+    run_layer_checks(
+        PatchEmbedding,
+        {"patch_size": 8, "hidden_dim": 16},
+        {"images": images},
+        str(tmp_path),
+        expected_output_shape=(2, 17, 16),
+    )
+
+
+def test_without_class_token_patches_are_local():
+    layer = PatchEmbedding(patch_size=8, hidden_dim=4, use_class_token=False)
+    images = np.zeros((1, 16, 16, 3), "float32")
+    base = layer(images).numpy()
+    images[0, :8, :8] = 1.0  # only the top-left patch changes
+    changed = np.abs(layer(images).numpy() - base).sum(-1)[0]
+    assert changed.shape == (4,)
+    assert changed[0] > 0 and np.all(changed[1:] == 0)
+
+
+def test_indivisible_image_size_is_a_clear_error():
+    with pytest.raises(ValueError, match="not divisible by `patch_size`"):
+        PatchEmbedding(patch_size=7, hidden_dim=4)(np.zeros((1, 16, 16, 3), "float32"))
