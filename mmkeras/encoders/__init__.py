@@ -1,0 +1,8 @@
+"""Image and text towers. Each returns `{"sequence", "pooled"}` (+ `"padding_mask"` for text)."""
+
+from mmkeras.encoders.cnn_encoder import CNNEncoder
+from mmkeras.encoders.encoder import Encoder
+from mmkeras.encoders.text_transformer_encoder import TextTransformerEncoder
+from mmkeras.encoders.vit_encoder import ViTEncoder
+
+__all__ = ["CNNEncoder", "Encoder", "TextTransformerEncoder", "ViTEncoder"]

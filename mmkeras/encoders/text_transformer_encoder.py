@@ -1,0 +1,122 @@
+import keras
+import keras_hub
+from keras import ops
+
+from mmkeras.encoders.encoder import Encoder
+from mmkeras.layers.attention_pooling import AttentionPooling
+from mmkeras.layers.transformer_encoder_block import TransformerEncoderBlock
+
+TEXT_POOLINGS = ("first", "last", "mean", "attention")
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+class TextTransformerEncoder(Encoder):
+    """Transformer text tower, causal or bidirectional.
+
+    Token + position embeddings (`keras_hub.layers.TokenAndPositionEmbedding`),
+    pre-norm encoder blocks, final layer norm. Id 0 is `[PAD]` and is masked out.
+
+    Pooling: "first" takes the first token (`[BOS]`, a BERT-style summary token,
+    suited to bidirectional towers); "last" takes the last non-padding token
+    (`[EOS]`, CLIP-style, the only token that has seen the whole caption in a
+    causal tower); "mean" averages non-padding tokens; "attention" uses a learned
+    query.
+
+    Args:
+        vocabulary_size: int, number of token ids.
+        sequence_length: int, maximum number of tokens.
+        hidden_dim: int, token width.
+        num_layers: int, number of blocks.
+        num_heads: int, attention heads.
+        mlp_dim: int, MLP width.
+        causal: bool, causal self-attention.
+        pooling: one of "first", "last", "mean", "attention". Defaults to "last"
+            when causal, else "first".
+        dropout: float, dropout rate.
+        dtype: optional dtype policy.
+        **kwargs: `keras.Model` arguments such as `name`.
+
+    Inputs: `token_ids` int `[B, sequence_length]`.
+
+    Outputs: `{"sequence": [B, L, D], "pooled": [B, D], "padding_mask": bool [B, L]}`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> text = TextTransformerEncoder(vocabulary_size=50, sequence_length=6,
+    ...     hidden_dim=16, num_layers=1, num_heads=2, mlp_dim=32, causal=True)
+    >>> out = text(np.array([[2, 7, 9, 3, 0, 0]]))
+    >>> out["sequence"].shape, out["pooled"].shape
+    (TensorShape([1, 6, 16]), TensorShape([1, 16]))
+    """
+
+    def __init__(
+        self,
+        vocabulary_size,
+        sequence_length,
+        hidden_dim=512,
+        num_layers=12,
+        num_heads=8,
+        mlp_dim=2048,
+        causal=True,
+        pooling=None,
+        dropout=0.0,
+        dtype=None,
+        **kwargs,
+    ):
+        pooling = pooling or ("last" if causal else "first")
+        if pooling not in TEXT_POOLINGS:
+            raise ValueError(f"`pooling` must be one of {TEXT_POOLINGS}, got {pooling!r}.")
+        if int(num_layers) < 1:
+            raise ValueError(f"`num_layers` must be >= 1, got {num_layers!r}.")
+
+        # === Layers ===
+        embedding = keras_hub.layers.TokenAndPositionEmbedding(
+            vocabulary_size, sequence_length, hidden_dim, dtype=dtype, name="embedding"
+        )
+        blocks = [
+            TransformerEncoderBlock(
+                num_heads, mlp_dim, dropout=dropout, causal=causal, dtype=dtype, name=f"block_{i}"
+            )
+            for i in range(num_layers)
+        ]
+        final_norm = keras.layers.LayerNormalization(epsilon=1e-6, dtype=dtype, name="final_norm")
+        pool = AttentionPooling(num_heads, dtype=dtype, name="pool") if pooling == "attention" else None
+
+        # === Functional Model ===
+        token_ids = keras.Input((sequence_length,), dtype="int32", name="token_ids")
+        padding_mask = ops.not_equal(token_ids, 0)
+        x = embedding(token_ids)
+        for block in blocks:
+            x = block(x, padding_mask=padding_mask)
+        sequence = final_norm(x)
+        if pooling == "first":
+            pooled = sequence[:, 0]
+        elif pooling == "last":
+            last = ops.maximum(ops.sum(ops.cast(padding_mask, "int32"), axis=1) - 1, 0)
+            pooled = ops.take_along_axis(sequence, last[:, None, None], axis=1)[:, 0]
+        elif pooling == "mean":
+            weights = ops.cast(padding_mask, sequence.dtype)[..., None]
+            pooled = ops.sum(sequence * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
+        else:
+            pooled = pool(sequence, padding_mask=padding_mask)
+        super().__init__(
+            inputs=token_ids,
+            outputs={"sequence": sequence, "pooled": pooled, "padding_mask": padding_mask},
+            **kwargs,
+        )
+
+        # === Config ===
+        self._set_config(
+            output_dim=hidden_dim,
+            vocabulary_size=int(vocabulary_size),
+            sequence_length=int(sequence_length),
+            hidden_dim=int(hidden_dim),
+            num_layers=int(num_layers),
+            num_heads=int(num_heads),
+            mlp_dim=int(mlp_dim),
+            causal=bool(causal),
+            pooling=pooling,
+            dropout=float(dropout),
+            dtype=dtype,
+        )

@@ -1,0 +1,116 @@
+import keras
+from keras import ops
+
+from mmkeras.encoders.encoder import Encoder
+from mmkeras.layers.attention_pooling import AttentionPooling
+from mmkeras.layers.patch_embedding import PatchEmbedding
+from mmkeras.layers.transformer_encoder_block import TransformerEncoderBlock
+
+VIT_SIZES = {
+    "tiny": {"hidden_dim": 192, "num_layers": 12, "num_heads": 3, "mlp_dim": 768},
+    "small": {"hidden_dim": 384, "num_layers": 12, "num_heads": 6, "mlp_dim": 1536},
+    "base": {"hidden_dim": 768, "num_layers": 12, "num_heads": 12, "mlp_dim": 3072},
+}
+POOLINGS = ("cls", "mean", "attention")
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+class ViTEncoder(Encoder):
+    """Vision Transformer image tower.
+
+    Patches -> pre-norm Transformer encoder blocks -> final layer norm. Returns
+    the token sequence and a pooled vector (class token, mean, or attention
+    pooling), following the mmkeras encoder convention.
+
+    Args:
+        image_size: int, side of the (square) input image.
+        patch_size: int, side of a patch.
+        hidden_dim: int, token width.
+        num_layers: int, number of encoder blocks.
+        num_heads: int, attention heads per block.
+        mlp_dim: int, MLP width per block.
+        pooling: "cls", "mean" or "attention".
+        dropout: float, dropout rate in the blocks.
+        dtype: optional dtype policy for every layer, e.g. "mixed_bfloat16".
+        **kwargs: `keras.Model` arguments such as `name`.
+
+    Inputs: `images` float `[B, image_size, image_size, 3]` (normalised, e.g. by
+    `mmkeras.preprocessing.ImagePreprocessor`).
+
+    Outputs: `{"sequence": [B, T, hidden_dim], "pooled": [B, hidden_dim]}`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> vit = ViTEncoder(image_size=32, patch_size=8, hidden_dim=16, num_layers=1,
+    ...                  num_heads=2, mlp_dim=32)
+    >>> out = vit(np.zeros((2, 32, 32, 3), "float32"))
+    >>> out["sequence"].shape, out["pooled"].shape
+    (TensorShape([2, 17, 16]), TensorShape([2, 16]))
+    >>> ViTEncoder.from_size("tiny", image_size=64).output_dim
+    192
+    """
+
+    def __init__(
+        self,
+        image_size=224,
+        patch_size=16,
+        hidden_dim=768,
+        num_layers=12,
+        num_heads=12,
+        mlp_dim=3072,
+        pooling="cls",
+        dropout=0.0,
+        dtype=None,
+        **kwargs,
+    ):
+        if pooling not in POOLINGS:
+            raise ValueError(f"`pooling` must be one of {POOLINGS}, got {pooling!r}.")
+        if int(num_layers) < 1:
+            raise ValueError(f"`num_layers` must be >= 1, got {num_layers!r}.")
+
+        # === Layers ===
+        patch_embedding = PatchEmbedding(
+            patch_size, hidden_dim, use_class_token=pooling == "cls", dtype=dtype, name="patches"
+        )
+        blocks = [
+            TransformerEncoderBlock(num_heads, mlp_dim, dropout=dropout, dtype=dtype, name=f"block_{i}")
+            for i in range(num_layers)
+        ]
+        final_norm = keras.layers.LayerNormalization(epsilon=1e-6, dtype=dtype, name="final_norm")
+        pool = AttentionPooling(num_heads, dtype=dtype, name="pool") if pooling == "attention" else None
+
+        # === Functional Model ===
+        images = keras.Input((image_size, image_size, 3), name="images")
+        x = patch_embedding(images)
+        for block in blocks:
+            x = block(x)
+        sequence = final_norm(x)
+        if pooling == "cls":
+            pooled = sequence[:, 0]
+        elif pooling == "mean":
+            pooled = ops.mean(sequence, axis=1)
+        else:
+            pooled = pool(sequence)
+        super().__init__(inputs=images, outputs={"sequence": sequence, "pooled": pooled}, **kwargs)
+
+        # === Config ===
+        self._set_config(
+            output_dim=hidden_dim,
+            image_size=int(image_size),
+            patch_size=int(patch_size),
+            hidden_dim=int(hidden_dim),
+            num_layers=int(num_layers),
+            num_heads=int(num_heads),
+            mlp_dim=int(mlp_dim),
+            pooling=pooling,
+            dropout=float(dropout),
+            dtype=dtype,
+        )
+
+    @classmethod
+    def from_size(cls, size, image_size=224, patch_size=16, **kwargs):
+        """Builds a standard size: "tiny", "small" or "base"."""
+        if size not in VIT_SIZES:
+            raise ValueError(f"Unknown ViT size {size!r}; valid sizes: {sorted(VIT_SIZES)}.")
+        return cls(image_size=image_size, patch_size=patch_size, **{**VIT_SIZES[size], **kwargs})

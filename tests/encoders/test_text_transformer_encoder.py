@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+
+from mmkeras.encoders import TextTransformerEncoder
+from mmkeras.testing.layer_checks import run_model_checks
+
+TINY = dict(vocabulary_size=40, sequence_length=6, hidden_dim=16, num_layers=2, num_heads=2, mlp_dim=32)
+IDS = np.array([[2, 5, 6, 3, 0, 0], [2, 7, 8, 9, 10, 3]], "int32")
+
+
+@pytest.mark.parametrize("causal,pooling", [(True, "last"), (False, "first"), (False, "mean"), (True, "attention")])
+def test_outputs_and_round_trips(causal, pooling, tmp_path):
+    encoder = TextTransformerEncoder(causal=causal, pooling=pooling, **TINY)
+    out = run_model_checks(encoder, IDS, str(tmp_path))
+    assert out["sequence"].shape == (2, 6, 16)
+    assert out["pooled"].shape == (2, 16)
+    np.testing.assert_array_equal(out["padding_mask"], IDS != 0)
+
+
+def test_padding_does_not_change_pooled():
+    encoder = TextTransformerEncoder(causal=False, pooling="mean", **TINY)
+    a = encoder(IDS[:1])["pooled"].numpy()
+    padded = IDS[:1].copy()
+    padded[0, 4:] = 0
+    np.testing.assert_allclose(encoder(padded)["pooled"].numpy(), a, atol=1e-5)
+
+
+def test_last_pooling_picks_the_eos_token():
+    encoder = TextTransformerEncoder(causal=True, **TINY)
+    out = encoder(IDS)
+    np.testing.assert_allclose(out["pooled"][0], out["sequence"][0, 3], atol=1e-6)
+    np.testing.assert_allclose(out["pooled"][1], out["sequence"][1, 5], atol=1e-6)
+
+
+def test_bf16():
+    encoder = TextTransformerEncoder(dtype="mixed_bfloat16", **TINY)
+    assert encoder(IDS)["pooled"].dtype == "bfloat16"
+
+
+def test_bad_pooling():
+    with pytest.raises(ValueError, match="pooling"):
+        TextTransformerEncoder(pooling="max", **TINY)

@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+from mmkeras.encoders import ViTEncoder
+from mmkeras.testing.layer_checks import run_model_checks
+
+TINY = dict(image_size=32, patch_size=8, hidden_dim=16, num_layers=2, num_heads=2, mlp_dim=32)
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean", "attention"])
+def test_outputs_and_round_trips(pooling, tmp_path):
+    encoder = ViTEncoder(pooling=pooling, **TINY)
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    out = run_model_checks(encoder, images, str(tmp_path))
+    tokens = 16 + (pooling == "cls")
+    assert out["sequence"].shape == (2, tokens, 16)
+    assert out["pooled"].shape == (2, 16)
+    assert encoder.output_dim == 16
+
+
+def test_bf16():
+    encoder = ViTEncoder(dtype="mixed_bfloat16", **TINY)
+    out = encoder(np.zeros((1, 32, 32, 3), "float32"))
+    assert out["pooled"].dtype == "bfloat16"
+    assert ViTEncoder.from_config(encoder.get_config()).get_config()["dtype"] == "mixed_bfloat16"
+
+
+@pytest.mark.parametrize("size,width", [("tiny", 192), ("small", 384), ("base", 768)])
+def test_standard_sizes(size, width):
+    encoder = ViTEncoder.from_size(size, image_size=32, patch_size=16, num_layers=1)
+    assert encoder(np.zeros((1, 32, 32, 3), "float32"))["pooled"].shape == (1, width)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="Unknown ViT size"):
+        ViTEncoder.from_size("huge")
+    with pytest.raises(ValueError, match="pooling"):
+        ViTEncoder(pooling="max", **{k: v for k, v in TINY.items()})
