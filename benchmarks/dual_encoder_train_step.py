@@ -1,0 +1,125 @@
+"""Dual-encoder train step: mmkeras vs keras-hub CLIPBackbone, side by side in one run.
+
+Config "bench-small" (design.md section 4): image 128 px, patch 16, vision width 256 x
+4 layers x 4 heads (MLP 1024); text vocab 8192, context 32, width 256 x 4 layers; projection
+256; batch 64; CLIP loss; AdamW. Each (model, precision, XLA) setting runs in its own
+subprocess (the dtype policy is global), and the script prints samples/s for every setting
+and the ratio of each model's best setting.
+
+    python benchmarks/dual_encoder_train_step.py            # all settings
+    python benchmarks/dual_encoder_train_step.py --steps 5  # shorter
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+SETTINGS = [(bf16, jit) for bf16 in (False, True) for jit in (True, False)]
+
+
+def _time_step(step, args, steps):
+    for _ in range(3):
+        step(*args).numpy()
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = step(*args)
+    loss.numpy()
+    return (time.perf_counter() - start) / steps
+
+
+def run_one(which, bf16, jit, batch, steps):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    if bf16:
+        keras.config.set_dtype_policy("mixed_bfloat16")
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.random((batch, 128, 128, 3), dtype=np.float32))
+    ids = tf.constant(rng.integers(1, 8192, (batch, 32)), dtype=tf.int32)
+    optimizer = keras.optimizers.AdamW(1e-4)
+
+    if which == "mmkeras":
+        from mmkeras.encoders import TextTransformerEncoder, ViTEncoder
+        from mmkeras.models import dual_encoder
+
+        model = dual_encoder(
+            ViTEncoder(image_size=128, patch_size=16, hidden_dim=256, num_layers=4, num_heads=4, mlp_dim=1024),
+            TextTransformerEncoder(
+                vocabulary_size=8192, sequence_length=32, hidden_dim=256, num_layers=4, num_heads=4, mlp_dim=1024
+            ),
+            embed_dim=256,
+            loss="clip",
+        )
+
+        def loss_fn(images, ids):
+            out = model({"images": images, "token_ids": ids}, training=True)
+            return model.compute_loss(y_pred=out)
+
+    else:
+        import keras_hub
+
+        vision = keras_hub.models.CLIPVisionEncoder(
+            patch_size=16, hidden_dim=256, num_layers=4, num_heads=4, intermediate_dim=1024,
+            intermediate_activation="gelu", image_shape=(128, 128, 3),
+        )
+        text = keras_hub.models.CLIPTextEncoder(
+            vocabulary_size=8192, embedding_dim=256, hidden_dim=256, num_layers=4, num_heads=4,
+            intermediate_dim=1024, intermediate_activation="gelu", max_sequence_length=32,
+        )
+        model = keras_hub.models.CLIPBackbone(vision, text, projection_dim=256)
+        ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+        def loss_fn(images, ids):
+            out = model({"images": images, "token_ids": ids}, training=True)
+            labels = tf.range(tf.shape(images)[0])
+            return (
+                ce(labels, tf.cast(out["vision_logits"], tf.float32))
+                + ce(labels, tf.cast(out["text_logits"], tf.float32))
+            ) / 2
+
+    @tf.function(jit_compile=jit)
+    def step(images, ids):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(images, ids)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    seconds = _time_step(step, (images, ids), steps)
+    return {"model": which, "bf16": bf16, "jit": jit, "samples_per_s": round(batch / seconds, 1)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--child", nargs=3, metavar=("MODEL", "BF16", "JIT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        which, bf16, jit = args.child[0], args.child[1] == "1", args.child[2] == "1"
+        print(json.dumps(run_one(which, bf16, jit, args.batch, args.steps)))
+        return
+    results = []
+    # Interleave the two models so machine noise hits both alike.
+    for bf16, jit in SETTINGS:
+        for which in ("mmkeras", "keras-hub"):
+            command = [sys.executable, __file__, "--batch", str(args.batch), "--steps", str(args.steps),
+                       "--child", which, str(int(bf16)), str(int(jit))]
+            out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+            result = json.loads(out.strip().splitlines()[-1])
+            results.append(result)
+            print(f"{which:10s} {'bf16' if bf16 else 'fp32'} {'XLA   ' if jit else 'no XLA'} "
+                  f"{result['samples_per_s']:8.1f} samples/s", flush=True)
+    best = {w: max((r for r in results if r["model"] == w), key=lambda r: r["samples_per_s"])
+            for w in ("mmkeras", "keras-hub")}
+    ratio = best["mmkeras"]["samples_per_s"] / best["keras-hub"]["samples_per_s"]
+    print(json.dumps({"best": best, "ratio_mmkeras_over_keras_hub": round(ratio, 2)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""The `mmkeras` command line: list presets, train, evaluate, use exports."""
+
+import argparse
+import json
+import sys
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="mmkeras",
+        description="mmkeras: multimodal model zoo for TensorFlow and Keras 3 "
+        "(captioning, image-text matching, fusion classifiers).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sub.add_parser("list", help="list the zoo presets")
+
+    info = sub.add_parser("info", help="print a preset's model card and resolved config")
+    info.add_argument("preset")
+
+    train = sub.add_parser("train", help="train a preset, evaluate it, write metrics.json and export it")
+    train.add_argument("preset", help="a preset name (see `mmkeras list`)")
+    train.add_argument("--output", required=True, help="run directory (local path or gs://)")
+    train.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                       help="override a config field, e.g. --set train.epochs=2 (repeatable)")
+    train.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")
+    train.add_argument("--strategy", help="auto, cpu, gpu, mirrored, multi_worker or tpu")
+    train.add_argument("--tpu", help="TPU name or address (with --strategy tpu)")
+    train.add_argument("--precision", help="float32, mixed_bfloat16 or mixed_float16")
+    train.add_argument("--global-batch", type=int, help="global batch size (split over replicas)")
+    train.add_argument("--steps-per-execution", type=int)
+    train.add_argument("--no-jit", action="store_true", help="disable XLA compilation")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    evaluate = sub.add_parser("eval", help="re-run the evaluation of a finished run directory")
+    evaluate.add_argument("run_dir")
+    return parser
+
+
+def _overrides(args):
+    from mmkeras.config import parse_override
+
+    overrides = dict(parse_override(text) for text in args.set)
+    shortcuts = {
+        "train.epochs": args.epochs,
+        "train.strategy": args.strategy,
+        "train.tpu": args.tpu,
+        "train.precision": args.precision,
+        "train.global_batch_size": args.global_batch,
+        "train.steps_per_execution": args.steps_per_execution,
+        "train.jit_compile": False if args.no_jit else None,
+    }
+    overrides.update({k: v for k, v in shortcuts.items() if v is not None})
+    return overrides
+
+
+def main(argv=None):
+    """Entry point of the `mmkeras` console script.
+
+    Args:
+        argv: argument list (defaults to `sys.argv[1:]`).
+
+    Example:
+
+    >>> main(["list"])  # doctest: +ELLIPSIS
+    shapes-clip-tiny ...
+    0
+    """
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help()
+        return 0
+    try:
+        return _run(args)
+    except ValueError as error:
+        print(f"mmkeras {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args):
+    from mmkeras import zoo
+
+    if args.command == "list":
+        for name in zoo.list():
+            preset = zoo.get(name)
+            print(f"{name:28s} {preset['task']:11s} {preset.get('description', '')}")
+        return 0
+    if args.command == "info":
+        print(zoo.card(args.preset))
+        print(json.dumps(zoo.config(args.preset), indent=2))
+        return 0
+    from mmkeras.tasks import task_for_config
+
+    if args.command == "train":
+        config = zoo.config(args.preset, **_overrides(args))
+        task = task_for_config(config, args.output)
+        metrics = task.run(verbose=0 if args.quiet else "auto")
+        print(json.dumps(metrics, indent=2, sort_keys=True))
+        print(f"Run directory: {args.output} (metrics.json, model.keras, export/)")
+        return 0
+    if args.command == "eval":
+        from mmkeras.tasks.run_directory import RunDirectory
+
+        config = RunDirectory(args.run_dir).read_json("config.json")
+        task = task_for_config(config, args.run_dir)
+        metrics = task.evaluate(task.load_model())
+        task.run_dir.write_json("metrics.json", metrics)
+        print(json.dumps(metrics, indent=2, sort_keys=True))
+        return 0
+    raise ValueError(f"unknown command {args.command!r}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

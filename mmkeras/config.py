@@ -1,0 +1,208 @@
+"""Run configs: family defaults, preset overrides, validation with field-named errors.
+
+A run config is a nested dict with these sections:
+
+- `task`: "matching", "captioning" or "fusion";
+- `image_encoder` / `text_encoder`: tower specs (`{"type": ..., **constructor args}`),
+  validated against the tower's constructor;
+- `model`: arguments of the family's builder, validated against its signature;
+- `data`, `train`, `eval`: validated against `SECTION_DEFAULTS` (every key known,
+  every value of the default's type, choices checked).
+"""
+
+import copy
+import json
+
+TASKS = ("matching", "captioning", "fusion")
+
+SECTION_DEFAULTS = {
+    "data": {
+        "dataset": "shapes",
+        "path": None,
+        "images": None,
+        "image_size": 64,
+        "num_train": 6000,
+        "num_val": 500,
+        "num_test": 1000,
+        "seed": 0,
+        "vocabulary_size": 512,
+        "sequence_length": 24,
+        "augment": True,
+    },
+    "train": {
+        "epochs": 10,
+        "global_batch_size": 64,
+        "learning_rate": 1e-3,
+        "weight_decay": 0.05,
+        "warmup_fraction": 0.1,
+        "precision": "float32",
+        "jit_compile": True,
+        "steps_per_execution": 1,
+        "strategy": "auto",
+        "tpu": None,
+        "seed": 0,
+        "accumulate": 1,
+        "checkpoint_every": 0,
+        "keep_checkpoints": 3,
+        "deterministic": False,
+    },
+    "eval": {
+        "batch_size": 128,
+        "num_beams": 3,
+        "max_length": 24,
+        "length_penalty": 1.0,
+    },
+}
+
+CHOICES = {
+    "task": TASKS,
+    "train.precision": ("float32", "mixed_bfloat16", "mixed_float16"),
+    "train.strategy": ("auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu"),
+    "data.dataset": ("shapes", "coco", "flickr", "csv", "jsonl", "folder", "tfds", "tfrecord"),
+}
+
+
+def _type_ok(value, default):
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, type(default))
+
+
+def _check_section(section, values):
+    defaults = SECTION_DEFAULTS[section]
+    if not isinstance(values, dict):
+        raise ValueError(f"Config section `{section}` must be a dict, got {values!r}.")
+    for key, value in values.items():
+        field = f"{section}.{key}"
+        if key not in defaults:
+            raise ValueError(
+                f"Unknown config field `{field}`; valid fields: {', '.join(sorted(defaults))}."
+            )
+        if not _type_ok(value, defaults[key]):
+            raise ValueError(
+                f"Config field `{field}` must be of type {type(defaults[key]).__name__}, "
+                f"got {value!r}."
+            )
+        if field in CHOICES and value not in CHOICES[field]:
+            raise ValueError(f"Config field `{field}` must be one of {CHOICES[field]}, got {value!r}.")
+
+
+def validate_config(config):
+    """Validates a run config; raises a ValueError naming the first bad field.
+
+    Args:
+        config: the nested config dict.
+
+    Example:
+
+    >>> validate_config({"task": "matching", "train": {"epochs": 2}})
+    >>> validate_config({"task": "matching", "train": {"epoch": 2}})
+    Traceback (most recent call last):
+    ...
+    ValueError: Unknown config field `train.epoch`; valid fields: ...
+    """
+    from mmkeras.encoders.build_encoder import validate_encoder_spec
+
+    if config.get("task") not in TASKS:
+        raise ValueError(f"Config field `task` must be one of {TASKS}, got {config.get('task')!r}.")
+    known = set(SECTION_DEFAULTS) | {"task", "name", "description", "image_encoder", "text_encoder", "model"}
+    for key in config:
+        if key not in known:
+            raise ValueError(f"Unknown config section `{key}`; valid sections: {', '.join(sorted(known))}.")
+    for section in SECTION_DEFAULTS:
+        if section in config:
+            _check_section(section, config[section])
+    for tower in ("image_encoder", "text_encoder"):
+        if config.get(tower) is not None:
+            validate_encoder_spec(config[tower], tower)
+    if "model" in config:
+        _check_builder_arguments(config["task"], config["model"])
+
+
+def _check_builder_arguments(task, model_args):
+    import inspect
+
+    from mmkeras.models import builder_for_task
+
+    builder = builder_for_task(task)
+    params = inspect.signature(builder).parameters
+    valid = sorted(p for p in params if p not in ("image_encoder", "text_encoder", "encoders", "kwargs"))
+    if not isinstance(model_args, dict):
+        raise ValueError(f"Config section `model` must be a dict, got {model_args!r}.")
+    for key in model_args:
+        if key not in valid:
+            raise ValueError(
+                f"Unknown config field `model.{key}` for the {task} builder; valid fields: "
+                f"{', '.join(valid)}."
+            )
+
+
+def merge(base, overrides):
+    """Deep-merges `overrides` into a copy of `base` (dicts merge, other values replace)."""
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def resolve_config(preset_config, overrides=None):
+    """Fills the section defaults under a preset's config, applies overrides, validates.
+
+    Args:
+        preset_config: a preset's config dict.
+        overrides: optional dict of overrides; keys may be dotted paths
+            (`{"train.epochs": 2}`) or nested dicts.
+
+    Returns:
+        The full, validated config.
+
+    Example:
+
+    >>> cfg = resolve_config({"task": "matching"}, {"train.epochs": 2})
+    >>> cfg["train"]["epochs"], cfg["train"]["precision"]
+    (2, 'float32')
+    """
+    config = merge({k: v for k, v in SECTION_DEFAULTS.items()}, preset_config)
+    for key, value in (overrides or {}).items():
+        config = merge(config, _nest(key, value))
+    validate_config(config)
+    return config
+
+
+def _nest(dotted, value):
+    if not isinstance(dotted, str) or not dotted:
+        raise ValueError(f"Override keys must be non-empty strings, got {dotted!r}.")
+    parts = dotted.split(".")
+    nested = value
+    for part in reversed(parts):
+        nested = {part: nested}
+    return nested
+
+
+def parse_override(text):
+    """Parses a command-line override `section.field=value` (value as JSON, else string).
+
+    Example:
+
+    >>> parse_override("train.epochs=3")
+    ('train.epochs', 3)
+    >>> parse_override("data.path=/data/coco.json")
+    ('data.path', '/data/coco.json')
+    """
+    if "=" not in text:
+        raise ValueError(f"An override must look like `section.field=value`, got {text!r}.")
+    key, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value

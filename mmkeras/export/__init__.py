@@ -1,0 +1,1 @@
+"""SavedModel export with raw image-bytes / raw-string signatures."""

@@ -1,0 +1,65 @@
+"""Serving SavedModel of a dual encoder: raw image bytes and raw strings in."""
+
+import keras
+import tensorflow as tf
+
+IMAGE_BYTES = tf.TensorSpec([None], tf.string, name="image_bytes")
+TEXT = tf.TensorSpec([None], tf.string, name="text")
+
+
+def export_dual_encoder(model, tokenizer, preprocessor, path):
+    """Writes a SavedModel with `embed_image`, `embed_text` and `similarity` signatures.
+
+    - `embed_image(image_bytes: string[N]) -> {"embeddings": float32[N, D]}`: JPEG,
+      PNG, GIF or BMP bytes of any size, decoded and resized in the graph;
+      undecodable bytes raise `InvalidArgumentError` naming the image.
+    - `embed_text(text: string[N]) -> {"embeddings": float32[N, D]}`: any string,
+      empty or very long (truncated to the tokenizer's length).
+    - `similarity(image_bytes: string[N], text: string[M]) ->
+      {"logits": float32[N, M], "probabilities": float32[N, M]}`: the
+      model's scaled cosine (+ bias for SigLIP); `probabilities` is a softmax
+      over texts for CLIP and a per-pair sigmoid for SigLIP.
+
+    The embeddings are L2-normalised. Loading needs only TensorFlow and
+    `import tensorflow_text` (for the tokenizer's ops), not mmkeras.
+
+    Args:
+        model: a `DualEncoder`.
+        tokenizer: the `SubwordTokenizer` used in training.
+        preprocessor: the `ImagePreprocessor` used in training.
+        path: output directory (local or `gs://`).
+
+    Example:
+
+    ```python
+    export_dual_encoder(model, tokenizer, ImagePreprocessor(64), "runs/clip/export")
+    serving = tf.saved_model.load("runs/clip/export")
+    serving.signatures["embed_text"](text=tf.constant(["a red circle"]))["embeddings"]
+    ```
+    """
+    image_model, text_model = model.image_model, model.text_model
+    sigmoid = model.loss_name == "siglip"
+
+    def embed_image(image_bytes):
+        return image_model(preprocessor(image_bytes), training=False)
+
+    def embed_text(text):
+        return text_model(tokenizer(text), training=False)
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(tokenizer)
+    archive.track(preprocessor)
+    archive.add_endpoint(
+        "embed_image", lambda image_bytes: {"embeddings": embed_image(image_bytes)}, [IMAGE_BYTES]
+    )
+    archive.add_endpoint("embed_text", lambda text: {"embeddings": embed_text(text)}, [TEXT])
+
+    def similarity(image_bytes, text):
+        logits = model.similarity(embed_image(image_bytes), embed_text(text))
+        probabilities = tf.sigmoid(logits) if sigmoid else tf.nn.softmax(logits, axis=-1)
+        return {"logits": logits, "probabilities": probabilities}
+
+    archive.add_endpoint("similarity", similarity, [IMAGE_BYTES, TEXT])
+    archive.write_out(path, verbose=False)
+    return path

@@ -1,0 +1,57 @@
+"""Builds a model family from a validated run config (see `mmkeras.config`)."""
+
+import importlib
+
+BUILDERS = {
+    "matching": "mmkeras.models.dual_encoder:dual_encoder",
+    "captioning": "mmkeras.models.captioner:captioner",
+    "fusion": "mmkeras.models.fusion_classifier:fusion_classifier",
+}
+
+
+def builder_for_task(task):
+    """The builder function of a task family ("matching", "captioning", "fusion").
+
+    Example:
+
+    >>> builder_for_task("matching").__name__
+    'dual_encoder'
+    """
+    if task not in BUILDERS:
+        raise ValueError(f"Unknown task {task!r}; valid tasks: {sorted(BUILDERS)}.")
+    module, name = BUILDERS[task].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def build_from_config(config):
+    """Builds the untrained Keras model that a run config describes.
+
+    Args:
+        config: a config from `mmkeras.config.resolve_config` (or `mmkeras.zoo.config`).
+
+    Returns:
+        The family's functional Keras model.
+
+    Example:
+
+    >>> from mmkeras import zoo
+    >>> model = build_from_config(zoo.config("shapes-clip-tiny"))
+    >>> model.name
+    'dual_encoder'
+    """
+    from mmkeras.encoders.build_encoder import build_encoder
+
+    precision = config.get("train", {}).get("precision", "float32")
+    dtype = None if precision == "float32" else precision
+    data = config.get("data", {})
+    kwargs = dict(config.get("model", {}))
+    towers = {}
+    if config.get("image_encoder"):
+        towers["image_encoder"] = build_encoder(config["image_encoder"], dtype, "image_encoder")
+    if config.get("text_encoder"):
+        spec = dict(config["text_encoder"])
+        if spec["type"] == "text_transformer":
+            spec.setdefault("vocabulary_size", data.get("vocabulary_size"))
+            spec.setdefault("sequence_length", data.get("sequence_length"))
+        towers["text_encoder"] = build_encoder(spec, dtype, "text_encoder")
+    return builder_for_task(config["task"])(**towers, dtype=dtype, **kwargs)

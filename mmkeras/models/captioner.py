@@ -1,0 +1,379 @@
+import keras
+from keras import ops
+
+from mmkeras.layers import TokenAndPositionEmbedding
+from mmkeras.layers.transformer_decoder_block import TransformerDecoderBlock
+
+PAD_ID, BOS_ID, EOS_ID = 0, 2, 3
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+class Captioner(keras.Model):
+    """Image captioning Transformer: image tower + cross-attending text decoder.
+
+    `images -> image tower ["sequence"] -> (projection to the decoder width) ->
+    layer norm` gives the image tokens; `token_ids -> token + position
+    embedding -> N x TransformerDecoderBlock (causal self-attention,
+    cross-attention to the image tokens, MLP) -> layer norm -> logits` over the
+    vocabulary, optionally tied to the token embedding (keras-hub
+    `ReversibleEmbedding` in reverse mode).
+
+    Teacher-forcing convention: `token_ids` is the decoder *input* and
+    `logits[:, t]` predicts the token that follows `token_ids[:, t]`. For a
+    caption `c = [BOS] w1 ... wn [EOS] [PAD]...` (`[PAD]=0, [BOS]=2, [EOS]=3`),
+    the inputs are `c[:, :-1]` and the targets `c[:, 1:]` (see
+    `split_for_teacher_forcing`). Padding needs no attention mask: the
+    self-attention is causal and padding sits at the end, so real positions
+    never see it, and `MaskedSequenceLoss` ignores targets equal to `[PAD]`.
+
+    Prefer the `captioner(...)` builder; the class is public for `isinstance`
+    checks and deserialisation. Decoding (greedy, beam, top-k, top-p with a KV
+    cache) lives in `mmkeras.generation.CaptionGenerator`, which uses
+    `encode_images`, `init_cache`, `decode_step` and `decode_logits` below.
+
+    Args:
+        image_encoder: any mmkeras image tower (a model returning `{"sequence",
+            "pooled"}` from `images [B, H, W, 3]`).
+        vocabulary_size: int, size of the token vocabulary.
+        sequence_length: int, the longest decoder input (number of learned
+            positions); generation can produce at most this many tokens.
+        num_layers: int, number of decoder blocks.
+        num_heads: int, attention heads per block.
+        hidden_dim: int, decoder width; defaults to the width of the image
+            tokens. Image tokens are projected to it when the widths differ.
+        mlp_dim: int, MLP width per block; defaults to `4 * hidden_dim`.
+        dropout: float, dropout rate in the decoder blocks.
+        tie_weights: bool, output logits reuse the token embedding matrix.
+        tokenizer: optional Keras tokenizer layer kept with the model (and in
+            its `.keras` file), used by default to turn generated ids into
+            strings.
+        dtype: optional dtype policy for the decoder, e.g. "mixed_bfloat16";
+            the logits are always float32.
+        **kwargs: `keras.Model` arguments such as `name`.
+
+    Inputs: `{"images": [B, H, W, 3] float, "token_ids": [B, L] int32}` with
+    `L <= sequence_length`.
+    Outputs: next-token logits `[B, L, vocabulary_size]`, float32.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from mmkeras.encoders import ViTEncoder
+    >>> from mmkeras.losses.masked_sequence_loss import MaskedSequenceLoss
+    >>> vit = ViTEncoder(image_size=32, patch_size=16, hidden_dim=16, num_layers=1,
+    ...                  num_heads=2, mlp_dim=32)
+    >>> model = captioner(vit, vocabulary_size=30, sequence_length=8, num_layers=1,
+    ...                   num_heads=2, mlp_dim=32)
+    >>> captions = np.array([[2, 7, 8, 9, 3, 0, 0, 0, 0]] * 4, "int32")
+    >>> inputs, targets = split_for_teacher_forcing(
+    ...     {"images": np.zeros((4, 32, 32, 3), "float32"), "token_ids": captions})
+    >>> model(inputs).shape
+    TensorShape([4, 8, 30])
+    >>> model.compile(optimizer="adam", loss=MaskedSequenceLoss())
+    >>> history = model.fit(inputs, targets, epochs=1, verbose=0)
+    """
+
+    def __init__(
+        self,
+        image_encoder,
+        vocabulary_size,
+        sequence_length,
+        num_layers=6,
+        num_heads=8,
+        hidden_dim=None,
+        mlp_dim=None,
+        dropout=0.1,
+        tie_weights=True,
+        tokenizer=None,
+        dtype=None,
+        **kwargs,
+    ):
+        if vocabulary_size is None and tokenizer is not None:
+            vocabulary_size = tokenizer.vocabulary_size()
+        for arg, value, minimum in (
+            ("vocabulary_size", vocabulary_size, 4),
+            ("sequence_length", sequence_length, 1),
+            ("num_layers", num_layers, 1),
+            ("num_heads", num_heads, 1),
+        ):
+            if value is None or int(value) < minimum:
+                raise ValueError(f"`{arg}` must be an int >= {minimum}, got {value!r}.")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}.")
+        if not hasattr(image_encoder, "inputs") or not image_encoder.inputs:
+            raise ValueError(
+                "`image_encoder` must be a built functional model taking `images`, got "
+                f"{type(image_encoder).__name__}."
+            )
+        image_outputs = image_encoder.output
+        if not isinstance(image_outputs, dict) or "sequence" not in image_outputs:
+            raise ValueError(
+                "`image_encoder` must return a dict with a 'sequence' entry ([B, T, D] image "
+                f"tokens), got {type(image_outputs).__name__}."
+            )
+        image_width = int(image_outputs["sequence"].shape[-1])
+        hidden_dim = image_width if hidden_dim is None else int(hidden_dim)
+        if hidden_dim % int(num_heads):
+            raise ValueError(
+                f"`hidden_dim` ({hidden_dim}) must be divisible by `num_heads` ({num_heads})."
+            )
+        mlp_dim = 4 * hidden_dim if mlp_dim is None else int(mlp_dim)
+
+        # === Layers ===
+        image_projection = None
+        if image_width != hidden_dim:
+            image_projection = keras.layers.Dense(hidden_dim, dtype=dtype, name="image_projection")
+        image_norm = keras.layers.LayerNormalization(epsilon=1e-6, dtype=dtype, name="image_norm")
+        embedding = TokenAndPositionEmbedding(
+            vocabulary_size=int(vocabulary_size),
+            sequence_length=int(sequence_length),
+            embedding_dim=hidden_dim,
+            tie_weights=bool(tie_weights),
+            embeddings_initializer=keras.initializers.RandomNormal(stddev=0.02),
+            dtype=dtype,
+            name="embedding",
+        )
+        blocks = [
+            TransformerDecoderBlock(
+                intermediate_dim=mlp_dim,
+                num_heads=int(num_heads),
+                dropout=float(dropout),
+                dtype=dtype,
+                name=f"decoder_block_{i}",
+            )
+            for i in range(int(num_layers))
+        ]
+        final_norm = keras.layers.LayerNormalization(epsilon=1e-6, dtype=dtype, name="decoder_norm")
+        to_float32 = keras.layers.Activation("linear", dtype="float32", name="logits")
+
+        # === Functional Model ===
+        images = keras.Input(image_encoder.inputs[0].shape[1:], name="images")
+        token_ids = keras.Input((None,), dtype="int32", name="token_ids")
+        image_tokens = image_encoder(images)["sequence"]
+        if image_projection is not None:
+            image_tokens = image_projection(image_tokens)
+        image_tokens = image_norm(image_tokens)
+        x = embedding(token_ids)
+        for block in blocks:
+            x = block(x, image_tokens)
+        x = final_norm(x)
+        logits = to_float32(embedding.token_embedding(x, reverse=True))
+        super().__init__(inputs={"images": images, "token_ids": token_ids}, outputs=logits, **kwargs)
+
+        # === Config ===
+        self.image_encoder = image_encoder
+        self.image_projection = image_projection
+        self.image_norm = image_norm
+        self.embedding = embedding
+        self.decoder_blocks = blocks
+        self.final_norm = final_norm
+        self.tokenizer = tokenizer
+        self.vocabulary_size = int(vocabulary_size)
+        self.sequence_length = int(sequence_length)
+        self.num_layers = int(num_layers)
+        self.num_heads = int(num_heads)
+        self.hidden_dim = hidden_dim
+        self.mlp_dim = mlp_dim
+        self.dropout = float(dropout)
+        self.tie_weights = bool(tie_weights)
+        self._dtype_arg = None if dtype is None else keras.dtype_policies.get(dtype).name
+
+    # --- Pieces used by decoding ---------------------------------------------
+    def encode_images(self, images, training=False):
+        """Image tokens `[B, S, hidden_dim]` the decoder cross-attends to."""
+        tokens = self.image_encoder(images, training=training)["sequence"]
+        if self.image_projection is not None:
+            tokens = self.image_projection(tokens)
+        return self.image_norm(tokens)
+
+    def _logits(self, hidden):
+        logits = self.embedding.token_embedding(self.final_norm(hidden), reverse=True)
+        return ops.cast(logits, "float32")
+
+    def decode_hidden(self, token_ids, image_tokens, training=False):
+        """Uncached decoder pass: final hidden states `[B, L, hidden_dim]` (before the norm)."""
+        x = self.embedding(token_ids)
+        for block in self.decoder_blocks:
+            x = block(x, image_tokens, training=training)
+        return x
+
+    def decode_logits(self, token_ids, image_tokens, training=False):
+        """Uncached decoder pass over `token_ids [B, L]`: float32 logits `[B, L, V]`."""
+        return self._logits(self.decode_hidden(token_ids, image_tokens, training=training))
+
+    def hidden_to_logits(self, hidden):
+        """Final norm + vocabulary projection, float32."""
+        return self._logits(hidden)
+
+    def init_cache(self, image_tokens, max_length):
+        """Per-layer caches for incremental decoding.
+
+        Args:
+            image_tokens: `[B, S, hidden_dim]`, from `encode_images`.
+            max_length: int, number of decoder positions the cache holds.
+
+        Returns:
+            `(self_caches, cross_caches)`: tuples with one tensor per block,
+            `[B, 2, max_length, heads, head_dim]` zeros and the image keys /
+            values `[B, 2, S, heads, head_dim]` (computed here, once).
+        """
+        batch_size = ops.shape(image_tokens)[0]
+        self_caches = tuple(
+            block.empty_self_attention_cache(batch_size, max_length) for block in self.decoder_blocks
+        )
+        cross_caches = tuple(block.cross_attention_cache_for(image_tokens) for block in self.decoder_blocks)
+        return self_caches, cross_caches
+
+    def decode_step(self, token_ids, index, self_caches, cross_caches, image_tokens):
+        """One cached decoding step.
+
+        Args:
+            token_ids: `[B, 1]` int, the token at position `index`.
+            index: int scalar tensor, its position.
+            self_caches: tuple of per-block self-attention caches.
+            cross_caches: tuple of per-block cross-attention caches.
+            image_tokens: `[B, S, hidden_dim]` image tokens (only their shape is
+                used once the caches exist).
+
+        Returns:
+            `(logits [B, V] float32, new self_caches)`.
+        """
+        x = self.embedding(token_ids, start_index=index)
+        new_caches = []
+        for block, cache, cross in zip(self.decoder_blocks, self_caches, cross_caches):
+            x, cache, _ = block(
+                x,
+                image_tokens,
+                self_attention_cache=cache,
+                self_attention_cache_update_index=index,
+                cross_attention_cache=cross,
+            )
+            new_caches.append(cache)
+        return self._logits(x)[:, 0], tuple(new_caches)
+
+    # --- Config -------------------------------------------------------------
+    def get_config(self):
+        config = {
+            "name": self.name,
+            "trainable": self.trainable,
+            "image_encoder": keras.saving.serialize_keras_object(self.image_encoder),
+            "vocabulary_size": self.vocabulary_size,
+            "sequence_length": self.sequence_length,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "hidden_dim": self.hidden_dim,
+            "mlp_dim": self.mlp_dim,
+            "dropout": self.dropout,
+            "tie_weights": self.tie_weights,
+            "dtype": self._dtype_arg,
+        }
+        if self.tokenizer is not None:
+            config["tokenizer"] = keras.saving.serialize_keras_object(self.tokenizer)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["image_encoder"] = keras.saving.deserialize_keras_object(config["image_encoder"])
+        if config.get("tokenizer") is not None:
+            config["tokenizer"] = keras.saving.deserialize_keras_object(config["tokenizer"])
+        return cls(**config)
+
+
+def captioner(
+    image_encoder,
+    vocabulary_size=None,
+    sequence_length=32,
+    num_layers=6,
+    num_heads=8,
+    hidden_dim=None,
+    mlp_dim=None,
+    dropout=0.1,
+    tie_weights=True,
+    dtype=None,
+    tokenizer=None,
+    name="captioner",
+):
+    """Builds an image captioning Transformer (encoder-decoder with cross-attention).
+
+    Any mmkeras image tower works (ViT, keras.applications CNNs, keras-hub or
+    TF-Hub towers): its `"sequence"` output is projected to the decoder width
+    if needed, layer-normed, and cross-attended by every decoder block.
+
+    Args:
+        image_encoder: an image tower returning `{"sequence", "pooled"}`.
+        vocabulary_size: int; taken from `tokenizer.vocabulary_size()` when
+            None and a tokenizer is given.
+        sequence_length: int, longest decoder input / generated caption.
+        num_layers: int, decoder blocks.
+        num_heads: int, attention heads.
+        hidden_dim: decoder width (default: the image token width).
+        mlp_dim: MLP width (default `4 * hidden_dim`).
+        dropout: float, decoder dropout.
+        tie_weights: bool, tie the output projection to the token embedding.
+        dtype: optional dtype policy for the decoder, e.g. "mixed_bfloat16".
+        tokenizer: optional tokenizer layer kept with the model (detokenizes
+            generated captions).
+        name: model name.
+
+    Returns:
+        A `Captioner` mapping `{"images", "token_ids"}` to float32 next-token
+        logits `[B, L, vocabulary_size]`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from mmkeras.encoders import ViTEncoder
+    >>> vit = ViTEncoder(image_size=32, patch_size=16, hidden_dim=16, num_layers=1,
+    ...                  num_heads=2, mlp_dim=32)
+    >>> model = captioner(vit, vocabulary_size=30, sequence_length=8, num_layers=1,
+    ...                   num_heads=2, hidden_dim=32)
+    >>> model({"images": np.zeros((2, 32, 32, 3), "float32"),
+    ...        "token_ids": np.array([[2, 5, 6], [2, 7, 3]], "int32")}).shape
+    TensorShape([2, 3, 30])
+    """
+    return Captioner(
+        image_encoder,
+        vocabulary_size=vocabulary_size,
+        sequence_length=sequence_length,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        hidden_dim=hidden_dim,
+        mlp_dim=mlp_dim,
+        dropout=dropout,
+        tie_weights=tie_weights,
+        tokenizer=tokenizer,
+        dtype=dtype,
+        name=name,
+    )
+
+
+def split_for_teacher_forcing(features, targets=None):
+    """`{"images", "token_ids": [B, L+1]}` -> `({"images", "token_ids": ids[:, :-1]}, ids[:, 1:])`.
+
+    Use with `tf.data.Dataset.map` on batches of full captions (`[BOS] ...
+    [EOS] [PAD]...`) to get the `(inputs, targets)` pairs `Captioner.fit`
+    expects. A second positional argument is ignored, so it also maps
+    datasets of `(features, anything)` pairs.
+
+    Example:
+
+    >>> import numpy as np
+    >>> x, y = split_for_teacher_forcing({"images": np.zeros((1, 4, 4, 3), "float32"),
+    ...                                   "token_ids": np.array([[2, 5, 3, 0]], "int32")})
+    >>> x["token_ids"].numpy().tolist(), y.numpy().tolist()
+    ([[2, 5, 3]], [[5, 3, 0]])
+    """
+    if "token_ids" not in features or "images" not in features:
+        raise ValueError(
+            f"`features` must have the keys 'images' and 'token_ids', got {sorted(features)}."
+        )
+    token_ids = ops.convert_to_tensor(features["token_ids"])
+    if len(token_ids.shape) != 2:
+        raise ValueError(
+            f"`features['token_ids']` must have shape [batch, length], got {tuple(token_ids.shape)}."
+        )
+    token_ids = ops.cast(token_ids, "int32")
+    inputs = {key: ops.convert_to_tensor(value) for key, value in features.items()}
+    inputs["token_ids"] = token_ids[:, :-1]
+    return inputs, token_ids[:, 1:]

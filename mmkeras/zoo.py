@@ -1,0 +1,96 @@
+"""The model zoo: named presets kept in the top-level `zoo/` folder.
+
+Each preset is `zoo/<name>.json` (`{"name", "task", "description", "card", ...config}`)
+with a model card `zoo/<name>.md`. They are installed as the package data
+`mmkeras.presets`, so they work after a non-editable install.
+"""
+
+import builtins
+import importlib.resources
+import json
+
+from mmkeras.config import resolve_config
+
+
+def _preset_files():
+    return importlib.resources.files("mmkeras.presets")
+
+
+def list():  # noqa: A001 - the registry's public verb
+    """Names of all presets, sorted.
+
+    Example:
+
+    >>> "shapes-clip-tiny" in list()
+    True
+    """
+    return sorted(
+        entry.name[: -len(".json")] for entry in _preset_files().iterdir() if entry.name.endswith(".json")
+    )
+
+
+def get(name):
+    """The preset's raw config dict (as stored in `zoo/<name>.json`).
+
+    Args:
+        name: preset name, see `list()`.
+
+    Example:
+
+    >>> get("shapes-clip-tiny")["task"]
+    'matching'
+    """
+    names = list()
+    if name not in names:
+        raise ValueError(f"Unknown preset {name!r}; valid presets: {', '.join(names)}.")
+    return json.loads(_preset_files().joinpath(f"{name}.json").read_text())
+
+
+def card(name):
+    """The preset's model card (markdown).
+
+    Example:
+
+    >>> card("shapes-clip-tiny").startswith("# shapes-clip-tiny")
+    True
+    """
+    get(name)
+    return _preset_files().joinpath(f"{name}.md").read_text()
+
+
+def config(name, **overrides):
+    """The preset's full validated config, with overrides applied.
+
+    Args:
+        name: preset name.
+        **overrides: dotted-path overrides passed as a dict, e.g.
+            `config(name, **{"train.epochs": 1})`, or whole sections
+            (`train={"epochs": 1}`).
+
+    Example:
+
+    >>> config("shapes-clip-tiny", **{"train.epochs": 1})["train"]["epochs"]
+    1
+    """
+    return resolve_config(get(name), overrides)
+
+
+def build(name, **overrides):
+    """Builds the preset's Keras model (untrained).
+
+    Args:
+        name: preset name.
+        **overrides: config overrides, as for `config`.
+
+    Example:
+
+    >>> model = build("shapes-clip-tiny")
+    >>> sorted(model.output)[:2]
+    ['image_embeddings', 'logit_bias']
+    """
+    from mmkeras.models import build_from_config
+
+    return build_from_config(config(name, **overrides))
+
+
+__all__ = builtins.list(["list", "get", "card", "config", "build"])

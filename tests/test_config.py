@@ -1,0 +1,36 @@
+import pytest
+
+from mmkeras.config import parse_override, resolve_config, validate_config
+
+
+def test_defaults_fill_in_and_overrides_apply():
+    config = resolve_config({"task": "matching", "train": {"epochs": 3}}, {"train.learning_rate": 0.01})
+    assert config["train"]["epochs"] == 3
+    assert config["train"]["learning_rate"] == 0.01
+    assert config["train"]["precision"] == "float32"
+
+
+@pytest.mark.parametrize(
+    "config,message",
+    [
+        ({"task": "painting"}, "`task` must be one of"),
+        ({"task": "matching", "trian": {}}, "Unknown config section `trian`"),
+        ({"task": "matching", "train": {"epochs": "ten"}}, "`train.epochs` must be of type int"),
+        ({"task": "matching", "train": {"precision": "fp8"}}, "`train.precision` must be one of"),
+        ({"task": "matching", "data": {"imagesize": 3}}, "Unknown config field `data.imagesize`"),
+        ({"task": "matching", "image_encoder": {"type": "vit", "width": 3}}, "`image_encoder.width`"),
+        ({"task": "matching", "image_encoder": {"type": "rnn"}}, "Unknown encoder `type`"),
+        ({"task": "matching", "model": {"embedding_dim": 3}}, "`model.embedding_dim`"),
+    ],
+)
+def test_bad_fields_are_named(config, message):
+    with pytest.raises(ValueError, match=message):
+        validate_config(config)
+
+
+def test_parse_override():
+    assert parse_override("train.epochs=2") == ("train.epochs", 2)
+    assert parse_override("train.jit_compile=false") == ("train.jit_compile", False)
+    assert parse_override("data.path=a=b") == ("data.path", "a=b")
+    with pytest.raises(ValueError, match="section.field=value"):
+        parse_override("epochs")
