@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mmkeras.config import merge
 from mmkeras.data.shapes import Shapes
 from mmkeras.metrics.retrieval import retrieval_metrics
 from mmkeras.metrics.zero_shot import zero_shot_accuracy, zero_shot_classifier
@@ -74,6 +75,13 @@ class MatchingTask(Task):
                 )
                 self.run_dir.write_json("tokenizer.json", self._tokenizer.get_config())
         return self._tokenizer
+
+    def build_model(self):
+        # The text tower's vocabulary is the trained tokenizer's (at most `data.vocabulary_size`).
+        from mmkeras.models import build_from_config
+
+        vocabulary = {"data": {"vocabulary_size": self.tokenizer.vocabulary_size()}}
+        return build_from_config(merge(self.config, vocabulary))
 
     def make_datasets(self):
         tokenizer, preprocessor = self.tokenizer, self.preprocessor

@@ -1,0 +1,34 @@
+"""`mmkeras train` / `mmkeras eval` end to end on a few Shapes scenes (tiny budget)."""
+
+import json
+
+import numpy as np
+import tensorflow as tf
+
+from mmkeras.cli import main
+
+
+def test_train_evaluate_export_and_eval_again(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "shapes-siglip-tiny", "--output", str(run), "--quiet",
+            "--set", "data.num_train=128", "--set", "data.num_test=32", "--set", "data.num_val=8",
+            "--epochs", "1", "--global-batch", "32"]
+    assert main(args) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "t2i_median_rank", "zero_shot_top1"):
+        assert 0.0 <= metrics[key] <= (1.0 if "rank" not in key else 32)
+    assert metrics["num_test_images"] == 32 and metrics["num_test_captions"] == 32 * 5
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["epochs"] == 1 and config["model"]["loss"] == "siglip"
+    assert (run / "model.keras").exists() and (run / "logs").is_dir()
+
+    serving = tf.saved_model.load(str(run / "export"))
+    assert set(serving.signatures) >= {"embed_image", "embed_text", "similarity"}
+    emb = serving.signatures["embed_text"](text=tf.constant(["a red circle", ""]))["embeddings"].numpy()
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=-1), 1.0, atol=1e-5)
+
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 0
+    again = json.loads((run / "metrics.json").read_text())
+    for key in ("t2i_r1", "i2t_r5", "zero_shot_top1"):
+        assert again[key] == metrics[key]
