@@ -2,6 +2,7 @@
 
 from keras_hub.layers import PositionEmbedding, TokenAndPositionEmbedding
 
+from mmkeras.layers import fusions
 from mmkeras.layers.attention_pooling import AttentionPooling
 from mmkeras.layers.modality_type_embedding import ModalityTypeEmbedding
 from mmkeras.layers.patch_embedding import PatchEmbedding
@@ -18,4 +19,5 @@ __all__ = [
     "TokenAndPositionEmbedding",
     "TransformerDecoderBlock",
     "TransformerEncoderBlock",
+    "fusions",
 ]

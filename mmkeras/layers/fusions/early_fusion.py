@@ -1,0 +1,160 @@
+import keras
+from keras import ops
+
+from mmkeras.layers.fusions.fusion import Fusion
+from mmkeras.layers.modality_type_embedding import ModalityTypeEmbedding
+from mmkeras.layers.transformer_encoder_block import TransformerEncoderBlock
+
+
+@keras.saving.register_keras_serializable(package="mmkeras")
+class EarlyFusion(Fusion):
+    """Early fusion: one joint Transformer over the tokens of every modality.
+
+    Each modality's tokens (its sequence, or its pooled vector as one token) are
+    projected to `hidden_dim`, tagged with a `ModalityTypeEmbedding` row, and
+    concatenated after a learned fusion `[CLS]` token. Padding masks and
+    presence masks together form the key mask, so no token attends to padding
+    or to an absent modality. The output is the final (layer-normed) `[CLS]`
+    state, optionally projected to `output_dim`. Positions are not re-embedded:
+    the towers' sequences already carry their own position information.
+
+    Args:
+        hidden_dim: int, width of the joint Transformer.
+        num_layers: int, number of `TransformerEncoderBlock`s.
+        num_heads: int, attention heads; must divide `hidden_dim`.
+        mlp_dim: optional int, feed-forward width (default `4 * hidden_dim`).
+        dropout: float, dropout inside the blocks.
+        output_dim: optional int; adds a final linear projection to this width.
+        layer_norm_epsilon: float, epsilon of the layer norms.
+        modalities: optional list fixing the modality names and order.
+        **kwargs: standard `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: dict `{modality: {"sequence", "pooled", "padding_mask"}}`.
+        presence: optional dict `{modality: [B] mask}` (1 = present).
+        training: bool, dropout switch.
+
+    Returns:
+        `[B, output_dim or hidden_dim]`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> fusion = EarlyFusion(hidden_dim=8, num_layers=1, num_heads=2)
+    >>> inputs = {"image": {"sequence": np.ones((2, 4, 6), "float32")},
+    ...           "numeric": {"pooled": np.ones((2, 3), "float32")}}
+    >>> fusion(inputs, presence={"numeric": np.array([1.0, 0.0], "float32")}).shape
+    TensorShape([2, 8])
+    """
+
+    def __init__(
+        self,
+        hidden_dim,
+        num_layers=2,
+        num_heads=4,
+        mlp_dim=None,
+        dropout=0.0,
+        output_dim=None,
+        layer_norm_epsilon=1e-6,
+        modalities=None,
+        **kwargs,
+    ):
+        super().__init__(modalities=modalities, **kwargs)
+        for arg, value in (
+            ("hidden_dim", hidden_dim),
+            ("num_layers", num_layers),
+            ("num_heads", num_heads),
+        ):
+            if int(value) < 1:
+                raise ValueError(f"`{arg}` must be a positive int, got {value!r}.")
+        if int(hidden_dim) % int(num_heads):
+            raise ValueError(f"`num_heads`={num_heads} must divide `hidden_dim`={hidden_dim}.")
+        if mlp_dim is not None and int(mlp_dim) < 1:
+            raise ValueError(f"`mlp_dim` must be None or a positive int, got {mlp_dim!r}.")
+        if output_dim is not None and int(output_dim) < 1:
+            raise ValueError(f"`output_dim` must be None or a positive int, got {output_dim!r}.")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}.")
+        self.hidden_dim = int(hidden_dim)
+        self.num_layers = int(num_layers)
+        self.num_heads = int(num_heads)
+        self.mlp_dim = None if mlp_dim is None else int(mlp_dim)
+        self.dropout = float(dropout)
+        self.output_dim = self.hidden_dim if output_dim is None else int(output_dim)
+        self._output_dim_arg = None if output_dim is None else int(output_dim)
+        self.layer_norm_epsilon = float(layer_norm_epsilon)
+
+    def build_fusion(self, entries):
+        hidden = self.hidden_dim
+        # === Layers ===
+        self.projections = []
+        for name, entry in entries.items():
+            dense = keras.layers.Dense(hidden, dtype=self.dtype_policy, name=f"{name}_projection")
+            dense.build((None, None, self.token_width(entry)))
+            self.projections.append(dense)
+        self.type_embedding = ModalityTypeEmbedding(
+            len(entries), dtype=self.dtype_policy, name="modality_type_embedding"
+        )
+        self.type_embedding.build((None, None, hidden))
+        self.cls_token = self.add_weight(
+            shape=(1, 1, hidden),
+            initializer=keras.initializers.RandomNormal(stddev=0.02),
+            name="cls_token",
+        )
+        self.blocks = []
+        for i in range(self.num_layers):
+            block = TransformerEncoderBlock(
+                num_heads=self.num_heads,
+                mlp_dim=self.mlp_dim or 4 * hidden,
+                dropout=self.dropout,
+                layer_norm_epsilon=self.layer_norm_epsilon,
+                dtype=self.dtype_policy,
+                name=f"block_{i}",
+            )
+            block.build((None, None, hidden))
+            self.blocks.append(block)
+        self.final_norm = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="final_norm"
+        )
+        self.final_norm.build((None, hidden))
+        self.output_projection = None
+        if self._output_dim_arg is not None:
+            self.output_projection = keras.layers.Dense(
+                self.output_dim, dtype=self.dtype_policy, name="output_projection"
+            )
+            self.output_projection.build((None, hidden))
+
+    def call(self, inputs, presence=None, training=None):
+        views = self.modality_views(inputs, presence)
+        batch = ops.shape(views[0]["tokens"])[0]
+        cls = ops.broadcast_to(
+            ops.cast(self.cls_token, self.compute_dtype), (batch, 1, self.hidden_dim)
+        )
+        tokens, masks = [cls], [ops.ones((batch, 1), "bool")]
+        for index, (view, projection) in enumerate(zip(views, self.projections)):
+            tokens.append(self.type_embedding(projection(view["tokens"]), modality_index=index))
+            masks.append(view["token_mask"])
+        x = ops.concatenate(tokens, axis=1)
+        mask = ops.concatenate(masks, axis=1)
+        for block in self.blocks:
+            x = block(x, padding_mask=mask, training=training)
+        x = self.final_norm(x[:, 0])
+        if self.output_projection is not None:
+            x = self.output_projection(x)
+        return x
+
+    # === Config ===
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "hidden_dim": self.hidden_dim,
+                "num_layers": self.num_layers,
+                "num_heads": self.num_heads,
+                "mlp_dim": self.mlp_dim,
+                "dropout": self.dropout,
+                "output_dim": self._output_dim_arg,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+            }
+        )
+        return config
