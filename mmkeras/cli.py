@@ -29,6 +29,7 @@ def _parser():
     train.add_argument("--precision", help="float32, mixed_bfloat16 or mixed_float16")
     train.add_argument("--global-batch", type=int, help="global batch size (split over replicas)")
     train.add_argument("--steps-per-execution", type=int)
+    train.add_argument("--accumulate", type=int, help="gradient accumulation over N micro-batches")
     train.add_argument("--no-jit", action="store_true", help="disable XLA compilation")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -48,6 +49,7 @@ def _overrides(args):
         "train.precision": args.precision,
         "train.global_batch_size": args.global_batch,
         "train.steps_per_execution": args.steps_per_execution,
+        "train.accumulate": args.accumulate,
         "train.jit_compile": False if args.no_jit else None,
     }
     overrides.update({k: v for k, v in shortcuts.items() if v is not None})

@@ -56,6 +56,7 @@ class MatchingTask(Task):
         )
         self.preprocessor = ImagePreprocessor(image_size=data["image_size"], resize="pad")
         self._tokenizer = None
+        self._train_tensors = None
 
     # --- data ---------------------------------------------------------------
     @property
@@ -83,35 +84,45 @@ class MatchingTask(Task):
         vocabulary = {"data": {"vocabulary_size": self.tokenizer.vocabulary_size()}}
         return build_from_config(merge(self.config, vocabulary))
 
-    def make_datasets(self):
-        tokenizer, preprocessor = self.tokenizer, self.preprocessor
-        seed = self.config["train"]["seed"]
-        batch = self.config["train"]["global_batch_size"]
-        captions = self.shapes.as_dataset("train", task="captions")
+    @property
+    def steps_per_epoch(self):
         num_train = self.config["data"]["num_train"]
-        steps = num_train // batch
-        if steps < 1:
+        batch = self.config["train"]["global_batch_size"]
+        if num_train < batch:
             raise ValueError(
                 f"`data.num_train`={num_train} is smaller than `train.global_batch_size`={batch}."
             )
+        return num_train // batch
 
-        def pick_caption(element):
-            k = tf.shape(element["captions"])[0]
-            index = tf.random.uniform((), maxval=k, dtype=tf.int32, seed=seed)
-            return element["image"], element["captions"][index]
-
-        def to_model_inputs(images, texts):
-            return {"images": preprocessor(images), "token_ids": tokenizer(texts)}
-
-        dataset = (
-            captions.shuffle(num_train, seed=seed, reshuffle_each_iteration=True)
-            .map(pick_caption, num_parallel_calls=tf.data.AUTOTUNE)
-            .batch(batch, drop_remainder=True)  # static shapes for XLA / TPU
-            .map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
-            .repeat()
-            .prefetch(tf.data.AUTOTUNE)
+    def epoch_dataset(self, epoch):
+        tokenizer, preprocessor = self.tokenizer, self.preprocessor
+        seed = tf.cast(self.config["train"]["seed"], tf.int64)
+        if self._train_tensors is None:
+            scenes = self.shapes.scenes("train")
+            self._train_tensors = (
+                tf.constant(self.shapes.images("train")),
+                tf.constant([s["captions"] for s in scenes]),
+            )
+        images, captions = self._train_tensors
+        count, per_image = tf.shape(captions, out_type=tf.int64)[0], tf.shape(captions)[1]
+        # The epoch's order and each image's caption are pure functions of (seed, epoch).
+        order = tf.argsort(tf.random.stateless_uniform([count], tf.stack([seed, epoch])))
+        picks = tf.random.stateless_uniform(
+            [count], tf.stack([seed, epoch + 1_000_003]), maxval=per_image, dtype=tf.int32
         )
-        return dataset, steps
+
+        def pair(index):
+            return images[index], captions[index, picks[index]]
+
+        def to_model_inputs(batch_images, texts):
+            return {"images": preprocessor(batch_images), "token_ids": tokenizer(texts)}
+
+        return (
+            tf.data.Dataset.from_tensor_slices(order)
+            .map(pair, num_parallel_calls=tf.data.AUTOTUNE)
+            .batch(self.config["train"]["global_batch_size"], drop_remainder=True)  # static shapes
+            .map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+        )
 
     # --- evaluation ---------------------------------------------------------
     def embed(self, model, split="test"):

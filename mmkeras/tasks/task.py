@@ -8,6 +8,7 @@ import tensorflow as tf
 from mmkeras.models import build_from_config
 from mmkeras.tasks.run_directory import RunDirectory
 from mmkeras.training.default_optimizer import default_optimizer
+from mmkeras.training.resumable_checkpoint import ResumableCheckpoint
 from mmkeras.training.strategy import get_strategy, per_replica_batch_size
 
 
@@ -17,7 +18,13 @@ class Task:
     The base class owns everything the three families share: the strategy and
     precision policy, the run directory, the optimizer, the callbacks (progress
     bar, TensorBoard, periodic backups for resume after a kill) and saving.
-    Subclasses provide `make_datasets`, `evaluate` and `export`.
+    Subclasses provide `epoch_dataset`, `steps_per_epoch`, `evaluate` and `export`.
+
+    Resuming: checkpoints (`ResumableCheckpoint`) record how many batches were
+    consumed; on restart the same command restores the newest good checkpoint,
+    rebuilds the data stream of the interrupted epoch (each epoch's order is a
+    pure function of the seed and the epoch number) and skips the batches
+    already trained on, so a killed run continues exactly where it stopped.
 
     Args:
         config: a resolved, validated run config (`mmkeras.zoo.config(...)`).
@@ -45,8 +52,16 @@ class Task:
         self.per_replica_batch = per_replica_batch_size(train["global_batch_size"], self.strategy)
 
     # --- to implement -----------------------------------------------------
-    def make_datasets(self):
-        """Returns `(train_dataset, steps_per_epoch)` and prepares evaluation data."""
+    def epoch_dataset(self, epoch):
+        """The batched training data of one epoch (`epoch` is a scalar int64 tensor).
+
+        Its order must depend only on the config's seed and `epoch`, and its
+        batches must have static shapes (`drop_remainder=True`).
+        """
+        raise NotImplementedError
+
+    @property
+    def steps_per_epoch(self):
         raise NotImplementedError
 
     def evaluate(self, model):
@@ -68,6 +83,7 @@ class Task:
             learning_rate=train["learning_rate"],
             weight_decay=train["weight_decay"],
             warmup_fraction=train["warmup_fraction"],
+            accumulate=train["accumulate"],
         )
         if train["precision"] == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -77,37 +93,62 @@ class Task:
             steps_per_execution=train["steps_per_execution"],
         )
 
-    def callbacks(self, steps_per_epoch):
-        train = self.config["train"]
-        save_freq = train["checkpoint_every"] or "epoch"
-        return [
-            keras.callbacks.TensorBoard(self.run_dir.logs, update_freq="epoch"),
-            keras.callbacks.BackupAndRestore(self.run_dir.checkpoints, save_freq=save_freq),
-            keras.callbacks.TerminateOnNaN(),
-        ]
+    def training_stream(self, first_epoch, skip_batches):
+        """Epochs `first_epoch..epochs-1` back to back, minus the first `skip_batches`."""
+        epochs = self.config["train"]["epochs"]
+        return (
+            tf.data.Dataset.range(first_epoch, epochs)
+            .flat_map(self.epoch_dataset)
+            .skip(skip_batches)
+            .prefetch(tf.data.AUTOTUNE)
+        )
 
     def train(self, verbose="auto"):
-        """Builds the data and model, fits, and saves `model.keras`; returns the model."""
+        """Builds the data and model, fits (resuming if a checkpoint exists), saves `model.keras`."""
+        train = self.config["train"]
         self.run_dir.write_json("config.json", self.config)
-        train_dataset, steps_per_epoch = self.make_datasets()
-        epochs = self.config["train"]["epochs"]
+        steps, epochs = self.steps_per_epoch, train["epochs"]
+        checkpoint = ResumableCheckpoint(
+            self.run_dir.checkpoints, every_n_steps=train["checkpoint_every"], keep=train["keep_checkpoints"]
+        )
         with self.strategy.scope():
             model = self.build_model()
-            self.compile_model(model, total_steps=max(epochs * steps_per_epoch, 1))
-        history = model.fit(
-            train_dataset,
-            epochs=epochs,
-            steps_per_epoch=steps_per_epoch,
-            callbacks=self.callbacks(steps_per_epoch),
-            verbose=verbose,
-        )
-        losses = [float(v) for v in history.history.get("loss", [])]
-        if losses and not all(math.isfinite(v) for v in losses):
+            self.compile_model(model, total_steps=max(epochs * steps, 1))
+            done = checkpoint.restore(model)
+        if done:
+            print(f"mmkeras: resuming from step {done} ({self.run_dir.checkpoints}).")
+        callbacks = [
+            checkpoint,
+            keras.callbacks.TensorBoard(self.run_dir.logs, update_freq="epoch"),
+            keras.callbacks.TerminateOnNaN(),
+        ]
+        # The interrupted epoch's remaining batches first, then the remaining epochs.
+        epoch, offset = divmod(done, steps)
+        segments = []
+        if offset:
+            segments.append((epoch, epoch + 1, steps - offset, offset))
+            epoch += 1
+        if epoch < epochs:
+            segments.append((epoch, epochs, steps, 0))
+        history = {}
+        for first, last, length, skip in segments:
+            fitted = model.fit(
+                self.training_stream(first, skip),
+                initial_epoch=first,
+                epochs=last,
+                steps_per_epoch=length,
+                callbacks=callbacks,
+                verbose=verbose,
+            )
+            for key, values in fitted.history.items():
+                history.setdefault(key, []).extend(float(v) for v in values)
+        losses = history.get("loss", [])
+        if checkpoint.saw_non_finite_loss or not all(math.isfinite(v) for v in losses):
             raise FloatingPointError(
-                f"Training diverged: the loss became {losses[-1]}. The last good backup is kept in "
+                "Training diverged: the loss became NaN or infinite. The last good checkpoint is kept in "
                 f"{self.run_dir.checkpoints}; lower `train.learning_rate` and retry."
             )
-        self.run_dir.write_json("history.json", {k: [float(x) for x in v] for k, v in history.history.items()})
+        self.run_dir.write_json("history.json", history)
         model.save(self.run_dir.model)
         return model
 

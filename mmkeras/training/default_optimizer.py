@@ -3,7 +3,14 @@
 import keras
 
 
-def default_optimizer(total_steps, learning_rate=1e-3, weight_decay=0.05, warmup_fraction=0.1, clipnorm=1.0):
+def default_optimizer(
+    total_steps,
+    learning_rate=1e-3,
+    weight_decay=0.05,
+    warmup_fraction=0.1,
+    clipnorm=1.0,
+    accumulate=1,
+):
     """AdamW whose learning rate warms up linearly, then decays with a cosine.
 
     Biases, norms and the logit scale are excluded from weight decay.
@@ -14,6 +21,11 @@ def default_optimizer(total_steps, learning_rate=1e-3, weight_decay=0.05, warmup
         weight_decay: float, decoupled weight decay.
         warmup_fraction: float in [0, 1), share of steps spent warming up.
         clipnorm: float or None, global gradient-norm clipping.
+        accumulate: int, average the gradients of this many micro-batches
+            before each update (Keras' `gradient_accumulation_steps`). For
+            losses that average over examples this equals one step on a
+            batch `accumulate` times larger; contrastive negatives stay within
+            each micro-batch. The schedule counts micro-batches.
 
     Example:
 
@@ -25,6 +37,8 @@ def default_optimizer(total_steps, learning_rate=1e-3, weight_decay=0.05, warmup
         raise ValueError(f"`total_steps` must be >= 1, got {total_steps!r}.")
     if not 0.0 <= warmup_fraction < 1.0:
         raise ValueError(f"`warmup_fraction` must be in [0, 1), got {warmup_fraction!r}.")
+    if int(accumulate) < 1:
+        raise ValueError(f"`accumulate` must be >= 1, got {accumulate!r}.")
     warmup = int(total_steps * warmup_fraction)
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if warmup else learning_rate,
@@ -34,7 +48,11 @@ def default_optimizer(total_steps, learning_rate=1e-3, weight_decay=0.05, warmup
         warmup_steps=warmup,
     )
     optimizer = keras.optimizers.AdamW(
-        learning_rate=schedule, weight_decay=weight_decay, clipnorm=clipnorm, beta_2=0.98
+        learning_rate=schedule,
+        weight_decay=weight_decay,
+        clipnorm=clipnorm,
+        beta_2=0.98,
+        gradient_accumulation_steps=int(accumulate) if int(accumulate) > 1 else None,
     )
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "log_scale", "norm"])
     return optimizer

@@ -1,0 +1,299 @@
+import json
+
+import numpy as np
+import tensorflow as tf
+
+from mmkeras.config import merge
+from mmkeras.data.shapes import ANSWER_VOCABULARY, NEGATIVE_KINDS, QUESTION_TYPES, Shapes
+from mmkeras.metrics.classification import accuracy, auroc, classification_metrics, macro_f1
+from mmkeras.models.fusion_classifier import normalize_heads
+from mmkeras.preprocessing.image_preprocessor import ImagePreprocessor
+from mmkeras.preprocessing.subword_tokenizer import SubwordTokenizer
+from mmkeras.tasks.task import Task
+
+# The heads a Shapes fusion run trains, by name: question answering and caption matching.
+QA_HEAD, MATCH_HEAD = "answer", "match"
+CONDITIONS = {"both": (), "image_missing": ("image",), "text_missing": ("text",)}
+
+
+class FusionTask(Task):
+    """Trains and evaluates a fusion classifier on Shapes QA and caption matching.
+
+    Multi-task data: the model's heads choose the tasks. A multiclass head
+    named `"answer"` (labels = `Shapes.answer_vocabulary`) learns question
+    answering (image + question -> answer); a binary head named `"match"`
+    learns caption matching ("does this caption describe this image?", image +
+    caption -> yes / no, hard negatives differing in one attribute). Every
+    scene gives 5 questions and `2 * match_pairs` captions; all examples are
+    shuffled into one stream, and each example carries a per-head sample
+    weight (`{"answer": 1, "match": 0}` for a question, the reverse for a
+    caption), so it trains only its own head while the towers and the fusion
+    are shared. Images are not augmented (flips and crops would change the
+    spatial answers), so `data.augment` must be false.
+
+    Evaluation on the test split, per head: accuracy, macro-F1, AUROC
+    (binary; one-vs-rest macro for the answers), per-class precision / recall
+    / F1, and the same with the image missing and with the text missing
+    (presence mask 0), plus accuracy per question type (exists, count, color,
+    position) and per hard-negative kind. Flat summary keys such as
+    `answer_accuracy`, `answer_accuracy_color`, `match_auroc`,
+    `match_accuracy_image_missing` sit next to the detailed dicts. Export: a
+    SavedModel with `classify(image_bytes, text)` (see
+    `mmkeras.export.fusion_export`).
+
+    Args:
+        config: a resolved run config with `task="fusion"`.
+        output_dir: the run directory.
+
+    Example:
+
+    ```python
+    from mmkeras import zoo
+    from mmkeras.tasks.fusion_task import FusionTask
+    metrics = FusionTask(zoo.config("shapes-fusion-early-tiny"), "runs/early").run()
+    print(metrics["answer_accuracy"], metrics["match_accuracy"])
+    ```
+    """
+
+    def __init__(self, config, output_dir):
+        super().__init__(config, output_dir)
+        data = config["data"]
+        if data["dataset"] != "shapes":
+            raise ValueError(
+                f"`data.dataset`={data['dataset']!r}: the fusion task trains on 'shapes' in this "
+                "release; other data goes through `mmkeras.models.fusion_classifier` and `model.fit`."
+            )
+        if data["augment"]:
+            raise ValueError(
+                "`data.augment` must be false for the fusion task: flips and crops would change the "
+                "answers to position questions and the truth of spatial captions."
+            )
+        heads = normalize_heads(config.get("model", {}).get("heads"))
+        self.heads = heads
+        self.tasks = [h for h in (QA_HEAD, MATCH_HEAD) if h in heads]
+        if not self.tasks:
+            raise ValueError(
+                f"`model.heads` must hold an {QA_HEAD!r} head (question answering) and/or a "
+                f"{MATCH_HEAD!r} head (caption matching); got {sorted(heads)}."
+            )
+        if QA_HEAD in heads:
+            spec = heads[QA_HEAD]
+            if spec["type"] != "multiclass" or spec["labels"] != list(ANSWER_VOCABULARY):
+                raise ValueError(
+                    f"`model.heads.{QA_HEAD}` must be a multiclass head whose `labels` are the Shapes "
+                    f"answer vocabulary {list(ANSWER_VOCABULARY)}."
+                )
+        if MATCH_HEAD in heads and heads[MATCH_HEAD]["type"] != "binary":
+            raise ValueError(f"`model.heads.{MATCH_HEAD}` must be a binary head.")
+        for cfg_key in ("image_encoder", "text_encoder"):
+            if not config.get(cfg_key):
+                raise ValueError(f"The fusion task needs `{cfg_key}`: Shapes examples are image + text.")
+        self.shapes = Shapes(
+            image_size=data["image_size"],
+            seed=data["seed"],
+            num_train=data["num_train"],
+            num_val=data["num_val"],
+            num_test=data["num_test"],
+        )
+        self.preprocessor = ImagePreprocessor(image_size=data["image_size"], resize="pad")
+        self._tokenizer = None
+        self._examples = {}
+
+    # --- data ---------------------------------------------------------------
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            path = self.run_dir.file("tokenizer.json")
+            if tf.io.gfile.exists(path):
+                with tf.io.gfile.GFile(path) as f:
+                    self._tokenizer = SubwordTokenizer.from_config(json.load(f))
+            else:
+                data = self.config["data"]
+                corpus = []
+                for scene in self.shapes.scenes("train"):
+                    corpus += scene["captions"]
+                    corpus += [q["question"] for q in scene["questions"]]
+                    corpus += [m["text"] for m in scene["match"]]
+                self._tokenizer = SubwordTokenizer.train(
+                    corpus,
+                    vocabulary_size=data["vocabulary_size"],
+                    sequence_length=data["sequence_length"],
+                )
+                self.run_dir.write_json("tokenizer.json", self._tokenizer.get_config())
+        return self._tokenizer
+
+    def build_model(self):
+        # The text tower's vocabulary is the trained tokenizer's (at most `data.vocabulary_size`).
+        from mmkeras.models import build_from_config
+
+        vocabulary = {"data": {"vocabulary_size": self.tokenizer.vocabulary_size()}}
+        return build_from_config(merge(self.config, vocabulary))
+
+    def examples(self, split):
+        """Every example of a split for the trained heads, as NumPy columns.
+
+        Returns:
+            A dict of equal-length arrays: `scene` (image index in the split),
+            `token_ids` int32 `[N, L]`, `text` (str), `task` ("answer" or
+            "match"), `answer_id` (-1 for match examples), `match_label`
+            (-1 for questions), `question_type` and `negative_kind` ("" when
+            not applicable).
+        """
+        if split in self._examples:
+            return self._examples[split]
+        rows = []
+        for i, scene in enumerate(self.shapes.scenes(split)):
+            if QA_HEAD in self.tasks:
+                for q in scene["questions"]:
+                    answer = ANSWER_VOCABULARY.index(q["answer"])
+                    rows.append((i, q["question"], QA_HEAD, answer, -1, q["question_type"], ""))
+            if MATCH_HEAD in self.tasks:
+                for m in scene["match"]:
+                    rows.append((i, m["text"], MATCH_HEAD, -1, m["label"], "", m["negative_kind"]))
+        if not rows:
+            raise ValueError(f"The {split!r} split is empty: raise `data.num_{split}`.")
+        scene, text, task, answer, label, qtype, nkind = zip(*rows)
+        columns = {
+            "scene": np.array(scene, np.int64),
+            "text": np.array(text, object),
+            "task": np.array(task),
+            "answer_id": np.array(answer, np.int64),
+            "match_label": np.array(label, np.int64),
+            "question_type": np.array(qtype),
+            "negative_kind": np.array(nkind),
+        }
+        columns["token_ids"] = self.tokenizer(tf.constant(list(text))).numpy()
+        self._examples[split] = columns
+        return columns
+
+    def make_datasets(self):
+        seed = self.config["train"]["seed"]
+        batch = self.config["train"]["global_batch_size"]
+        ex = self.examples("train")
+        count = len(ex["scene"])
+        steps = count // batch
+        if steps < 1:
+            raise ValueError(
+                f"`data.num_train`={self.config['data']['num_train']} scenes give {count} examples, "
+                f"fewer than `train.global_batch_size`={batch}."
+            )
+        labels, weights = {}, {}
+        if QA_HEAD in self.tasks:
+            labels[QA_HEAD] = np.maximum(ex["answer_id"], 0)
+            weights[QA_HEAD] = (ex["task"] == QA_HEAD).astype("float32")
+        if MATCH_HEAD in self.tasks:
+            labels[MATCH_HEAD] = np.maximum(ex["match_label"], 0).astype("float32")
+            weights[MATCH_HEAD] = (ex["task"] == MATCH_HEAD).astype("float32")
+        images = tf.constant(self.shapes.images("train"))
+        preprocessor = self.preprocessor
+
+        def to_model_inputs(scene, token_ids, y, w):
+            ones = tf.ones(tf.shape(scene), tf.float32)
+            x = {
+                "images": preprocessor(tf.gather(images, scene)),
+                "token_ids": token_ids,
+                "image_present": ones,
+                "text_present": ones,
+            }
+            return x, y, w
+
+        dataset = (
+            tf.data.Dataset.from_tensor_slices((ex["scene"], ex["token_ids"], labels, weights))
+            .shuffle(count, seed=seed, reshuffle_each_iteration=True)
+            .batch(batch, drop_remainder=True)  # static shapes for XLA / TPU
+            .map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+            .repeat()
+            .prefetch(tf.data.AUTOTUNE)
+        )
+        return dataset, steps
+
+    # --- evaluation ---------------------------------------------------------
+    def predict(self, model, split="test", absent=()):
+        """Probabilities of every head on a split, with the modalities in `absent` masked out.
+
+        Returns:
+            `{head: probabilities}` (`[N, C]` for "answer", `[N]` for "match"),
+            for every example of `examples(split)`.
+        """
+        ex = self.examples(split)
+        images = tf.constant(self.shapes.images(split))
+        preprocessor = self.preprocessor
+        absent = set(absent)
+        batch = self.config["eval"]["batch_size"]
+
+        def to_model_inputs(scene, token_ids):
+            n = tf.shape(scene)
+            return {
+                "images": preprocessor(tf.gather(images, scene)),
+                "token_ids": token_ids,
+                "image_present": tf.zeros(n) if "image" in absent else tf.ones(n),
+                "text_present": tf.zeros(n) if "text" in absent else tf.ones(n),
+            }
+
+        dataset = (
+            tf.data.Dataset.from_tensor_slices((ex["scene"], ex["token_ids"]))
+            .batch(batch)
+            .map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE)
+        )
+        outputs = model.predict(dataset, verbose=0)
+        return {k: np.asarray(v) for k, v in model.probabilities(outputs).items()}
+
+    def evaluate(self, model):
+        ex = self.examples("test")
+        predictions = {name: self.predict(model, "test", absent) for name, absent in CONDITIONS.items()}
+        metrics = {}
+        for head in self.tasks:
+            rows = ex["task"] == head
+            spec = self.heads[head]
+            if head == QA_HEAD:
+                y_true = ex["answer_id"][rows]
+                groups = {"per_question_type": (ex["question_type"][rows], QUESTION_TYPES)}
+            else:
+                y_true = ex["match_label"][rows]
+                groups = {"per_negative_kind": (ex["negative_kind"][rows], ("none",) + NEGATIVE_KINDS)}
+            scores = predictions["both"][head][rows]
+            report = classification_metrics(y_true, scores, class_names=spec["labels"])
+            y_pred = _labels_of(scores)
+            for group, (keys, names) in groups.items():
+                report[group] = {
+                    name: {
+                        "accuracy": accuracy(y_true[keys == name], y_pred[keys == name]),
+                        "num_examples": int(np.sum(keys == name)),
+                    }
+                    for name in names
+                    if np.any(keys == name)
+                }
+            for condition in ("image_missing", "text_missing"):
+                cond_scores = predictions[condition][head][rows]
+                cond_pred = _labels_of(cond_scores)
+                report[condition] = {
+                    "accuracy": accuracy(y_true, cond_pred),
+                    "macro_f1": macro_f1(y_true, cond_pred, num_classes=len(spec["labels"])),
+                }
+                if head == MATCH_HEAD and 0 < y_true.sum() < y_true.size:
+                    report[condition]["auroc"] = auroc(y_true, cond_scores)
+            metrics[head] = report
+            # Flat summary keys.
+            metrics[f"{head}_accuracy"] = report["accuracy"]
+            metrics[f"{head}_macro_f1"] = report["macro_f1"]
+            if "auroc" in report:
+                metrics[f"{head}_auroc"] = report["auroc"]
+            for condition in ("image_missing", "text_missing"):
+                metrics[f"{head}_accuracy_{condition}"] = report[condition]["accuracy"]
+            if head == QA_HEAD:
+                for name, value in report["per_question_type"].items():
+                    metrics[f"{head}_accuracy_{name}"] = value["accuracy"]
+        metrics["num_test_scenes"] = int(len(self.shapes.images("test")))
+        metrics["num_test_examples"] = {head: int(np.sum(ex["task"] == head)) for head in self.tasks}
+        return metrics
+
+    def export(self, model, path):
+        from mmkeras.export.fusion_export import export_fusion_classifier
+
+        export_fusion_classifier(model, self.tokenizer, self.preprocessor, path)
+
+
+def _labels_of(scores):
+    """Predicted labels from `[N, C]` probabilities (argmax) or `[N]` binary ones (>= 0.5)."""
+    return np.argmax(scores, axis=-1) if scores.ndim == 2 else (scores >= 0.5).astype(np.int64)

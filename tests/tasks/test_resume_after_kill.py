@@ -1,0 +1,49 @@
+"""`mmkeras train`, SIGKILLed mid-run and restarted, ends with the same weights as an uninterrupted run."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+
+ARGS = ["train", "shapes-clip-tiny", "--quiet", "--epochs", "2", "--global-batch", "32",
+        "--set", "data.num_train=256", "--set", "data.num_test=16", "--set", "data.num_val=8",
+        "--set", "train.checkpoint_every=4", "--set", "train.deterministic=true"]
+
+
+def _command(run_dir):
+    return [sys.executable, "-m", "mmkeras.cli", *ARGS, "--output", str(run_dir)]
+
+
+def _env():
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+    reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
+    done = subprocess.run(_command(reference), capture_output=True, text=True, timeout=900, env=_env())
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    process = subprocess.Popen(_command(interrupted), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
+    deadline = time.time() + 600
+    state = interrupted / "checkpoints" / "checkpoint"  # updated last, once ckpt-4 is complete
+    while not (state.exists() and "ckpt-4" in state.read_text()):
+        assert process.poll() is None, "the run ended before its first checkpoint"
+        assert time.time() < deadline, "no checkpoint within 10 minutes"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    assert not (interrupted / "model.keras").exists(), "killed after the end of training"
+
+    resumed = subprocess.run(_command(interrupted), capture_output=True, text=True, timeout=900, env=_env())
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from step" in resumed.stdout
+
+    expected = keras.saving.load_model(reference / "model.keras").get_weights()
+    actual = keras.saving.load_model(interrupted / "model.keras").get_weights()
+    for a, e in zip(actual, expected):
+        np.testing.assert_allclose(a, e, atol=1e-6, rtol=0)
