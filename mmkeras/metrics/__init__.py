@@ -1,0 +1,33 @@
+"""Evaluation metrics: captioning (BLEU, CIDEr-D), retrieval, zero-shot and classification.
+
+These are plain functions over NumPy arrays / Python strings (not Keras metrics):
+run them on the outputs of a whole evaluation split.
+"""
+
+from mmkeras.metrics.bleu import corpus_bleu
+from mmkeras.metrics.cider import cider_d
+from mmkeras.metrics.classification import accuracy
+from mmkeras.metrics.classification import auroc
+from mmkeras.metrics.classification import classification_metrics
+from mmkeras.metrics.classification import macro_f1
+from mmkeras.metrics.classification import per_class_report
+from mmkeras.metrics.retrieval import retrieval_metrics
+from mmkeras.metrics.retrieval import retrieval_ranks
+from mmkeras.metrics.zero_shot import DEFAULT_TEMPLATES
+from mmkeras.metrics.zero_shot import zero_shot_accuracy
+from mmkeras.metrics.zero_shot import zero_shot_classifier
+
+__all__ = [
+    "DEFAULT_TEMPLATES",
+    "accuracy",
+    "auroc",
+    "cider_d",
+    "classification_metrics",
+    "corpus_bleu",
+    "macro_f1",
+    "per_class_report",
+    "retrieval_metrics",
+    "retrieval_ranks",
+    "zero_shot_accuracy",
+    "zero_shot_classifier",
+]

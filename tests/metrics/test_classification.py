@@ -1,0 +1,161 @@
+import doctest
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+from mmkeras.metrics import accuracy
+from mmkeras.metrics import auroc
+from mmkeras.metrics import classification as classification_module
+from mmkeras.metrics import classification_metrics
+from mmkeras.metrics import macro_f1
+from mmkeras.metrics import per_class_report
+
+# Hand-checked example. Class 3 is predicted once but never true; class 4 ("fox") never occurs.
+Y_TRUE = [0, 0, 0, 1, 1, 2, 2, 2]
+Y_PRED = [0, 1, 0, 1, 2, 2, 2, 3]
+NAMES = ["cat", "dog", "owl", "emu", "fox"]
+# class: (tp, predicted, support) -> precision, recall, f1
+# cat: (2, 2, 3) -> 1, 2/3, 4/5 | dog: (1, 2, 2) -> 1/2, 1/2, 1/2 | owl: (2, 3, 3) -> 2/3, 2/3, 2/3
+# emu: (0, 1, 0) -> 0, 0, 0 (counted in the macro average) | fox: absent -> 0, 0, 0 (left out)
+EXPECTED_MACRO_F1 = (4 / 5 + 1 / 2 + 2 / 3 + 0) / 4
+
+
+def test_accuracy_hand_computed():
+    assert accuracy(Y_TRUE, Y_PRED) == 5 / 8
+    assert accuracy(np.array([1, 1]), np.array([1, 1])) == 1.0
+
+
+def test_macro_f1_hand_computed():
+    assert macro_f1(Y_TRUE, Y_PRED) == pytest.approx(EXPECTED_MACRO_F1, abs=1e-12)
+    # A class absent from both y_true and y_pred does not change the average.
+    assert macro_f1(Y_TRUE, Y_PRED, num_classes=5) == pytest.approx(EXPECTED_MACRO_F1, abs=1e-12)
+    # A class only in y_true (never predicted) counts with F1 = 0.
+    assert macro_f1([0, 1], [0, 0]) == pytest.approx((2 / 3 + 0) / 2, abs=1e-12)
+    assert macro_f1([2, 2, 2], [2, 2, 2]) == 1.0
+
+
+def test_per_class_report_hand_computed():
+    report = per_class_report(Y_TRUE, Y_PRED, class_names=NAMES)
+    assert list(report) == NAMES
+    expected = {
+        "cat": (1.0, 2 / 3, 4 / 5, 3),
+        "dog": (0.5, 0.5, 0.5, 2),
+        "owl": (2 / 3, 2 / 3, 2 / 3, 3),
+        "emu": (0.0, 0.0, 0.0, 0),
+        "fox": (0.0, 0.0, 0.0, 0),
+    }
+    for name, (p, r, f, s) in expected.items():
+        row = report[name]
+        assert row["precision"] == pytest.approx(p, abs=1e-12)
+        assert row["recall"] == pytest.approx(r, abs=1e-12)
+        assert row["f1"] == pytest.approx(f, abs=1e-12)
+        assert row["support"] == s and isinstance(row["support"], int)
+    assert list(per_class_report([0, 1], [1, 1])) == ["0", "1"]
+
+
+def _auroc_by_pairs(y_true, y_score):
+    """Definition: P(score_pos > score_neg) + 1/2 P(tie), over all positive-negative pairs."""
+    pos = [s for t, s in zip(y_true, y_score) if t == 1]
+    neg = [s for t, s in zip(y_true, y_score) if t == 0]
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in itertools.product(pos, neg))
+    return wins / (len(pos) * len(neg))
+
+
+def test_auroc_hand_computed_and_ties():
+    assert auroc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == 0.75
+    assert auroc([0, 1], [0.3, 0.3]) == 0.5  # a full tie
+    assert auroc([1, 1, 0], [2.0, 3.0, -1.0]) == 1.0
+    assert auroc([1, 1, 0], [-2.0, -3.0, 1.0]) == 0.0
+    assert auroc(np.array([True, False, True]), [0.9, 0.5, 0.5]) == 0.75
+
+
+def test_auroc_matches_pair_counting_with_many_ties():
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 2, size=60)
+    y_score = rng.integers(0, 6, size=60) / 5.0  # only 6 distinct values: many ties
+    assert auroc(y_true, y_score) == pytest.approx(_auroc_by_pairs(y_true, y_score), abs=1e-12)
+    # Only the order matters: a monotone transform keeps the value.
+    assert auroc(y_true, np.exp(3 * y_score)) == pytest.approx(auroc(y_true, y_score), abs=1e-12)
+
+
+def test_classification_metrics_from_labels():
+    metrics = classification_metrics(Y_TRUE, np.array(Y_PRED), class_names=NAMES)
+    assert metrics["num_examples"] == 8 and metrics["num_classes"] == 5
+    assert metrics["accuracy"] == 5 / 8
+    assert metrics["macro_f1"] == pytest.approx(EXPECTED_MACRO_F1, abs=1e-12)
+    assert metrics["macro_f1_excluded_classes"] == ["fox"]
+    assert metrics["per_class"] == per_class_report(Y_TRUE, Y_PRED, class_names=NAMES)
+    assert "auroc" not in metrics and "auroc_ovr_macro" not in metrics
+    assert json.loads(json.dumps(metrics)) == metrics
+
+
+def test_classification_metrics_binary_scores():
+    y_true = [0, 0, 1, 1, 1]
+    logits = np.array([-2.0, 0.5, 0.2, 3.0, -0.1])
+    metrics = classification_metrics(y_true, logits, threshold=0.0)
+    # Predictions: 0, 1, 1, 1, 0 -> 3 of 5 right.
+    assert metrics["accuracy"] == 0.6
+    assert metrics["auroc"] == pytest.approx(_auroc_by_pairs(y_true, logits), abs=1e-12)
+    assert metrics["num_classes"] == 2
+    two_column = np.stack([-logits, logits], axis=1)
+    two_column_metrics = classification_metrics(y_true, two_column)
+    assert two_column_metrics["auroc"] == metrics["auroc"]
+    assert two_column_metrics["accuracy"] == 0.6
+    # Undefined AUROC (one class only in y_true) is stored as None, not a crash.
+    assert classification_metrics([1, 1], np.array([0.2, 0.9]))["auroc"] is None
+
+
+def test_classification_metrics_multiclass_probabilities():
+    y_true = np.array([0, 1, 2, 2, 1, 0])
+    probs = np.array(
+        [
+            [0.7, 0.2, 0.1],
+            [0.1, 0.6, 0.3],
+            [0.2, 0.3, 0.5],
+            [0.3, 0.4, 0.3],
+            [0.5, 0.4, 0.1],
+            [0.6, 0.3, 0.1],
+        ]
+    )
+    metrics = classification_metrics(y_true, probs, class_names=["a", "b", "c"])
+    assert metrics["accuracy"] == pytest.approx(4 / 6)
+    expected_ovr = np.mean([_auroc_by_pairs(y_true == c, probs[:, c]) for c in range(3)])
+    assert metrics["auroc_ovr_macro"] == pytest.approx(expected_ovr, abs=1e-12)
+    assert 0.5 < metrics["auroc_ovr_macro"] < 1.0
+    json.dumps(metrics)
+
+
+@pytest.mark.parametrize(
+    "fn, args, match",
+    [
+        (accuracy, ([], []), "y_true` is empty"),
+        (accuracy, ([0, 1], [0]), "y_pred` has 1"),
+        (accuracy, ([0, 1.5], [0, 1]), "integer class labels"),
+        (accuracy, ([[0, 1]], [0, 1]), "1-D"),
+        (accuracy, ([0, -1], [0, 1]), ">= 0"),
+        (macro_f1, ([0, 1], [0, 1], 1), r"\[0, 1\)"),
+        (auroc, ([0, 0], [0.1, 0.2]), "both classes"),
+        (auroc, ([0, 2], [0.1, 0.2]), "binary"),
+        (auroc, ([0, 1], [0.1, np.nan]), "NaN"),
+        (auroc, ([0, 1], [[0.1, 0.2]]), "1-D"),
+        (per_class_report, ([0, 1], [0, 1], ["a"]), r"\[0, 1\)"),
+        (per_class_report, ([0, 1], [0, 1], ["a", "a"]), "unique"),
+        (classification_metrics, ([], np.zeros((0, 2))), "y_true` is empty"),
+        (classification_metrics, ([0, 1], np.zeros((2, 2, 2))), "shape"),
+        (classification_metrics, ([0, 1], np.zeros((3, 2))), "y_output` has 3"),
+        (classification_metrics, ([0, 1], np.zeros((2, 2)), ["a", "b", "c"]), "columns"),
+        (classification_metrics, ([0, 2], np.zeros(2)), r"\[0, 2\)"),
+        (classification_metrics, ([0, 1], np.array([0.1, np.inf])), "NaN"),
+        (classification_metrics, ([0, 1], np.array(["a", "b"])), "dtype"),
+    ],
+)
+def test_bad_input_raises(fn, args, match):
+    with pytest.raises(ValueError, match=match):
+        fn(*args)
+
+
+def test_docstring_examples_run():
+    result = doctest.testmod(classification_module)
+    assert result.attempted > 0 and result.failed == 0
