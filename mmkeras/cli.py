@@ -35,6 +35,10 @@ def _parser():
 
     evaluate = sub.add_parser("eval", help="re-run the evaluation of a finished run directory")
     evaluate.add_argument("run_dir")
+
+    caption = sub.add_parser("caption", help="caption images with an exported captioner SavedModel")
+    caption.add_argument("export_dir", help="a captioner export (RUN_DIR/export)")
+    caption.add_argument("images", nargs="+", help="image files (JPEG, PNG, GIF, BMP)")
     return parser
 
 
@@ -109,7 +113,48 @@ def _run(args):
         task.run_dir.write_json("metrics.json", metrics)
         print(json.dumps(metrics, indent=2, sort_keys=True))
         return 0
+    if args.command == "caption":
+        return _caption(args.export_dir, args.images)
     raise ValueError(f"unknown command {args.command!r}")
+
+
+def load_export(export_dir, signature):
+    """Loads a SavedModel and returns one of its signatures, with clear errors."""
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401 - registers the tokenizer's ops
+
+    if not tf.io.gfile.exists(f"{export_dir}/saved_model.pb"):
+        raise ValueError(f"{export_dir!r} is not a SavedModel directory (no saved_model.pb).")
+    serving = tf.saved_model.load(export_dir)
+    if signature not in serving.signatures:
+        raise ValueError(
+            f"{export_dir!r} has no `{signature}` signature (it has: {', '.join(sorted(serving.signatures))}); "
+            "is it the right kind of export?"
+        )
+    return serving.signatures[signature]
+
+
+def _read_files(paths):
+    import tensorflow as tf
+
+    for path in paths:
+        if not tf.io.gfile.exists(path):
+            raise ValueError(f"image file not found: {path}")
+    return [tf.io.gfile.GFile(path, "rb").read() for path in paths]
+
+
+def _caption(export_dir, paths):
+    import tensorflow as tf
+
+    caption = load_export(export_dir, "caption")
+    for path, data in zip(paths, _read_files(paths)):
+        try:
+            out = caption(image_bytes=tf.constant([data]))
+        except tf.errors.InvalidArgumentError as error:
+            raise ValueError(f"cannot read {path} as an image: {error.message.splitlines()[0]}") from None
+        text = out["captions"].numpy()[0].decode("utf-8")
+        print(f"{path}\t{text}\t(score {float(out['scores'].numpy()[0]):.3f})")
+    return 0
 
 
 if __name__ == "__main__":

@@ -98,6 +98,7 @@ class FusionTask(Task):
         self.preprocessor = ImagePreprocessor(image_size=data["image_size"], resize="pad")
         self._tokenizer = None
         self._examples = {}
+        self._train_tensors = None
 
     # --- data ---------------------------------------------------------------
     @property
@@ -166,46 +167,62 @@ class FusionTask(Task):
         self._examples[split] = columns
         return columns
 
-    def make_datasets(self):
-        seed = self.config["train"]["seed"]
+    @property
+    def steps_per_epoch(self):
         batch = self.config["train"]["global_batch_size"]
-        ex = self.examples("train")
-        count = len(ex["scene"])
-        steps = count // batch
-        if steps < 1:
+        count = len(self.examples("train")["scene"])
+        if count < batch:
             raise ValueError(
                 f"`data.num_train`={self.config['data']['num_train']} scenes give {count} examples, "
                 f"fewer than `train.global_batch_size`={batch}."
             )
-        labels, weights = {}, {}
-        if QA_HEAD in self.tasks:
-            labels[QA_HEAD] = np.maximum(ex["answer_id"], 0)
-            weights[QA_HEAD] = (ex["task"] == QA_HEAD).astype("float32")
-        if MATCH_HEAD in self.tasks:
-            labels[MATCH_HEAD] = np.maximum(ex["match_label"], 0).astype("float32")
-            weights[MATCH_HEAD] = (ex["task"] == MATCH_HEAD).astype("float32")
-        images = tf.constant(self.shapes.images("train"))
-        preprocessor = self.preprocessor
+        return count // batch
 
-        def to_model_inputs(scene, token_ids, y, w):
-            ones = tf.ones(tf.shape(scene), tf.float32)
+    def _training_tensors(self):
+        if self._train_tensors is None:
+            ex = self.examples("train")
+            labels, weights = {}, {}
+            if QA_HEAD in self.tasks:
+                labels[QA_HEAD] = np.maximum(ex["answer_id"], 0)
+                weights[QA_HEAD] = (ex["task"] == QA_HEAD).astype("float32")
+            if MATCH_HEAD in self.tasks:
+                labels[MATCH_HEAD] = np.maximum(ex["match_label"], 0).astype("float32")
+                weights[MATCH_HEAD] = (ex["task"] == MATCH_HEAD).astype("float32")
+            self._train_tensors = (
+                tf.constant(self.shapes.images("train")),
+                tf.constant(ex["scene"]),
+                tf.constant(ex["token_ids"]),
+                {k: tf.constant(v) for k, v in labels.items()},
+                {k: tf.constant(v) for k, v in weights.items()},
+            )
+        return self._train_tensors
+
+    def epoch_dataset(self, epoch):
+        images, scenes, token_ids, labels, weights = self._training_tensors()
+        preprocessor = self.preprocessor
+        seed = tf.cast(self.config["train"]["seed"], tf.int64)
+        count = tf.shape(scenes, out_type=tf.int64)[0]
+        # The epoch's order is a pure function of (seed, epoch): questions and captions interleaved.
+        order = tf.argsort(tf.random.stateless_uniform([count], tf.stack([seed, epoch])))
+
+        def to_model_inputs(index):
+            scene = tf.gather(scenes, index)
+            ones = tf.ones(tf.shape(index), tf.float32)
             x = {
                 "images": preprocessor(tf.gather(images, scene)),
-                "token_ids": token_ids,
+                "token_ids": tf.gather(token_ids, index),
                 "image_present": ones,
                 "text_present": ones,
             }
+            y = {k: tf.gather(v, index) for k, v in labels.items()}
+            w = {k: tf.gather(v, index) for k, v in weights.items()}
             return x, y, w
 
-        dataset = (
-            tf.data.Dataset.from_tensor_slices((ex["scene"], ex["token_ids"], labels, weights))
-            .shuffle(count, seed=seed, reshuffle_each_iteration=True)
-            .batch(batch, drop_remainder=True)  # static shapes for XLA / TPU
+        return (
+            tf.data.Dataset.from_tensor_slices(order)
+            .batch(self.config["train"]["global_batch_size"], drop_remainder=True)  # static shapes
             .map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
-            .repeat()
-            .prefetch(tf.data.AUTOTUNE)
         )
-        return dataset, steps
 
     # --- evaluation ---------------------------------------------------------
     def predict(self, model, split="test", absent=()):

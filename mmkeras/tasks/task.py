@@ -64,6 +64,10 @@ class Task:
     def steps_per_epoch(self):
         raise NotImplementedError
 
+    def compile_arguments(self):
+        """Extra `compile` arguments (loss, metrics) for families whose model needs them."""
+        return {}
+
     def evaluate(self, model):
         """Returns a JSON-serialisable dict of metrics on the held-out split."""
         raise NotImplementedError
@@ -91,6 +95,7 @@ class Task:
             optimizer=optimizer,
             jit_compile=train["jit_compile"],
             steps_per_execution=train["steps_per_execution"],
+            **self.compile_arguments(),
         )
 
     def training_stream(self, first_epoch, skip_batches):

@@ -1,0 +1,51 @@
+"""Serving SavedModel of a captioner: raw image bytes in, caption strings out."""
+
+import keras
+import tensorflow as tf
+
+IMAGE_BYTES = tf.TensorSpec([None], tf.string, name="image_bytes")
+
+
+def export_captioner(generator, preprocessor, path):
+    """Writes a SavedModel with the signature `caption(image_bytes) -> {captions, scores}`.
+
+    `caption(image_bytes: string[N]) -> {"captions": string[N], "scores": float32[N],
+    "token_ids": int32[N, max_length]}`. Image decoding, the whole XLA-compiled
+    KV-cached decode (the generator's strategy, beam width and maximum length
+    are fixed here, at export time) and the detokenizer run inside the
+    signature. Undecodable bytes raise `InvalidArgumentError` naming the image.
+    Loading needs only TensorFlow and `import tensorflow_text`.
+
+    Args:
+        generator: a `mmkeras.generation.CaptionGenerator` with a detokenizer
+            (its model's tokenizer or one passed in).
+        preprocessor: the `ImagePreprocessor` used in training.
+        path: output directory (local or `gs://`).
+
+    Example:
+
+    ```python
+    generator = CaptionGenerator(model, strategy="beam", num_beams=3, detokenizer=tokenizer)
+    export_captioner(generator, ImagePreprocessor(64), "runs/cap/export")
+    tf.saved_model.load("runs/cap/export").signatures["caption"](image_bytes=...)["captions"]
+    ```
+    """
+    if generator.detokenizer is None:
+        raise ValueError("`generator` has no detokenizer: pass `detokenizer=` to CaptionGenerator.")
+    seed = tf.constant([0, 0], tf.int32)  # beam and greedy ignore it; sampling is reproducible
+
+    def caption(image_bytes):
+        outputs = generator.generate_fn(preprocessor(image_bytes), seed)
+        return {
+            "captions": generator.detokenize(outputs["token_ids"]),
+            "scores": outputs["scores"],
+            "token_ids": outputs["token_ids"],
+        }
+
+    archive = keras.export.ExportArchive()
+    archive.track(generator.model)
+    archive.track(generator.detokenizer)
+    archive.track(preprocessor)
+    archive.add_endpoint("caption", caption, [IMAGE_BYTES])
+    archive.write_out(path, verbose=False)
+    return path

@@ -1,0 +1,17 @@
+"""In-graph preprocessing: image decoding/resizing, augmentation and the subword tokenizer."""
+
+from mmkeras.preprocessing.image_preprocessor import ImagePreprocessor
+from mmkeras.preprocessing.image_preprocessor import check_image_bytes
+from mmkeras.preprocessing.image_preprocessor import map_with_error_flags
+from mmkeras.preprocessing.image_preprocessor import try_decode_image
+from mmkeras.preprocessing.random_resized_crop import RandomResizedCrop
+from mmkeras.preprocessing.subword_tokenizer import SubwordTokenizer
+
+__all__ = [
+    "ImagePreprocessor",
+    "RandomResizedCrop",
+    "SubwordTokenizer",
+    "check_image_bytes",
+    "map_with_error_flags",
+    "try_decode_image",
+]

@@ -1,0 +1,41 @@
+"""`mmkeras train shapes-captioner-tiny`, `mmkeras eval` and `mmkeras caption` end to end (tiny budget)."""
+
+import json
+
+import tensorflow as tf
+
+from mmkeras.cli import main
+
+
+def test_train_evaluate_export_caption(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "shapes-captioner-tiny", "--output", str(run), "--quiet",
+            "--set", "data.num_train=128", "--set", "data.num_test=16", "--set", "data.num_val=8",
+            "--set", "eval.max_length=8", "--set", "eval.num_beams=2",
+            "--epochs", "1", "--global-batch", "32"]
+    assert main(args) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("bleu_1", "bleu_4", "cider_d", "baseline_nearest_bleu_4", "baseline_nearest_cider_d"):
+        assert metrics[key] >= 0.0
+    samples = json.loads((run / "samples.json").read_text())
+    assert len(samples) == 16 and all(len(s["references"]) == 5 for s in samples)
+
+    image = tmp_path / "scene.png"
+    from mmkeras.data.shapes import Shapes
+
+    image.write_bytes(tf.io.encode_png(Shapes(num_train=1, num_val=1, num_test=1).images("test")[0]).numpy())
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8 definitely not a jpeg")
+    capsys.readouterr()
+    assert main(["caption", str(run / "export"), str(image)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(str(image)) and "score" in line
+    assert main(["caption", str(run / "export"), str(bad)]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert main(["caption", str(run / "export"), str(tmp_path / "missing.png")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["caption", str(run), str(image)]) == 2  # the run dir is not an export
+    assert "not a SavedModel" in capsys.readouterr().err
+
+    assert main(["eval", str(run)]) == 0
+    assert json.loads((run / "metrics.json").read_text())["cider_d"] == metrics["cider_d"]
