@@ -7,6 +7,8 @@ import sys
 import time
 
 import keras
+
+import mmkeras  # noqa: F401 - registers the model classes for loading
 import numpy as np
 
 ARGS = ["train", "shapes-clip-tiny", "--quiet", "--epochs", "2", "--global-batch", "32",
