@@ -28,8 +28,12 @@ class Captioner(keras.Model):
 
     Prefer the `captioner(...)` builder; the class is public for `isinstance`
     checks and deserialisation. Decoding (greedy, beam, top-k, top-p with a KV
-    cache) lives in `mmkeras.generation.CaptionGenerator`, which uses
-    `encode_images`, `init_cache`, `decode_step` and `decode_logits` below.
+    cache) lives in `mmkeras.generation.CaptionGenerator`; the methods below
+    expose the pieces: `encode_images` (image tokens, once per image),
+    `decode_hidden` / `decode_logits` (uncached decoder pass), `hidden_to_logits`,
+    and `init_cache` / `decode_step` (one cached step through the blocks' own
+    `call`; the generator uses an equivalent fused step, see
+    `mmkeras.generation.decoder_steps`).
 
     Args:
         image_encoder: any mmkeras image tower (a model returning `{"sequence",

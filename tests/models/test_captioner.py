@@ -63,20 +63,20 @@ def test_untied_output_and_any_image_tower():
 def test_fit_with_masked_loss_and_metrics_jit_and_bf16(tmp_path):
     keras.utils.set_random_seed(1)
     encoder = ViTEncoder(dtype="mixed_bfloat16", **VIT)
-    model = captioner(encoder, dtype="mixed_bfloat16", **DECODER)
+    model = captioner(encoder, dtype="mixed_bfloat16", **{**DECODER, "num_layers": 1})
     inputs, targets = _batch()
     assert model(inputs).dtype == "float32"  # logits stay float32 under bf16
     model.compile(
-        optimizer=keras.optimizers.Adam(3e-3),
+        optimizer=keras.optimizers.Adam(1e-2),
         loss=MaskedSequenceLoss(label_smoothing=0.1),
         metrics=[MaskedTokenAccuracy(), MaskedPerplexity()],
         jit_compile=True,
     )
-    data = tf.data.Dataset.from_tensor_slices((dict(inputs), targets)).repeat(8).batch(4)
+    data = tf.data.Dataset.from_tensor_slices((dict(inputs), targets)).repeat(4).batch(4)
     history = model.fit(data, epochs=3, verbose=0).history
     assert history["loss"][-1] < history["loss"][0]
     assert history["masked_token_accuracy"][-1] > history["masked_token_accuracy"][0]
-    assert np.isfinite(history["masked_perplexity"]).all()
+    assert np.all(np.isfinite(history["masked_perplexity"]))
     path = str(tmp_path / "bf16.keras")
     model.save(path)
     restored = keras.saving.load_model(path)
@@ -96,7 +96,8 @@ def test_tokenizer_is_kept_with_the_model(tmp_path):
     model.save(path)
     restored = keras.saving.load_model(path)
     assert restored.tokenizer.get_vocabulary() == vocab
-    assert restored.tokenizer.detokenize(tf.ragged.constant([[4, 5, 7]])).numpy().tolist() == [b"a red square"]
+    words = tf.convert_to_tensor(restored.tokenizer.detokenize(tf.ragged.constant([[4, 5, 7]])))
+    assert words.numpy().tolist() == [b"a red square"]
 
 
 def test_bad_arguments():

@@ -1,0 +1,120 @@
+"""Serving SavedModel of a fusion classifier: raw image bytes and raw strings in, labels out."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+IMAGE_BYTES = tf.TensorSpec([None], tf.string, name="image_bytes")
+TEXT = tf.TensorSpec([None], tf.string, name="text")
+
+
+def export_fusion_classifier(model, tokenizer, preprocessor, path):
+    """Writes a SavedModel with a `classify(image_bytes, text)` signature.
+
+    `classify(image_bytes: string[N], text: string[N])` returns, for every head
+    of the model:
+
+    - classification heads: `<head>_probs` float32 `[N, C]` (binary heads:
+      `[N, 2]`, the probabilities of `labels[0]` and `labels[1]`) and
+      `<head>_label` string `[N]`, the name of the most likely class (the
+      label names are stored in the SavedModel); multilabel heads give the
+      names of every label with probability >= 0.5, joined by ",";
+    - regression heads: `<head>_value` float32 `[N]` (or `[N, K]`).
+
+    Missing inputs: an empty `image_bytes` entry means "no image" and an empty
+    (or whitespace-only) `text` entry "no text". The example is then
+    classified from the other modality through the model's presence masks
+    (the decoder is fed a blank image in place of the empty bytes, never the
+    empty bytes). A model with only an image (text) tower takes only
+    `image_bytes` (`text`). Undecodable non-empty bytes raise
+    `InvalidArgumentError` naming the image.
+
+    Loading needs only TensorFlow and `import tensorflow_text` (the
+    tokenizer's ops), not mmkeras.
+
+    Args:
+        model: a `FusionClassifier` with image and / or text towers and no
+            extra (non image / text) inputs.
+        tokenizer: the `SubwordTokenizer` used in training.
+        preprocessor: the `ImagePreprocessor` used in training.
+        path: output directory (local or `gs://`).
+
+    Returns:
+        `path`.
+
+    Example:
+
+    ```python
+    export_fusion_classifier(model, tokenizer, ImagePreprocessor(64), "runs/fusion/export")
+    serving = tf.saved_model.load("runs/fusion/export")
+    out = serving.signatures["classify"](image_bytes=tf.constant([jpeg, b""]),
+                                         text=tf.constant(["is there a red circle?", ""]))
+    out["answer_label"]   # e.g. [b"yes", b"no"]
+    ```
+    """
+    extra = getattr(model, "extra_inputs", None)
+    if not hasattr(model, "heads") or not hasattr(model, "modalities"):
+        raise ValueError(f"`model` must be a FusionClassifier, got {type(model).__name__}.")
+    if extra:
+        raise ValueError(
+            f"`model` has extra inputs {sorted(extra)}: `classify(image_bytes, text)` serves image and "
+            "text only. Export such a model with `keras.export.ExportArchive` and your own signature."
+        )
+    has_image = "image" in model.modalities
+    has_text = "text" in model.modalities
+    if has_text and tokenizer is None:
+        raise ValueError("`tokenizer` is required for a model with a text tower.")
+    if has_image and preprocessor is None:
+        raise ValueError("`preprocessor` is required for a model with an image tower.")
+    blank = tf.io.encode_png(np.zeros((8, 8, 3), np.uint8)).numpy()  # stands in for absent images
+    heads = model.heads
+
+    def classify(image_bytes=None, text=None):
+        inputs = {}
+        if has_image:
+            present = tf.strings.length(image_bytes) > 0
+            safe_bytes = tf.where(present, image_bytes, tf.constant(blank))
+            inputs["images"] = preprocessor(safe_bytes)
+            inputs["image_present"] = tf.cast(present, tf.float32)
+        if has_text:
+            inputs["token_ids"] = tokenizer(text)
+            present = tf.strings.length(tf.strings.strip(text)) > 0
+            inputs["text_present"] = tf.cast(present, tf.float32)
+        probabilities = model.probabilities(model(inputs, training=False))
+        results = {}
+        for head, spec in heads.items():
+            p = tf.convert_to_tensor(probabilities[head])
+            if spec["type"] == "regression":
+                results[f"{head}_value"] = p
+                continue
+            names = tf.constant(spec["labels"])
+            if spec["type"] == "binary":
+                p = tf.stack([1.0 - p, p], axis=-1)
+            results[f"{head}_probs"] = p
+            if spec["type"] == "multilabel":
+                chosen = tf.ragged.boolean_mask(
+                    tf.broadcast_to(names, tf.shape(p)), p >= 0.5
+                )
+                results[f"{head}_label"] = tf.strings.reduce_join(chosen, axis=-1, separator=",")
+            else:
+                results[f"{head}_label"] = tf.gather(names, tf.argmax(p, axis=-1))
+        return results
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    if has_text:
+        archive.track(tokenizer)
+    if has_image:
+        archive.track(preprocessor)
+    if has_image and has_text:
+        endpoint = lambda image_bytes, text: classify(image_bytes, text)  # noqa: E731
+        specs = [IMAGE_BYTES, TEXT]
+    elif has_image:
+        endpoint = lambda image_bytes: classify(image_bytes=image_bytes)  # noqa: E731
+        specs = [IMAGE_BYTES]
+    else:
+        endpoint = lambda text: classify(text=text)  # noqa: E731
+        specs = [TEXT]
+    archive.add_endpoint("classify", endpoint, specs)
+    archive.write_out(path, verbose=False)
+    return path

@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mmkeras.generation.token_selection import mask_logits
+from mmkeras.generation.token_selection import sample_tokens
+from mmkeras.generation.token_selection import top_k_filter
+from mmkeras.generation.token_selection import top_p_filter
+
+
+def test_mask_logits():
+    logits = np.zeros((2, 6), "float32")
+    kept = mask_logits(logits, 0, pad_id=0, bos_id=2, eos_id=3, min_length=2).numpy() > -1e8
+    assert kept.tolist() == [[False, True, False, False, True, True]] * 2
+    kept = mask_logits(logits, 1, pad_id=0, bos_id=2, eos_id=3, min_length=2).numpy() > -1e8
+    assert kept[0].tolist() == [False, True, False, True, True, True]
+
+
+def test_top_k_and_top_p_filters():
+    logits = np.log(np.array([[0.1, 0.4, 0.2, 0.3], [0.7, 0.1, 0.1, 0.1]], "float32"))
+    assert (top_k_filter(logits, 2).numpy() > -1e8).tolist() == [[False, True, False, True], [True, True, True, True]]
+    # p=0.65: row 0 keeps 0.4+0.3 (crosses at 0.7); row 1 keeps 0.7 only.
+    assert (top_p_filter(logits, 0.65).numpy() > -1e8).tolist() == [[False, True, False, True], [True, False, False, False]]
+    assert (top_p_filter(logits, 1e-9).numpy() > -1e8).sum(axis=1).tolist() == [1, 1]
+    assert (top_p_filter(logits, 1.0).numpy() > -1e8).all()
+
+
+@pytest.mark.parametrize("k,p", [(None, None), (2, None), (None, 0.65)])
+def test_sample_frequencies(k, p):
+    probs = np.array([0.1, 0.4, 0.2, 0.3], "float32")
+    logits = np.tile(np.log(probs), (4000, 1))
+    draws = sample_tokens(logits, tf.constant([5, 6]), 3, k=k, p=p).numpy()
+    expected = probs.copy()
+    if k is not None or p is not None:
+        expected[[0, 2]] = 0.0
+    expected /= expected.sum()
+    np.testing.assert_allclose(np.bincount(draws, minlength=4) / 4000, expected, atol=0.03)
+
+
+def test_sampling_is_stateless_and_temperature_sharpens():
+    logits = np.tile(np.log(np.array([[0.3, 0.35, 0.35]], "float32")), (2000, 1))
+    seed = tf.constant([1, 2])
+    a = sample_tokens(logits, seed, 0).numpy()
+    np.testing.assert_array_equal(sample_tokens(logits, seed, 0).numpy(), a)
+    assert not np.array_equal(sample_tokens(logits, seed, 1).numpy(), a)  # the step changes the draw
+    cold = sample_tokens(logits, seed, 0, temperature=0.01).numpy()
+    assert set(cold.tolist()) <= {1, 2} and (cold == 0).sum() == 0
+    hot = np.bincount(sample_tokens(logits, seed, 0, temperature=50.0).numpy(), minlength=3) / 2000
+    np.testing.assert_allclose(hot, [1 / 3] * 3, atol=0.04)

@@ -1,0 +1,77 @@
+"""`mmkeras train` / `mmkeras eval` of a fusion preset end to end on a few Shapes scenes (tiny budget)."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mmkeras import zoo
+from mmkeras.cli import main
+from mmkeras.data.shapes import ANSWER_VOCABULARY, QUESTION_TYPES
+from mmkeras.tasks.fusion_task import FusionTask
+
+TINY = ["--set", "data.num_train=24", "--set", "data.num_test=12", "--set", "data.num_val=4",
+        "--set", "data.image_size=32", "--set", "image_encoder.image_size=32",
+        "--set", "image_encoder.num_layers=1", "--set", "text_encoder.num_layers=1",
+        "--epochs", "1", "--global-batch", "32", "--no-jit"]
+
+
+def test_train_evaluate_export_and_eval_again(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "shapes-fusion-late-tiny", "--output", str(run), "--quiet", *TINY]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    # 12 test scenes: 5 questions and 4 caption pairs each.
+    assert metrics["num_test_examples"] == {"answer": 60, "match": 48}
+    for key in ("answer_accuracy", "answer_macro_f1", "match_accuracy", "match_macro_f1", "match_auroc",
+                "answer_accuracy_image_missing", "answer_accuracy_text_missing",
+                "match_accuracy_image_missing", "match_accuracy_text_missing"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert set(metrics["answer"]["per_question_type"]) <= set(QUESTION_TYPES)
+    assert set(metrics["answer"]["per_class"]) == set(ANSWER_VOCABULARY)
+    assert set(metrics["match"]["per_class"]) == {"no", "yes"}
+    assert "auroc" in metrics["match"]["image_missing"]
+    for kind, value in metrics["answer"]["per_question_type"].items():
+        assert metrics[f"answer_accuracy_{kind}"] == value["accuracy"]
+    assert (run / "model.keras").exists() and (run / "tokenizer.json").exists()
+
+    serving = tf.saved_model.load(str(run / "export"))
+    image = tf.io.encode_png(np.zeros((32, 32, 3), np.uint8))
+    out = serving.signatures["classify"](image_bytes=tf.stack([image, tf.constant(b"")]),
+                                         text=tf.constant(["is there a red circle?", ""]))
+    assert out["answer_probs"].shape == (2, len(ANSWER_VOCABULARY))
+    assert out["match_probs"].shape == (2, 2)
+    assert all(label.decode() in ANSWER_VOCABULARY for label in out["answer_label"].numpy())
+    assert set(label.decode() for label in out["match_label"].numpy()) <= {"no", "yes"}
+
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 0
+    again = json.loads((run / "metrics.json").read_text())
+    for key in ("answer_accuracy", "match_auroc", "answer_accuracy_text_missing"):
+        assert again[key] == metrics[key]
+
+
+def test_training_stream_masks_each_example_to_its_own_head(tmp_path):
+    config = zoo.config("shapes-fusion-concat-tiny", **{"data.num_train": 8, "data.num_test": 2,
+                                                          "data.num_val": 2, "train.global_batch_size": 8})
+    task = FusionTask(config, str(tmp_path))
+    examples = task.examples("train")
+    assert len(examples["scene"]) == 8 * 9 and task.steps_per_epoch == 9
+    x, y, w = next(iter(task.epoch_dataset(tf.constant(0, tf.int64))))
+    assert x["images"].shape == (8, 64, 64, 3) and x["token_ids"].shape == (8, 24)
+    np.testing.assert_array_equal(w["answer"].numpy() + w["match"].numpy(), np.ones(8))
+    # Each epoch's order is a pure function of (seed, epoch).
+    again = next(iter(task.epoch_dataset(tf.constant(0, tf.int64))))[0]["token_ids"]
+    other = next(iter(task.epoch_dataset(tf.constant(1, tf.int64))))[0]["token_ids"]
+    np.testing.assert_array_equal(again, x["token_ids"])
+    assert not np.array_equal(other, x["token_ids"])
+
+
+def test_bad_configs_name_the_field(tmp_path):
+    with pytest.raises(ValueError, match="data.augment"):
+        FusionTask(zoo.config("shapes-fusion-late-tiny", **{"data.augment": True}), str(tmp_path / "a"))
+    with pytest.raises(ValueError, match="`model.heads.match` must be a binary head"):
+        FusionTask(zoo.config("shapes-fusion-late-tiny", **{"model.heads.match.type": "multiclass"}),
+                   str(tmp_path / "b"))
+    with pytest.raises(ValueError, match="data.dataset"):
+        FusionTask(zoo.config("shapes-fusion-late-tiny", **{"data.dataset": "coco"}), str(tmp_path / "c"))
