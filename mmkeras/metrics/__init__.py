@@ -11,6 +11,8 @@ from mmkeras.metrics.classification import auroc
 from mmkeras.metrics.classification import classification_metrics
 from mmkeras.metrics.classification import macro_f1
 from mmkeras.metrics.classification import per_class_report
+from mmkeras.metrics.masked_perplexity import MaskedPerplexity
+from mmkeras.metrics.masked_token_accuracy import MaskedTokenAccuracy
 from mmkeras.metrics.retrieval import retrieval_metrics
 from mmkeras.metrics.retrieval import retrieval_ranks
 from mmkeras.metrics.zero_shot import DEFAULT_TEMPLATES
@@ -19,6 +21,8 @@ from mmkeras.metrics.zero_shot import zero_shot_classifier
 
 __all__ = [
     "DEFAULT_TEMPLATES",
+    "MaskedPerplexity",
+    "MaskedTokenAccuracy",
     "accuracy",
     "auroc",
     "cider_d",
