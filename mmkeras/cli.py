@@ -69,7 +69,7 @@ def main(argv=None):
     Example:
 
     >>> main(["list"])  # doctest: +ELLIPSIS
-    shapes-clip-tiny ...
+    captioner-resnet50 ...
     0
     """
     args = _parser().parse_args(argv)

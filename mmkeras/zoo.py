@@ -85,8 +85,8 @@ def build(name, **overrides):
     Example:
 
     >>> model = build("shapes-clip-tiny")
-    >>> sorted(model.output)[:2]
-    ['image_embeddings', 'logit_bias']
+    >>> sorted(model.output)
+    ['image_embeddings', 'text_embeddings']
     """
     from mmkeras.models import build_from_config
 

@@ -73,7 +73,7 @@ def run_layer_checks(
     >>> outputs = run_layer_checks(
     ...     keras.layers.Dense, {"units": 3}, {"inputs": np.ones((2, 4), "float32")},
     ...     tempfile.mkdtemp())
-    >>> outputs.shape
+    >>> tuple(outputs.shape)
     (2, 3)
     """
     call_kwargs = dict(call_kwargs or {})
@@ -132,7 +132,7 @@ def run_model_checks(model, inputs, tmp_dir, *, atol=1e-5, rtol=1e-5, check_jit=
     >>> import tempfile, numpy as np, keras
     >>> x = keras.Input((4,))
     >>> m = keras.Model(x, keras.layers.Dense(2)(x))
-    >>> run_model_checks(m, np.ones((2, 4), "float32"), tempfile.mkdtemp()).shape
+    >>> tuple(run_model_checks(m, np.ones((2, 4), "float32"), tempfile.mkdtemp()).shape)
     (2, 2)
     """
     outputs = model(inputs)
