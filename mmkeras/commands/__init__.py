@@ -1,0 +1,10 @@
+"""The `mmkeras` sub-commands, one module each.
+
+Every module defines `NAME`, `HELP`, `add_arguments(parser)` and `run(args) -> int`;
+`mmkeras.cli` assembles them into one parser. A `ValueError` raised by `run` is
+printed as `mmkeras NAME: error: ...` with exit status 2.
+"""
+
+from mmkeras.commands import caption, evaluate, info, list_presets, train
+
+COMMANDS = [list_presets, info, train, evaluate, caption]

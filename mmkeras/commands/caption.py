@@ -1,0 +1,25 @@
+"""`mmkeras caption EXPORT_DIR IMAGE...`: captions from an exported captioner."""
+
+from mmkeras.commands.serving import load_export, read_files
+
+NAME = "caption"
+HELP = "caption images with an exported captioner SavedModel"
+
+
+def add_arguments(parser):
+    parser.add_argument("export_dir", help="a captioner export (RUN_DIR/export)")
+    parser.add_argument("images", nargs="+", help="image files (JPEG, PNG, GIF, BMP)")
+
+
+def run(args):
+    import tensorflow as tf
+
+    caption = load_export(args.export_dir, "caption")
+    for path, data in zip(args.images, read_files(args.images)):
+        try:
+            out = caption(image_bytes=tf.constant([data]))
+        except tf.errors.InvalidArgumentError as error:
+            raise ValueError(f"cannot read {path} as an image: {error.message.splitlines()[0]}") from None
+        text = out["captions"].numpy()[0].decode("utf-8")
+        print(f"{path}\t{text}\t(score {float(out['scores'].numpy()[0]):.3f})")
+    return 0

@@ -1,0 +1,53 @@
+"""`mmkeras train PRESET --output DIR`: train, evaluate, write metrics.json, export."""
+
+import json
+
+NAME = "train"
+HELP = "train a preset, evaluate it, write metrics.json and export it"
+
+
+def add_arguments(parser):
+    parser.add_argument("preset", help="a preset name (see `mmkeras list`)")
+    parser.add_argument("--output", required=True, help="run directory (local path or gs://)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="override a config field, e.g. --set train.epochs=2 (repeatable)")
+    parser.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")
+    parser.add_argument("--strategy", help="auto, cpu, gpu, mirrored, multi_worker or tpu")
+    parser.add_argument("--tpu", help="TPU name or address (with --strategy tpu)")
+    parser.add_argument("--precision", help="float32, mixed_bfloat16 or mixed_float16")
+    parser.add_argument("--global-batch", type=int, help="global batch size (split over replicas)")
+    parser.add_argument("--steps-per-execution", type=int)
+    parser.add_argument("--accumulate", type=int, help="gradient accumulation over N micro-batches")
+    parser.add_argument("--no-jit", action="store_true", help="disable XLA compilation")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def overrides(args):
+    """The config overrides that `--set` and the shortcut flags ask for."""
+    from mmkeras.config import parse_override
+
+    result = dict(parse_override(text) for text in args.set)
+    shortcuts = {
+        "train.epochs": args.epochs,
+        "train.strategy": args.strategy,
+        "train.tpu": args.tpu,
+        "train.precision": args.precision,
+        "train.global_batch_size": args.global_batch,
+        "train.steps_per_execution": args.steps_per_execution,
+        "train.accumulate": args.accumulate,
+        "train.jit_compile": False if args.no_jit else None,
+    }
+    result.update({k: v for k, v in shortcuts.items() if v is not None})
+    return result
+
+
+def run(args):
+    from mmkeras import zoo
+    from mmkeras.tasks import task_for_config
+
+    config = zoo.config(args.preset, **overrides(args))
+    task = task_for_config(config, args.output)
+    metrics = task.run(verbose=0 if args.quiet else "auto")
+    print(json.dumps(metrics, indent=2, sort_keys=True))
+    print(f"Run directory: {args.output} (metrics.json, model.keras, export/)")
+    return 0
