@@ -1,22 +1,17 @@
-import json
-
 import numpy as np
 import tensorflow as tf
 
-from mmkeras.config import merge
-from mmkeras.data.shapes import ANSWER_VOCABULARY, NEGATIVE_KINDS, QUESTION_TYPES, Shapes
+from mmkeras.data.shapes import ANSWER_VOCABULARY, COLORS, NEGATIVE_KINDS, QUESTION_TYPES
 from mmkeras.metrics.classification import accuracy, auroc, classification_metrics, macro_f1
 from mmkeras.models.fusion_classifier import normalize_heads
-from mmkeras.preprocessing.image_preprocessor import ImagePreprocessor
-from mmkeras.preprocessing.subword_tokenizer import SubwordTokenizer
-from mmkeras.tasks.task import Task
+from mmkeras.tasks.shapes_task import ShapesTask
 
 # The heads a Shapes fusion run trains, by name: question answering and caption matching.
 QA_HEAD, MATCH_HEAD = "answer", "match"
 CONDITIONS = {"both": (), "image_missing": ("image",), "text_missing": ("text",)}
 
 
-class FusionTask(Task):
+class FusionTask(ShapesTask):
     """Trains and evaluates a fusion classifier on Shapes QA and caption matching.
 
     Multi-task data: the model's heads choose the tasks. A multiclass head
@@ -24,7 +19,11 @@ class FusionTask(Task):
     answering (image + question -> answer); a binary head named `"match"`
     learns caption matching ("does this caption describe this image?", image +
     caption -> yes / no, hard negatives differing in one attribute). Every
-    scene gives 5 questions and `2 * match_pairs` captions; all examples are
+    scene gives 5 questions and 4 captions to match; in training only, each
+    scene also gets one easy negative (another scene's caption naming a
+    colour or shape absent from it) and one more true caption, which give the
+    matching head a signal before it can resolve the hard pairs (evaluation
+    uses the hard pairs alone). All examples are
     shuffled into one stream, and each example carries a per-head sample
     weight (`{"answer": 1, "match": 0}` for a question, the reverse for a
     caption), so it trains only its own head while the towers and the fusion
@@ -57,13 +56,7 @@ class FusionTask(Task):
 
     def __init__(self, config, output_dir):
         super().__init__(config, output_dir)
-        data = config["data"]
-        if data["dataset"] != "shapes":
-            raise ValueError(
-                f"`data.dataset`={data['dataset']!r}: the fusion task trains on 'shapes' in this "
-                "release; other data goes through `mmkeras.models.fusion_classifier` and `model.fit`."
-            )
-        if data["augment"]:
+        if config["data"]["augment"]:
             raise ValueError(
                 "`data.augment` must be false for the fusion task: flips and crops would change the "
                 "answers to position questions and the truth of spatial captions."
@@ -88,47 +81,18 @@ class FusionTask(Task):
         for cfg_key in ("image_encoder", "text_encoder"):
             if not config.get(cfg_key):
                 raise ValueError(f"The fusion task needs `{cfg_key}`: Shapes examples are image + text.")
-        self.shapes = Shapes(
-            image_size=data["image_size"],
-            seed=data["seed"],
-            num_train=data["num_train"],
-            num_val=data["num_val"],
-            num_test=data["num_test"],
-        )
-        self.preprocessor = ImagePreprocessor(image_size=data["image_size"], resize="pad")
-        self._tokenizer = None
         self._examples = {}
         self._train_tensors = None
 
     # --- data ---------------------------------------------------------------
-    @property
-    def tokenizer(self):
-        if self._tokenizer is None:
-            path = self.run_dir.file("tokenizer.json")
-            if tf.io.gfile.exists(path):
-                with tf.io.gfile.GFile(path) as f:
-                    self._tokenizer = SubwordTokenizer.from_config(json.load(f))
-            else:
-                data = self.config["data"]
-                corpus = []
-                for scene in self.shapes.scenes("train"):
-                    corpus += scene["captions"]
-                    corpus += [q["question"] for q in scene["questions"]]
-                    corpus += [m["text"] for m in scene["match"]]
-                self._tokenizer = SubwordTokenizer.train(
-                    corpus,
-                    vocabulary_size=data["vocabulary_size"],
-                    sequence_length=data["sequence_length"],
-                )
-                self.run_dir.write_json("tokenizer.json", self._tokenizer.get_config())
-        return self._tokenizer
-
-    def build_model(self):
-        # The text tower's vocabulary is the trained tokenizer's (at most `data.vocabulary_size`).
-        from mmkeras.models import build_from_config
-
-        vocabulary = {"data": {"vocabulary_size": self.tokenizer.vocabulary_size()}}
-        return build_from_config(merge(self.config, vocabulary))
+    def tokenizer_corpus(self):
+        """Captions, questions and matching texts of the training split."""
+        corpus = []
+        for scene in self.shapes.scenes("train"):
+            corpus += scene["captions"]
+            corpus += [q["question"] for q in scene["questions"]]
+            corpus += [m["text"] for m in scene["match"]]
+        return corpus
 
     def examples(self, split):
         """Every example of a split for the trained heads, as NumPy columns.
@@ -151,6 +115,8 @@ class FusionTask(Task):
             if MATCH_HEAD in self.tasks:
                 for m in scene["match"]:
                     rows.append((i, m["text"], MATCH_HEAD, -1, m["label"], "", m["negative_kind"]))
+        if split == "train" and MATCH_HEAD in self.tasks:
+            rows += self._easy_match_pairs(self.shapes.scenes(split))
         if not rows:
             raise ValueError(f"The {split!r} split is empty: raise `data.num_{split}`.")
         scene, text, task, answer, label, qtype, nkind = zip(*rows)
@@ -166,6 +132,30 @@ class FusionTask(Task):
         columns["token_ids"] = self.tokenizer(tf.constant(list(text))).numpy()
         self._examples[split] = columns
         return columns
+
+    def _easy_match_pairs(self, scenes):
+        """Training-only matching pairs that teach the head to compare the caption with the image.
+
+        The Shapes matching pairs are all hard (the negative differs from a true caption in one
+        attribute), which gives almost no signal to a model that does not yet relate words to
+        image content. Per scene, this adds one easy negative (a true caption of another scene
+        that names a colour or shape absent from this one, so certainly false here) and one extra
+        true caption of the scene, keeping the labels balanced. Evaluation uses only the hard pairs.
+        """
+        rng = np.random.default_rng(self.config["data"]["seed"] + 1)
+        rows = []
+        for i, scene in enumerate(scenes):
+            colors = {o["color"] for o in scene["objects"]}
+            shapes = {o["shape"] for o in scene["objects"]}
+            for _ in range(100):
+                other = scenes[int(rng.integers(len(scenes)))]
+                text = other["captions"][int(rng.integers(len(other["captions"])))]
+                if _names_absent_attribute(text, colors, shapes):
+                    rows.append((i, text, MATCH_HEAD, -1, 0, "", "easy"))
+                    break
+            positive = scene["captions"][int(rng.integers(len(scene["captions"])))]
+            rows.append((i, positive, MATCH_HEAD, -1, 1, "", "none"))
+        return rows
 
     @property
     def steps_per_epoch(self):
@@ -309,6 +299,33 @@ class FusionTask(Task):
         from mmkeras.export.fusion_export import export_fusion_classifier
 
         export_fusion_classifier(model, self.tokenizer, self.preprocessor, path)
+
+
+_SHAPE_OF_WORD = {
+    word: shape
+    for shape, words in {
+        "circle": ("circle", "circles", "disk", "disks"),
+        "square": ("square", "squares", "box", "boxes"),
+        "triangle": ("triangle", "triangles"),
+        "star": ("star", "stars"),
+        "hexagon": ("hexagon", "hexagons"),
+    }.items()
+    for word in words
+}
+
+
+def _names_absent_attribute(text, colors, shapes):
+    """Whether a Shapes caption names a colour or a shape that is not in the scene.
+
+    Shapes captions only assert presence (counts >= 1, positions, relations), so such a
+    caption is false for the scene.
+    """
+    for word in text.split():
+        if word in COLORS and word not in colors:
+            return True
+        if word in _SHAPE_OF_WORD and _SHAPE_OF_WORD[word] not in shapes:
+            return True
+    return False
 
 
 def _labels_of(scores):

@@ -1,7 +1,6 @@
 import numpy as np
 import tensorflow as tf
 
-from mmkeras.config import merge
 from mmkeras.metrics.retrieval import retrieval_metrics
 from mmkeras.metrics.zero_shot import zero_shot_accuracy, zero_shot_classifier
 from mmkeras.tasks.shapes_caption_task import ShapesCaptionTask
@@ -32,13 +31,6 @@ class MatchingTask(ShapesCaptionTask):
     print(metrics["t2i_r5"])
     ```
     """
-
-    def build_model(self):
-        # The text tower's vocabulary is the trained tokenizer's (at most `data.vocabulary_size`).
-        from mmkeras.models import build_from_config
-
-        vocabulary = {"data": {"vocabulary_size": self.tokenizer.vocabulary_size()}}
-        return build_from_config(merge(self.config, vocabulary))
 
     def epoch_dataset(self, epoch):
         tokenizer, preprocessor = self.tokenizer, self.preprocessor

@@ -1,23 +1,14 @@
-import json
-
 import tensorflow as tf
 
-from mmkeras.data.shapes import Shapes
-from mmkeras.preprocessing.image_preprocessor import ImagePreprocessor
-from mmkeras.preprocessing.subword_tokenizer import SubwordTokenizer
-from mmkeras.tasks.task import Task
+from mmkeras.tasks.shapes_task import ShapesTask
 
 
-class ShapesCaptionTask(Task):
-    """Base of the tasks that train on Shapes images and their reference captions.
+class ShapesCaptionTask(ShapesTask):
+    """Base of the tasks that train on Shapes images paired with their reference captions.
 
-    Holds what matching and captioning share: the Shapes splits, the image
-    preprocessor, the WordPiece tokenizer trained on the training captions (and
-    saved as `tokenizer.json` in the run directory, so `mmkeras eval` reuses it),
-    and the per-epoch stream of `(image, caption)` batches. Each epoch pairs
-    every training image with one of its captions; the order and the draws are
-    pure functions of `(train.seed, epoch)`, which is what makes exact resume
-    possible.
+    Matching and captioning share it: each epoch pairs every training image
+    with one of its captions; the order and the draws are pure functions of
+    `(train.seed, epoch)`, which is what makes exact resume possible.
 
     Args:
         config: a resolved run config.
@@ -31,46 +22,9 @@ class ShapesCaptionTask(Task):
     ```
     """
 
-    # Tokens per caption beyond `data.sequence_length` (captioning needs one
-    # more, for the teacher-forcing shift).
-    extra_tokens = 0
-
     def __init__(self, config, output_dir):
         super().__init__(config, output_dir)
-        data = config["data"]
-        if data["dataset"] != "shapes":
-            raise ValueError(
-                f"`data.dataset`={data['dataset']!r}: the {config['task']} task trains on 'shapes' in this "
-                "release."
-            )
-        self.shapes = Shapes(
-            image_size=data["image_size"],
-            seed=data["seed"],
-            num_train=data["num_train"],
-            num_val=data["num_val"],
-            num_test=data["num_test"],
-        )
-        self.preprocessor = ImagePreprocessor(image_size=data["image_size"], resize="pad")
-        self._tokenizer = None
         self._train_tensors = None
-
-    @property
-    def tokenizer(self):
-        if self._tokenizer is None:
-            path = self.run_dir.file("tokenizer.json")
-            if tf.io.gfile.exists(path):
-                with tf.io.gfile.GFile(path) as f:
-                    self._tokenizer = SubwordTokenizer.from_config(json.load(f))
-            else:
-                data = self.config["data"]
-                corpus = [c for scene in self.shapes.scenes("train") for c in scene["captions"]]
-                self._tokenizer = SubwordTokenizer.train(
-                    corpus,
-                    vocabulary_size=data["vocabulary_size"],
-                    sequence_length=data["sequence_length"] + self.extra_tokens,
-                )
-                self.run_dir.write_json("tokenizer.json", self._tokenizer.get_config())
-        return self._tokenizer
 
     @property
     def steps_per_epoch(self):

@@ -56,7 +56,9 @@ def test_training_stream_masks_each_example_to_its_own_head(tmp_path):
                                                           "data.num_val": 2, "train.global_batch_size": 8})
     task = FusionTask(config, str(tmp_path))
     examples = task.examples("train")
-    assert len(examples["scene"]) == 8 * 9 and task.steps_per_epoch == 9
+    # 5 questions and 4 hard matching pairs per scene, plus one easy negative and one true caption in training.
+    assert len(examples["scene"]) == 8 * 11 and task.steps_per_epoch == 11
+    assert np.sum(examples["negative_kind"] == "easy") == 8
     x, y, w = next(iter(task.epoch_dataset(tf.constant(0, tf.int64))))
     assert x["images"].shape == (8, 64, 64, 3) and x["token_ids"].shape == (8, 24)
     np.testing.assert_array_equal(w["answer"].numpy() + w["match"].numpy(), np.ones(8))
