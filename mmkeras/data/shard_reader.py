@@ -188,21 +188,24 @@ class ShardReader:
             count, index = input_context.num_input_pipelines, input_context.input_pipeline_id
             if len(self.files) >= count:
                 files = files.shard(count, index)
-            else:
+            else:  # every file's records are split the same way, whatever the read order
                 record_shard = (count, index)
         if shuffle:
             files = files.shuffle(len(self.files), seed=seed, reshuffle_each_iteration=True)
         if repeat:
             files = files.repeat()
+
+        def read(path):
+            records = tf.data.TFRecordDataset(path, buffer_size=1 << 20)
+            return records.shard(*record_shard) if record_shard else records
+
         dataset = files.interleave(
-            lambda f: tf.data.TFRecordDataset(f, buffer_size=1 << 20),
+            read,
             cycle_length=max(1, min(len(self.files), int(cycle_length))),
             block_length=1,
             num_parallel_calls=_AUTOTUNE,
             deterministic=deterministic,
         )
-        if record_shard:
-            dataset = dataset.shard(*record_shard)
         if shuffle_buffer:
             dataset = dataset.shuffle(int(shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
         dataset = dataset.map(_parse, num_parallel_calls=_AUTOTUNE, deterministic=deterministic)
@@ -337,6 +340,7 @@ class ShardReader:
         def to_inputs(element):
             texts = element["text"]
             ids = tf.cast(tokenizer(texts if batch_size is not None else texts[None]), tf.int32)
+            ids = tf.ensure_shape(ids, [texts.shape[0] if batch_size is not None else 1, None])
             ids = ids if batch_size is not None else ids[0]
             images = element["images"]
             if augment is not None:

@@ -1,0 +1,50 @@
+import pytest
+
+from mmkeras.data import RecordCleaner
+from mmkeras.data.record_cleaner import clean_text
+
+
+def test_broken_images_are_skipped_or_repaired_and_counted(image_dir, image_set):
+    GOOD, REPAIRED, SKIPPED = image_set.good, image_set.repaired, image_set.skipped
+    raws = [
+        {"id": name, "image_path": str(image_dir / name), "texts": ["a caption"]}
+        for name in image_set.files
+    ]
+    raws.append({"id": "missing.jpg", "image_path": str(image_dir / "missing.jpg"), "texts": ["x"]})
+    cleaner = RecordCleaner(num_threads=2)
+    kept = cleaner.clean(raws)
+    assert [r["id"] for r in kept] == list(GOOD) + list(REPAIRED)
+    report = cleaner.report
+    expected = {}
+    for reason in list(SKIPPED.values()) + ["missing image"]:
+        expected[reason] = expected.get(reason, 0) + 1
+    assert dict(report.skipped) == expected
+    assert dict(report.repaired) == {reason: 1 for reason in REPAIRED.values()}
+    assert report.kept == len(GOOD) + len(REPAIRED)
+    webp = next(r for r in kept if r["id"] == "photo.webp")
+    assert webp["image"][:8] == b"\x89PNG\r\n\x1a\n"  # re-encoded
+    assert sorted(report.examples["corrupt image"]) == ["corrupt.jpg", "truncated.jpg", "truncated.png"]
+
+
+def test_texts_ids_and_labels(image_set):
+    png = image_set.files["good.png"]
+    cleaner = RecordCleaner(validate_images="check", num_threads=1)
+    kept = cleaner.clean([
+        {"id": 7, "image": png, "texts": [b"caf\xe9 \x00 noir", "  two   words ", "", None], "label": "cat"},
+        {"id": 8, "image": png, "texts": ["", "   "]},
+        {"id": 7, "image": png, "texts": ["duplicate"]},
+        {"id": "x", "skip": "malformed line"},
+    ])
+    assert [r["id"] for r in kept] == ["7"]
+    assert kept[0]["texts"] == ["caf\ufffd noir", "two words"] and kept[0]["label"] == "cat"
+    assert dict(cleaner.report.skipped) == {"empty caption": 1, "duplicate id": 1, "malformed line": 1}
+    assert dict(cleaner.report.repaired) == {"invalid utf-8 replaced": 1, "empty caption dropped": 1}
+    assert clean_text("bad \udcff byte") == ("bad \ufffd byte", "invalid utf-8 replaced")
+    assert RecordCleaner(require_texts=False).clean([{"id": 1, "image": png, "texts": []}])[0]["texts"] == []
+
+
+def test_bad_arguments(image_set):
+    with pytest.raises(ValueError, match="validate_images"):
+        RecordCleaner(validate_images="deep")
+    with pytest.raises(ValueError, match="label"):
+        RecordCleaner().clean([{"id": 1, "image": image_set.files["good.png"], "texts": ["a"], "label": 1.5}])
