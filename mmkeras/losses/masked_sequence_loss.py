@@ -20,6 +20,12 @@ class MaskedSequenceLoss(keras.losses.Loss):
     multiplies the per-token losses; the divisor stays the number of real
     tokens. The softmax is computed in float32 whatever the logits' dtype.
 
+    Under a `tf.distribute` strategy with several replicas (inside
+    `strategy.run`, as in `fit`), the divisor is the number of real tokens of
+    the GLOBAL batch (summed over the replicas), so each replica returns its
+    share of the global-batch loss and the summed gradients equal
+    single-device training on the global batch.
+
     Args:
         label_smoothing: float in [0, 1).
         pad_id: int, the id of padding targets (never counted).
@@ -91,9 +97,18 @@ class MaskedSequenceLoss(keras.losses.Loss):
             if self.reduction == "sum":
                 return loss
             real_tokens = ops.sum(ops.cast(ops.not_equal(ops.cast(y_true, "int32"), self.pad_id), "float32"))
+            context = tf.distribute.get_replica_context()
+            if context is not None and context.num_replicas_in_sync > 1:
+                # Each replica returns its SHARE of the global-batch loss: its
+                # token losses over the real tokens of ALL replicas. Keras sums
+                # the replicas' gradients, so they equal the single-device
+                # gradients even when replicas hold different numbers of real
+                # tokens (dividing each replica's mean by the replica count
+                # would not).
+                real_tokens = context.all_reduce(tf.distribute.ReduceOp.SUM, real_tokens)
+                return loss / ops.maximum(real_tokens, 1.0)
             loss = loss / ops.maximum(real_tokens, 1.0)
-            # Like Keras losses: under tf.distribute each replica's loss is
-            # divided by the replica count, so summed gradients average.
+            # Cross-replica context of a multi-replica strategy: scaled like Keras losses.
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             return loss / replicas if replicas > 1 else loss
 

@@ -1,6 +1,10 @@
+import atexit
+import contextlib
 import json
 import math
 import os
+import shutil
+import tempfile
 
 import keras
 import tensorflow as tf
@@ -9,7 +13,7 @@ from mmkeras.models import build_from_config
 from mmkeras.tasks.run_directory import RunDirectory
 from mmkeras.training.default_optimizer import default_optimizer
 from mmkeras.training.resumable_checkpoint import ResumableCheckpoint
-from mmkeras.training.strategy import get_strategy, per_replica_batch_size
+from mmkeras.training.strategy import get_strategy, is_chief, per_replica_batch_size
 
 
 class Task:
@@ -42,7 +46,6 @@ class Task:
 
     def __init__(self, config, output_dir):
         self.config = config
-        self.run_dir = RunDirectory(output_dir)
         train = config["train"]
         keras.config.set_dtype_policy(train["precision"])
         keras.utils.set_random_seed(train["seed"])
@@ -50,6 +53,19 @@ class Task:
             tf.config.experimental.enable_op_determinism()
         self.strategy = get_strategy(train["strategy"], train["tpu"])
         self.per_replica_batch = per_replica_batch_size(train["global_batch_size"], self.strategy)
+        # Multi-worker: every worker runs the same saves, only the chief's files
+        # are kept. The others write to a scratch directory (removed at exit) and
+        # restore from the chief's checkpoints in `output_dir`.
+        self.output_dir = str(output_dir)
+        self.is_chief = is_chief(self.strategy)
+        self.shared_run_dir = RunDirectory(output_dir)
+        if self.is_chief:
+            self.run_dir = self.shared_run_dir
+        else:
+            self.run_dir = RunDirectory(_worker_scratch_directory(self.strategy))
+            tokenizer = self.shared_run_dir.file("tokenizer.json")  # written atomically by the chief
+            if tf.io.gfile.exists(tokenizer):
+                tf.io.gfile.copy(tokenizer, self.run_dir.file("tokenizer.json"), overwrite=True)
 
     # --- to implement -----------------------------------------------------
     def epoch_dataset(self, epoch):
@@ -114,7 +130,10 @@ class Task:
         self.run_dir.write_json("config.json", self.config)
         steps, epochs = self.steps_per_epoch, train["epochs"]
         checkpoint = ResumableCheckpoint(
-            self.run_dir.checkpoints, every_n_steps=train["checkpoint_every"], keep=train["keep_checkpoints"]
+            self.shared_run_dir.checkpoints,
+            every_n_steps=train["checkpoint_every"],
+            keep=train["keep_checkpoints"],
+            write_directory=self.run_dir.checkpoints,
         )
         with self.strategy.scope():
             model = self.build_model()
@@ -137,14 +156,15 @@ class Task:
             segments.append((epoch, epochs, steps, 0))
         history = {}
         for first, last, length, skip in segments:
-            fitted = model.fit(
-                self.training_stream(first, skip),
-                initial_epoch=first,
-                epochs=last,
-                steps_per_epoch=length,
-                callbacks=callbacks,
-                verbose=verbose,
-            )
+            with _multi_worker_fit_context(model, self.strategy):
+                fitted = model.fit(
+                    self.training_stream(first, skip),
+                    initial_epoch=first,
+                    epochs=last,
+                    steps_per_epoch=length,
+                    callbacks=callbacks,
+                    verbose=verbose,
+                )
             for key, values in fitted.history.items():
                 history.setdefault(key, []).extend(float(v) for v in values)
         losses = history.get("loss", [])
@@ -174,3 +194,50 @@ class Task:
 
     def path(self, name):
         return os.path.join(self.run_dir.path, name)
+
+
+def _worker_scratch_directory(strategy):
+    """A local temporary directory for a non-chief worker's files, removed at exit."""
+    resolver = strategy.cluster_resolver
+    path = tempfile.mkdtemp(prefix=f"mmkeras-{resolver.task_type}{resolver.task_id}-")
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
+@contextlib.contextmanager
+def _multi_worker_fit_context(model, strategy):
+    """Lets Keras 3 `model.fit` run under `MultiWorkerMirroredStrategy`.
+
+    Two Keras 3.15 (TF backend) steps fail under this strategy (see
+    keras-team/keras#20329 and #20585), worked around here for the duration
+    of `fit` only; other strategies are left alone:
+
+    - `fit` of a model created in a strategy scope first all-reduces the first
+      distributed batch to build the model symbolically, and that reduce
+      rejects nested batches such as `{"images", "token_ids"}`. With the
+      model's own strategy unset and `fit` run inside `strategy.scope()`,
+      Keras takes the same strategy from the scope and builds while tracing
+      the train step instead.
+    - the per-step logs are reduced with `strategy.reduce("MEAN", value,
+      axis=0)`, which fails on scalars. The train step's logs are returned
+      with shape `[1]`, so that reduce averages them over all replicas (the
+      same logs as under `MirroredStrategy`).
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        yield
+        return
+    saved_strategy = model._distribute_strategy
+    train_step = model.train_step
+
+    def train_step_with_rank_1_logs(data):
+        logs = train_step(data)
+        return {k: tf.reshape(v, [1]) if tf.is_tensor(v) and v.shape.rank == 0 else v for k, v in logs.items()}
+
+    model._distribute_strategy = None
+    model.train_step = train_step_with_rank_1_logs
+    try:
+        with strategy.scope():
+            yield
+    finally:
+        model._distribute_strategy = saved_strategy
+        del model.train_step

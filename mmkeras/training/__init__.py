@@ -1,6 +1,6 @@
 """Training runtime: strategies, global batch, the default optimizer."""
 
 from mmkeras.training.default_optimizer import default_optimizer
-from mmkeras.training.strategy import STRATEGIES, get_strategy, per_replica_batch_size
+from mmkeras.training.strategy import STRATEGIES, get_strategy, is_chief, per_replica_batch_size
 
-__all__ = ["STRATEGIES", "default_optimizer", "get_strategy", "per_replica_batch_size"]
+__all__ = ["STRATEGIES", "default_optimizer", "get_strategy", "is_chief", "per_replica_batch_size"]

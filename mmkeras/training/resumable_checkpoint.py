@@ -21,10 +21,18 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     A checkpoint is never written after a non-finite loss, so the last one on
     disk is always a good one.
 
+    Multi-worker training: every worker must save (saving reads variables
+    through collectives), but only the chief's checkpoints are kept. Give the
+    other workers `write_directory` (a scratch directory): they restore from
+    the shared `directory` and write their copies to `write_directory`, which
+    is emptied after each save.
+
     Args:
-        directory: where checkpoints go (local or `gs://`).
+        directory: where checkpoints go and are restored from (local or `gs://`).
         every_n_steps: save every this many batches (0: only at epoch ends).
         keep: how many checkpoints to keep.
+        write_directory: optional, where this process writes its checkpoints
+            if not `directory` (non-chief workers); deleted after each save.
 
     Example:
 
@@ -40,17 +48,21 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     4
     """
 
-    def __init__(self, directory, every_n_steps=0, keep=3):
+    def __init__(self, directory, every_n_steps=0, keep=3, write_directory=None):
         super().__init__()
         if int(every_n_steps) < 0:
             raise ValueError(f"`every_n_steps` must be >= 0, got {every_n_steps!r}.")
         if int(keep) < 1:
             raise ValueError(f"`keep` must be >= 1, got {keep!r}.")
         self.directory = str(directory)
+        self.write_directory = None if write_directory is None else str(write_directory)
+        if self.write_directory == self.directory:
+            self.write_directory = None
         self.every_n_steps = int(every_n_steps)
         self.keep = int(keep)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self._manager = None
+        self._write_manager = None
         self.saw_non_finite_loss = False
         self._epoch_start = 0
 
@@ -60,6 +72,10 @@ class ResumableCheckpoint(keras.callbacks.Callback):
                 model.optimizer.build(model.trainable_variables)
             checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, step=self.step)
             self._manager = tf.train.CheckpointManager(checkpoint, self.directory, max_to_keep=self.keep)
+            if self.write_directory is not None:
+                self._write_manager = tf.train.CheckpointManager(
+                    checkpoint, self.write_directory, max_to_keep=1
+                )
         return self._manager
 
     def restore(self, model):
@@ -99,4 +115,10 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     def save(self):
         """Writes a checkpoint now (atomic; keeps the last `keep`)."""
         manager = self._checkpoint_manager(self.model)
-        manager.save(checkpoint_number=int(self.step.numpy()))
+        if self._write_manager is None:
+            manager.save(checkpoint_number=int(self.step.numpy()))
+            return
+        # A non-chief worker: take part in the save, keep nothing.
+        self._write_manager.save(checkpoint_number=int(self.step.numpy()))
+        if tf.io.gfile.exists(self.write_directory):
+            tf.io.gfile.rmtree(self.write_directory)

@@ -7,13 +7,12 @@ trains one real `model.fit` step (SGD) under `MirroredStrategy(["/cpu:0",
 batch, and prints the results as JSON for the tests below to compare.
 """
 
-import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+
+from mmkeras.testing.distributed import run_python
 
 GLOBAL_BATCH = 8
 LEARNING_RATE = 0.5
@@ -34,10 +33,9 @@ LOSS_CASES = {
 def _worker():
     import tensorflow as tf
 
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
-    )
+    from mmkeras.testing.distributed import print_results, split_cpu
+
+    split_cpu(2)
     import keras
     from keras import ops
 
@@ -199,24 +197,11 @@ def _worker():
         "offsets": [int(o) for o in offsets],
         "sizes": [int(s) for s in sizes],
     }
-    print("RESULTS_JSON=" + json.dumps(results))
+    print_results(results)
 
 
 def _run_worker():
-    repo_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    python_path = os.pathsep.join(p for p in (repo_root, os.environ.get("PYTHONPATH")) if p)
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=python_path)
-    proc = subprocess.run(
-        [sys.executable, os.path.abspath(__file__)],
-        cwd=repo_root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULTS_JSON=")]
-    assert proc.returncode == 0 and lines, f"worker failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    return json.loads(lines[-1][len("RESULTS_JSON="):])
+    return run_python([os.path.abspath(__file__)], timeout=300)
 
 
 def _max_abs_diff(a, b):
