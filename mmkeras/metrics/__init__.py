@@ -13,6 +13,7 @@ from mmkeras.metrics.classification import macro_f1
 from mmkeras.metrics.classification import per_class_report
 from mmkeras.metrics.masked_perplexity import MaskedPerplexity
 from mmkeras.metrics.masked_token_accuracy import MaskedTokenAccuracy
+from mmkeras.metrics.masked_token_metric import MaskedTokenMetric
 from mmkeras.metrics.retrieval import retrieval_metrics
 from mmkeras.metrics.retrieval import retrieval_ranks
 from mmkeras.metrics.zero_shot import DEFAULT_TEMPLATES
@@ -23,6 +24,7 @@ __all__ = [
     "DEFAULT_TEMPLATES",
     "MaskedPerplexity",
     "MaskedTokenAccuracy",
+    "MaskedTokenMetric",
     "accuracy",
     "auroc",
     "cider_d",

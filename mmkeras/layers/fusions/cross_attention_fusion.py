@@ -3,7 +3,6 @@ from keras import ops
 
 from mmkeras.layers.attention_mask import merge_attention_masks
 from mmkeras.layers.fusions.fusion import Fusion, masked_mean
-from mmkeras.layers.transformer_encoder_block import TransformerEncoderBlock
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -97,32 +96,12 @@ class CrossAttentionFusion(Fusion):
                 f"`modalities`={modalities!r}. Use another fusion for more modalities."
             )
         super().__init__(modalities=[query_modality, context_modality], **kwargs)
-        for arg, value in (
-            ("hidden_dim", hidden_dim),
-            ("num_layers", num_layers),
-            ("num_heads", num_heads),
-        ):
-            if int(value) < 1:
-                raise ValueError(f"`{arg}` must be a positive int, got {value!r}.")
-        if int(hidden_dim) % int(num_heads):
-            raise ValueError(f"`num_heads`={num_heads} must divide `hidden_dim`={hidden_dim}.")
-        if mlp_dim is not None and int(mlp_dim) < 1:
-            raise ValueError(f"`mlp_dim` must be None or a positive int, got {mlp_dim!r}.")
-        if output_dim is not None and int(output_dim) < 1:
-            raise ValueError(f"`output_dim` must be None or a positive int, got {output_dim!r}.")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}.")
-        self.hidden_dim = int(hidden_dim)
-        self.output_dim = self.hidden_dim if output_dim is None else int(output_dim)
-        self._output_dim_arg = None if output_dim is None else int(output_dim)
+        self.set_transformer_arguments(
+            hidden_dim, num_layers, num_heads, mlp_dim, dropout, output_dim, layer_norm_epsilon
+        )
         self.query_modality = query_modality
         self.context_modality = context_modality
-        self.num_layers = int(num_layers)
-        self.num_heads = int(num_heads)
-        self.mlp_dim = None if mlp_dim is None else int(mlp_dim)
         self.co_attention = bool(co_attention)
-        self.dropout = float(dropout)
-        self.layer_norm_epsilon = float(layer_norm_epsilon)
 
     def _resolve_names(self, keys):
         extra = [k for k in keys if k not in self.modalities]
@@ -142,28 +121,18 @@ class CrossAttentionFusion(Fusion):
         attention = _CrossAttention(
             self.num_heads, dtype=self.dtype_policy, name=f"{prefix}_cross_attention_{index}"
         )
-        block = TransformerEncoderBlock(
-            num_heads=self.num_heads,
-            mlp_dim=self.mlp_dim or 4 * hidden,
-            dropout=self.dropout,
-            layer_norm_epsilon=self.layer_norm_epsilon,
-            dtype=self.dtype_policy,
-            name=f"{prefix}_block_{index}",
-        )
+        block = self.transformer_block(f"{prefix}_block_{index}")
         query_norm.build(seq)
         key_norm.build(seq)
         attention.build(seq, seq)
-        block.build(seq)
         return [query_norm, key_norm, attention, block]
 
     def build_fusion(self, entries):
         hidden = self.hidden_dim
         # === Layers ===
-        self.projections, self.final_norms = [], []
-        for name, entry in entries.items():
-            dense = keras.layers.Dense(hidden, dtype=self.dtype_policy, name=f"{name}_projection")
-            dense.build((None, None, self.token_width(entry)))
-            self.projections.append(dense)
+        self.projections = self.token_projections(entries)
+        self.final_norms = []
+        for name in entries:
             final_norm = keras.layers.LayerNormalization(
                 epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=f"{name}_final_norm"
             )

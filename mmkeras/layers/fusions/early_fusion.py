@@ -3,7 +3,6 @@ from keras import ops
 
 from mmkeras.layers.fusions.fusion import Fusion
 from mmkeras.layers.modality_type_embedding import ModalityTypeEmbedding
-from mmkeras.layers.transformer_encoder_block import TransformerEncoderBlock
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -60,38 +59,14 @@ class EarlyFusion(Fusion):
         **kwargs,
     ):
         super().__init__(modalities=modalities, **kwargs)
-        for arg, value in (
-            ("hidden_dim", hidden_dim),
-            ("num_layers", num_layers),
-            ("num_heads", num_heads),
-        ):
-            if int(value) < 1:
-                raise ValueError(f"`{arg}` must be a positive int, got {value!r}.")
-        if int(hidden_dim) % int(num_heads):
-            raise ValueError(f"`num_heads`={num_heads} must divide `hidden_dim`={hidden_dim}.")
-        if mlp_dim is not None and int(mlp_dim) < 1:
-            raise ValueError(f"`mlp_dim` must be None or a positive int, got {mlp_dim!r}.")
-        if output_dim is not None and int(output_dim) < 1:
-            raise ValueError(f"`output_dim` must be None or a positive int, got {output_dim!r}.")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}.")
-        self.hidden_dim = int(hidden_dim)
-        self.num_layers = int(num_layers)
-        self.num_heads = int(num_heads)
-        self.mlp_dim = None if mlp_dim is None else int(mlp_dim)
-        self.dropout = float(dropout)
-        self.output_dim = self.hidden_dim if output_dim is None else int(output_dim)
-        self._output_dim_arg = None if output_dim is None else int(output_dim)
-        self.layer_norm_epsilon = float(layer_norm_epsilon)
+        self.set_transformer_arguments(
+            hidden_dim, num_layers, num_heads, mlp_dim, dropout, output_dim, layer_norm_epsilon
+        )
 
     def build_fusion(self, entries):
         hidden = self.hidden_dim
         # === Layers ===
-        self.projections = []
-        for name, entry in entries.items():
-            dense = keras.layers.Dense(hidden, dtype=self.dtype_policy, name=f"{name}_projection")
-            dense.build((None, None, self.token_width(entry)))
-            self.projections.append(dense)
+        self.projections = self.token_projections(entries)
         self.type_embedding = ModalityTypeEmbedding(
             len(entries), dtype=self.dtype_policy, name="modality_type_embedding"
         )
@@ -101,18 +76,7 @@ class EarlyFusion(Fusion):
             initializer=keras.initializers.RandomNormal(stddev=0.02),
             name="cls_token",
         )
-        self.blocks = []
-        for i in range(self.num_layers):
-            block = TransformerEncoderBlock(
-                num_heads=self.num_heads,
-                mlp_dim=self.mlp_dim or 4 * hidden,
-                dropout=self.dropout,
-                layer_norm_epsilon=self.layer_norm_epsilon,
-                dtype=self.dtype_policy,
-                name=f"block_{i}",
-            )
-            block.build((None, None, hidden))
-            self.blocks.append(block)
+        self.blocks = [self.transformer_block(f"block_{i}") for i in range(self.num_layers)]
         self.final_norm = keras.layers.LayerNormalization(
             epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="final_norm"
         )

@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from mmkeras.layers.transformer_encoder_block import TransformerEncoderBlock
+
 _ENTRY_KEYS = ("sequence", "pooled", "padding_mask")
 _NEG = -1e9
 
@@ -128,6 +130,65 @@ class Fusion(keras.layers.Layer):
     def build_fusion(self, entries):
         """Creates and builds sub-layers; `entries` maps names to shape dicts."""
         raise NotImplementedError
+
+    # --- helpers of the Transformer-based fusions ----------------------------
+    def set_transformer_arguments(
+        self, hidden_dim, num_layers, num_heads, mlp_dim, dropout, output_dim, layer_norm_epsilon,
+        **positive_ints,
+    ):
+        """Checks and stores the arguments the Transformer-based fusions share.
+
+        Sets `hidden_dim`, `num_layers`, `num_heads`, `mlp_dim`, `dropout`,
+        `output_dim` (defaulting to `hidden_dim`) and `layer_norm_epsilon`, plus
+        every extra keyword in `positive_ints` (checked to be >= 1).
+        """
+        for arg, value in (
+            ("hidden_dim", hidden_dim),
+            ("num_layers", num_layers),
+            ("num_heads", num_heads),
+            *positive_ints.items(),
+        ):
+            if int(value) < 1:
+                raise ValueError(f"`{arg}` must be a positive int, got {value!r}.")
+        if int(hidden_dim) % int(num_heads):
+            raise ValueError(f"`num_heads`={num_heads} must divide `hidden_dim`={hidden_dim}.")
+        for arg, value in (("mlp_dim", mlp_dim), ("output_dim", output_dim)):
+            if value is not None and int(value) < 1:
+                raise ValueError(f"`{arg}` must be None or a positive int, got {value!r}.")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}.")
+        self.hidden_dim = int(hidden_dim)
+        self.num_layers = int(num_layers)
+        self.num_heads = int(num_heads)
+        self.mlp_dim = None if mlp_dim is None else int(mlp_dim)
+        self.dropout = float(dropout)
+        self.output_dim = self.hidden_dim if output_dim is None else int(output_dim)
+        self._output_dim_arg = None if output_dim is None else int(output_dim)
+        self.layer_norm_epsilon = float(layer_norm_epsilon)
+        for arg, value in positive_ints.items():
+            setattr(self, arg, int(value))
+
+    def transformer_block(self, name):
+        """A built `TransformerEncoderBlock` of width `hidden_dim` with this fusion's settings."""
+        block = TransformerEncoderBlock(
+            num_heads=self.num_heads,
+            mlp_dim=self.mlp_dim or 4 * self.hidden_dim,
+            dropout=self.dropout,
+            layer_norm_epsilon=self.layer_norm_epsilon,
+            dtype=self.dtype_policy,
+            name=name,
+        )
+        block.build((None, None, self.hidden_dim))
+        return block
+
+    def token_projections(self, entries):
+        """One built `Dense` per modality, from its token width to `hidden_dim`."""
+        projections = []
+        for name, entry in entries.items():
+            dense = keras.layers.Dense(self.hidden_dim, dtype=self.dtype_policy, name=f"{name}_projection")
+            dense.build((None, None, self.token_width(entry)))
+            projections.append(dense)
+        return projections
 
     @staticmethod
     def token_width(entry):

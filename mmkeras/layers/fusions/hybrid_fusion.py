@@ -2,7 +2,6 @@ import keras
 from keras import ops
 
 from mmkeras.layers.fusions.fusion import Fusion, presence_matrix
-from mmkeras.layers.transformer_encoder_block import TransformerEncoderBlock
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -70,40 +69,15 @@ class HybridFusion(Fusion):
         **kwargs,
     ):
         super().__init__(modalities=modalities, **kwargs)
-        for arg, value in (
-            ("hidden_dim", hidden_dim),
-            ("num_layers", num_layers),
-            ("num_heads", num_heads),
-            ("num_bottleneck_tokens", num_bottleneck_tokens),
-        ):
-            if int(value) < 1:
-                raise ValueError(f"`{arg}` must be a positive int, got {value!r}.")
-        if int(hidden_dim) % int(num_heads):
-            raise ValueError(f"`num_heads`={num_heads} must divide `hidden_dim`={hidden_dim}.")
-        if mlp_dim is not None and int(mlp_dim) < 1:
-            raise ValueError(f"`mlp_dim` must be None or a positive int, got {mlp_dim!r}.")
-        if output_dim is not None and int(output_dim) < 1:
-            raise ValueError(f"`output_dim` must be None or a positive int, got {output_dim!r}.")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}.")
-        self.hidden_dim = int(hidden_dim)
-        self.output_dim = self.hidden_dim if output_dim is None else int(output_dim)
-        self._output_dim_arg = None if output_dim is None else int(output_dim)
-        self.num_layers = int(num_layers)
-        self.num_heads = int(num_heads)
-        self.mlp_dim = None if mlp_dim is None else int(mlp_dim)
-        self.num_bottleneck_tokens = int(num_bottleneck_tokens)
-        self.dropout = float(dropout)
-        self.layer_norm_epsilon = float(layer_norm_epsilon)
+        self.set_transformer_arguments(
+            hidden_dim, num_layers, num_heads, mlp_dim, dropout, output_dim, layer_norm_epsilon,
+            num_bottleneck_tokens=num_bottleneck_tokens,
+        )
 
     def build_fusion(self, entries):
         hidden = self.hidden_dim
         # === Layers ===
-        self.projections = []
-        for name, entry in entries.items():
-            dense = keras.layers.Dense(hidden, dtype=self.dtype_policy, name=f"{name}_projection")
-            dense.build((None, None, self.token_width(entry)))
-            self.projections.append(dense)
+        self.projections = self.token_projections(entries)
         self.bottleneck = self.add_weight(
             shape=(1, self.num_bottleneck_tokens, hidden),
             initializer=keras.initializers.RandomNormal(stddev=0.02),
@@ -113,16 +87,7 @@ class HybridFusion(Fusion):
         self.blocks, self.depth_norms = [], []
         for depth in range(self.num_layers):
             for name in entries:
-                block = TransformerEncoderBlock(
-                    num_heads=self.num_heads,
-                    mlp_dim=self.mlp_dim or 4 * hidden,
-                    dropout=self.dropout,
-                    layer_norm_epsilon=self.layer_norm_epsilon,
-                    dtype=self.dtype_policy,
-                    name=f"{name}_block_{depth}",
-                )
-                block.build((None, None, hidden))
-                self.blocks.append(block)
+                self.blocks.append(self.transformer_block(f"{name}_block_{depth}"))
             norm = keras.layers.LayerNormalization(
                 epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=f"depth_norm_{depth}"
             )
