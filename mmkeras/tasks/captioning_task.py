@@ -64,7 +64,9 @@ class CaptioningTask(ShapesCaptionTask):
         def to_model_inputs(images, texts):
             return split_for_teacher_forcing({"images": preprocessor(images), "token_ids": tokenizer(texts)})
 
-        return self.caption_batches(epoch).map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+        return self.with_static_batch(
+            self.caption_batches(epoch).map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+        )
 
     # --- evaluation ---------------------------------------------------------
     def generator(self, model):

@@ -38,7 +38,9 @@ class MatchingTask(ShapesCaptionTask):
         def to_model_inputs(images, texts):
             return {"images": preprocessor(images), "token_ids": tokenizer(texts)}
 
-        return self.caption_batches(epoch).map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+        return self.with_static_batch(
+            self.caption_batches(epoch).map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+        )
 
     # --- evaluation ---------------------------------------------------------
     def embed(self, model, split="test"):

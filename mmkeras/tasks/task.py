@@ -114,6 +114,20 @@ class Task:
             **self.compile_arguments(),
         )
 
+    def with_static_batch(self, dataset):
+        """`dataset` with the leading dimension of every tensor set to `train.global_batch_size`.
+
+        Ops such as the tokenizer lose the static batch size of their input;
+        XLA (and so TPUs) needs every batch fully shaped.
+        """
+        batch = self.config["train"]["global_batch_size"]
+
+        def fix(*elements):
+            structure = elements if len(elements) > 1 else elements[0]
+            return tf.nest.map_structure(lambda t: tf.ensure_shape(t, [batch] + t.shape[1:].as_list()), structure)
+
+        return dataset.map(fix)
+
     def training_stream(self, first_epoch, skip_batches):
         """Epochs `first_epoch..epochs-1` back to back, minus the first `skip_batches`."""
         epochs = self.config["train"]["epochs"]
