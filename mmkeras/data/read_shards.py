@@ -22,15 +22,14 @@ def read_shards(path, family="matching", tokenizer=None, split="train", **kwargs
 
     Example:
 
-    >>> import tempfile
-    >>> from mmkeras.data import ShapesSource, write_shards
-    >>> from mmkeras.preprocessing import SubwordTokenizer
-    >>> out = tempfile.mkdtemp()
-    >>> _ = write_shards(ShapesSource("val", image_size=32, num_examples=4), out, 2, "val")
-    >>> tokenizer = SubwordTokenizer.train(["a red star"], 40, sequence_length=6)
-    >>> data = read_shards(out, "captioning", tokenizer, split="val", image_size=32, batch_size=2)
-    >>> inputs, targets = next(iter(data))
-    >>> inputs["token_ids"].shape, targets.shape
-    (TensorShape([2, 5]), TensorShape([2, 5]))
+    ```python
+    from mmkeras.data import read_shards
+    from mmkeras.preprocessing import SubwordTokenizer
+
+    tokenizer = SubwordTokenizer.train(["a red star"], 40, sequence_length=6)
+    data = read_shards("shards/coco", "captioning", tokenizer, split="val", image_size=224,
+                       batch_size=64, drop_remainder=True)
+    inputs, targets = next(iter(data))   # token_ids / targets: [64, 5]
+    ```
     """
     return ShardReader(path, split).dataset(family, tokenizer, **kwargs)
