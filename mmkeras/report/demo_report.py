@@ -1,0 +1,326 @@
+"""The results of `mmkeras demo`: the printed table, `report.html` and the PNG plots beside it."""
+
+import math
+import os
+
+import numpy as np
+
+from mmkeras.report.html_report import HtmlReport
+from mmkeras.report.plots import GREEN, encode_png, heatmap, image_grid, line_plot, stack
+
+TASK_KINDS = ("matching", "captioning", "fusion")
+SECTIONS = {
+    "results": "Results",
+    "captions": "Captioning: generated and reference captions",
+    "retrieval": "Text-to-image retrieval",
+    "fusion": "Fusion classifiers: early vs late",
+    "curves": "Training curves",
+}
+_MATCHING_ROWS = [(f"{d} R@{k}", f"{d}_r{k}") for d in ("i2t", "t2i") for k in (1, 5, 10)]
+_CAPTIONING_ROWS = [("BLEU-4", "bleu_4"), ("CIDEr-D", "cider_d")]
+_FUSION_ROWS = [("QA accuracy", "answer_accuracy"), ("matching accuracy", "match_accuracy")]
+_FUSION_DETAIL = [
+    ("QA accuracy", "answer_accuracy"),
+    ("QA accuracy, exists", "answer_accuracy_exists"),
+    ("QA accuracy, count", "answer_accuracy_count"),
+    ("QA accuracy, color", "answer_accuracy_color"),
+    ("QA accuracy, position", "answer_accuracy_position"),
+    ("QA accuracy, image missing", "answer_accuracy_image_missing"),
+    ("QA accuracy, text missing", "answer_accuracy_text_missing"),
+    ("matching accuracy", "match_accuracy"),
+    ("matching AUROC", "match_auroc"),
+    ("matching accuracy, image missing", "match_accuracy_image_missing"),
+    ("matching accuracy, text missing", "match_accuracy_text_missing"),
+]
+
+
+def _i2t_chance(k, num_images, num_captions):
+    """Chance R@K of image-to-text retrieval: P(one of the image's captions in a random top K)."""
+    per_image = num_captions / max(num_images, 1)
+    miss = 1.0
+    for j in range(min(k, num_captions)):
+        miss *= max(num_captions - per_image - j, 0.0) / (num_captions - j)
+    return 1.0 - miss
+
+
+def _majority_share(head_metrics):
+    support = [c["support"] for c in head_metrics.get("per_class", {}).values()]
+    return max(support) / sum(support) if support and sum(support) else None
+
+
+def _slug(name):
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in str(name))
+
+
+class DemoReport:
+    """Collects the demo's trained runs and writes the results table, `report.html` and `plots/*.png`.
+
+    Add each run with `add_run` (its `metrics.json` content and `history.json`),
+    then what the report shows of it: `add_caption_samples` (captioner),
+    `add_retrieval` (dual encoder), `add_confusion` (fusion classifiers). `rows()`
+    / `table()` give the results (R@K both ways, BLEU-4, CIDEr-D, fusion
+    accuracies) next to a chance level or baseline; `write(output_dir)` writes
+    the self-contained `report.html` (images inlined as base64 PNG) and the same
+    plots as PNG files under `output_dir/plots/`.
+
+    Args:
+        title: the report's title.
+        subtitle: an optional line under it (e.g. the budgets used).
+
+    Example:
+
+    >>> report = DemoReport()
+    >>> report.add_run("clip", "matching", {"i2t_r1": 0.2, "i2t_r5": 0.5, "i2t_r10": 0.7, "t2i_r1": 0.1,
+    ...                "t2i_r5": 0.3, "t2i_r10": 0.4, "num_test_images": 100, "num_test_captions": 500},
+    ...                history={"loss": [3.0, 2.1]}, seconds=12.5)
+    >>> print(report.table())  # doctest: +NORMALIZE_WHITESPACE
+    model  metric    value  reference
+    clip   i2t R@1   0.200  chance 0.010
+    clip   i2t R@5   0.500  chance 0.049
+    clip   i2t R@10  0.700  chance 0.096
+    clip   t2i R@1   0.100  chance 0.010
+    clip   t2i R@5   0.300  chance 0.050
+    clip   t2i R@10  0.400  chance 0.100
+    """
+
+    def __init__(self, title="mmkeras demo", subtitle=None):
+        self.title = title
+        self.subtitle = subtitle
+        self.runs = []  # dicts: name, task, metrics, history, seconds, export_dir
+        self.captions = {}
+        self.retrieval = {}
+        self.confusions = []
+
+    # --- inputs ---------------------------------------------------------------
+    def add_run(self, name, task, metrics, history=None, seconds=None, export_dir=None):
+        """Adds one trained run.
+
+        Args:
+            name: the model's name (the preset).
+            task: "matching", "captioning" or "fusion".
+            metrics: its `metrics.json` dict.
+            history: its `history.json` dict (`{metric: per-epoch values}`), for the curves.
+            seconds: wall time of its training, evaluation and export.
+            export_dir: where its SavedModel was exported.
+        """
+        if task not in TASK_KINDS:
+            raise ValueError(f"`task` must be one of {TASK_KINDS}, got {task!r}.")
+        if any(r["name"] == name for r in self.runs):
+            raise ValueError(f"`name` {name!r} was already added.")
+        if not isinstance(metrics, dict):
+            raise ValueError(f"`metrics` must be the run's metrics dict, got {type(metrics).__name__}.")
+        self.runs.append({
+            "name": name, "task": task, "metrics": metrics, "history": dict(history or {}),
+            "seconds": seconds, "export_dir": export_dir,
+        })
+
+    def add_caption_samples(self, name, samples):
+        """Captioning samples: dicts `{"image": uint8 [H, W, 3], "generated": str, "references": [str]}`.
+
+        Args:
+            name: the captioner's run name.
+            samples: see `mmkeras.report.run_samples.caption_samples`.
+        """
+        self.captions[name] = list(samples)
+
+    def add_retrieval(self, name, samples):
+        """Text-to-image retrieval examples of a dual encoder.
+
+        Args:
+            name: the dual encoder's run name.
+            samples: dicts `{"query", "images" [k, H, W, 3], "scores", "correct", "rank"}`, see
+                `mmkeras.report.run_samples.retrieval_samples`.
+        """
+        self.retrieval[name] = list(samples)
+
+    def add_confusion(self, name, confusion):
+        """A fusion classifier's confusion matrix.
+
+        Args:
+            name: the fusion run's name.
+            confusion: `{"head": str, "labels": [str], "matrix": [C, C] counts}` (rows = true labels).
+        """
+        matrix = np.asarray(confusion["matrix"])
+        if matrix.shape != (len(confusion["labels"]),) * 2:
+            raise ValueError(
+                f"`confusion['matrix']` must be [C, C] for the {len(confusion['labels'])} labels, got {matrix.shape}."
+            )
+        self.confusions.append({"name": name, "head": confusion["head"], "labels": list(confusion["labels"]),
+                                "matrix": matrix})
+
+    # --- results --------------------------------------------------------------
+    def rows(self):
+        """The results, one dict per figure: `model`, `metric` (label), `key` (in `metrics.json`),
+        `value`, `reference` (text) and `reference_value` (chance level or baseline, or None)."""
+        rows = []
+        for run in self.runs:
+            m = run["metrics"]
+            if run["task"] == "matching":
+                images, captions = m.get("num_test_images"), m.get("num_test_captions")
+                for label, key in _MATCHING_ROWS:
+                    k = int(key.rsplit("_r", 1)[1])
+                    if not images:
+                        ref = None
+                    elif key.startswith("t2i"):
+                        ref = min(k / images, 1.0)
+                    else:
+                        ref = _i2t_chance(k, images, captions or images)
+                    rows.append((run["name"], label, key, m.get(key), "chance", ref))
+            elif run["task"] == "captioning":
+                for label, key in _CAPTIONING_ROWS:
+                    rows.append((run["name"], label, key, m.get(key), "nearest-neighbour",
+                                 m.get(f"baseline_nearest_{key}")))
+            else:
+                for label, key in _FUSION_ROWS:
+                    head = key.split("_", 1)[0]
+                    if key in m:
+                        rows.append((run["name"], label, key, m[key], "majority class",
+                                     _majority_share(m.get(head, {}))))
+        return [
+            {"model": name, "metric": label, "key": key, "value": value,
+             "reference": f"{kind} {ref:.3f}" if ref is not None else "",
+             "reference_value": ref}
+            for name, label, key, value, kind, ref in rows
+        ]
+
+    def table(self):
+        """The results as an aligned plain-text table (what `mmkeras demo` prints)."""
+        lines = [("model", "metric", "value", "reference")]
+        for row in self.rows():
+            value = "n/a" if row["value"] is None else f"{row['value']:.3f}"
+            lines.append((row["model"], row["metric"], value, row["reference"]))
+        widths = [max(len(line[i]) for line in lines) for i in range(4)]
+        return "\n".join(
+            "  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines
+        )
+
+    # --- figures --------------------------------------------------------------
+    def figures(self):
+        """The plots, as `{file name: uint8 image}`: `curves_<run>.png`, `retrieval_<run>.png`,
+        `confusion_<run>_<head>.png`."""
+        figures = {}
+        for run in self.runs:
+            losses = {k: v for k, v in run["history"].items() if k.endswith("loss")}
+            if losses:
+                names = sorted(losses, key=lambda k: (k != "loss", k))[:6]
+                figures[f"curves_{_slug(run['name'])}.png"] = line_plot(
+                    {k: losses[k] for k in names}, title=f"{run['name']}: training loss", y_label="loss")
+        for name, samples in self.retrieval.items():
+            figures[f"retrieval_{_slug(name)}.png"] = stack([self._retrieval_grid(s) for s in samples])
+        for confusion in self.confusions:
+            figures[f"confusion_{_slug(confusion['name'])}_{confusion['head']}.png"] = heatmap(
+                confusion["matrix"], confusion["labels"], confusion["labels"],
+                title=f"{confusion['name']}: {confusion['head']} head (test)")
+        return figures
+
+    @staticmethod
+    def _retrieval_grid(sample):
+        labels = [f"#{i + 1} {score:.2f}" for i, score in enumerate(sample["scores"])]
+        borders = [GREEN if c else None for c in sample["correct"]]
+        return image_grid(np.asarray(sample["images"]), labels=labels, borders=borders,
+                          title=f"query: {sample['query']}")
+
+    # --- output ---------------------------------------------------------------
+    def html(self, figures=None):
+        """The report as an `HtmlReport` (every section present, with a note where data is missing).
+
+        Args:
+            figures: the output of `figures()` (computed if None).
+        """
+        figures = self.figures() if figures is None else figures
+        report = HtmlReport(self.title, self.subtitle)
+
+        report.section(SECTIONS["results"], "results")
+        rows = self.rows()
+        report.table(
+            ["model", "metric", "value", "chance / baseline"],
+            [[r["model"], r["metric"], r["value"], r["reference"]] for r in rows],
+            row_attributes=[
+                {"data-model": r["model"], "data-metric": r["key"], "data-value": repr(r["value"])} for r in rows
+            ],
+        )
+        report.paragraph(
+            "R@K: recall at K over the held-out Shapes scenes (i2t: any of an image's captions in the top K; "
+            "t2i: the caption's image in the top K). BLEU-4 and CIDEr-D: beam-search captions against all "
+            "reference captions. Fusion accuracies on held-out questions and hard caption-matching pairs.",
+            muted=True,
+        )
+        report.table(
+            ["model", "task", "seconds (train + eval + export)", "SavedModel"],
+            [[r["name"], r["task"], r["seconds"], r["export_dir"] or ""] for r in self.runs],
+        )
+
+        report.section(SECTIONS["captions"], "captions")
+        if not self.captions:
+            report.paragraph("No captioner in this demo.", muted=True)
+        for name, samples in self.captions.items():
+            report.heading(name)
+            report.gallery([
+                {"image": _enlarge(s["image"]), "title": f"generated: {s['generated']}",
+                 "items": [f"reference: {r}" for r in s["references"]]}
+                for s in samples
+            ])
+
+        report.section(SECTIONS["retrieval"], "retrieval")
+        if not self.retrieval:
+            report.paragraph("No dual encoder in this demo.", muted=True)
+        for name, samples in self.retrieval.items():
+            report.heading(name)
+            report.paragraph(
+                "Top-ranked test images for test captions, best first, with their cosine similarity; the "
+                "image the caption was written for is framed in green (many captions are true of several "
+                "scenes, so other top images may fit too).", muted=True)
+            total = next((r["metrics"].get("num_test_images") for r in self.runs if r["name"] == name), None)
+            for sample in samples:
+                out_of = f" of {total}" if total else ""
+                report.image(self._retrieval_grid(sample), alt=sample["query"],
+                             caption=f"\u201c{sample['query']}\u201d: its own image ranks {sample['rank']}{out_of}")
+
+        report.section(SECTIONS["fusion"], "fusion")
+        fusion = [r for r in self.runs if r["task"] == "fusion"]
+        if fusion:
+            keys = [(label, key) for label, key in _FUSION_DETAIL if any(key in r["metrics"] for r in fusion)]
+            report.table(
+                ["metric"] + [r["name"] for r in fusion],
+                [[label] + [r["metrics"].get(key) for r in fusion] for label, key in keys],
+                row_attributes=[{"data-metric": key} for _, key in keys],
+            )
+        else:
+            report.paragraph("No fusion classifier in this demo.", muted=True)
+        for confusion in self.confusions:
+            file = f"confusion_{_slug(confusion['name'])}_{confusion['head']}.png"
+            report.image(figures[file], alt=file,
+                         caption=f"{confusion['name']}, {confusion['head']} head: rows are true labels, "
+                                 "columns predictions; shading is the share of the row.")
+
+        report.section(SECTIONS["curves"], "curves")
+        curves = [f"curves_{_slug(r['name'])}.png" for r in self.runs]
+        if not any(c in figures for c in curves):
+            report.paragraph("No training history recorded.", muted=True)
+        for run, file in zip(self.runs, curves):
+            if file in figures:
+                report.image(figures[file], alt=file, caption=f"{run['name']}: loss per epoch (history.json)")
+        return report
+
+    def write(self, output_dir):
+        """Writes `output_dir/report.html` and `output_dir/plots/*.png`; returns the report's path.
+
+        Args:
+            output_dir: the demo's output directory (local path or `gs://`).
+        """
+        import tensorflow as tf
+
+        plots = os.path.join(str(output_dir), "plots")
+        tf.io.gfile.makedirs(plots)
+        figures = self.figures()
+        for file, image in figures.items():
+            with tf.io.gfile.GFile(os.path.join(plots, file), "wb") as f:
+                f.write(encode_png(image))
+        return self.html(figures).write(os.path.join(str(output_dir), "report.html"))
+
+
+def _enlarge(image, size=128):
+    """Nearest-neighbour upscaling by an integer factor to about `size` pixels."""
+    image = np.asarray(image)
+    factor = max(1, math.ceil(size / max(image.shape[:2])))
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)

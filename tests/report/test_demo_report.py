@@ -1,0 +1,97 @@
+"""DemoReport on small fake runs: the table, the report's sections, figures and numbers."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mmkeras.data.shapes import ANSWER_VOCABULARY
+from mmkeras.report.demo_report import SECTIONS, DemoReport
+from mmkeras.report.html_report import read_html_report
+
+MATCHING = {"i2t_r1": 0.21, "i2t_r5": 0.52, "i2t_r10": 0.71, "t2i_r1": 0.05, "t2i_r5": 0.2, "t2i_r10": 0.33,
+            "num_test_images": 50, "num_test_captions": 250}
+CAPTIONING = {"bleu_4": 0.31, "cider_d": 0.9, "baseline_nearest_bleu_4": 0.2, "baseline_nearest_cider_d": 0.5}
+
+
+def _fusion(accuracy):
+    per_class = {name: {"support": 10 if name == "yes" else 2} for name in ANSWER_VOCABULARY}
+    return {"answer_accuracy": accuracy, "match_accuracy": 0.61, "match_auroc": 0.66,
+            "answer_accuracy_count": 0.4, "answer": {"per_class": per_class},
+            "match": {"per_class": {"no": {"support": 30}, "yes": {"support": 30}}}}
+
+
+def _report():
+    rng = np.random.default_rng(0)
+    image = lambda: rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)  # noqa: E731
+    report = DemoReport(subtitle="fake")
+    report.add_run("clip", "matching", MATCHING, history={"loss": [3.0, 2.0]}, seconds=1.5, export_dir="x/export")
+    report.add_run("cap", "captioning", CAPTIONING, history={"loss": [4.0, 3.0], "masked_token_accuracy": [0.1, 0.2]})
+    report.add_run("early", "fusion", _fusion(0.45), history={"loss": [2.0], "answer_loss": [1.5], "match_loss": [0.7]})
+    report.add_run("late", "fusion", _fusion(0.35))  # no history: no curve
+    report.add_caption_samples("cap", [{"image": image(), "generated": "a red <b>circle</b>",
+                                        "references": ["one red circle", "a red disk"]}])
+    report.add_retrieval("clip", [{"query": "two stars", "images": np.stack([image() for _ in range(3)]),
+                                   "scores": [0.9, 0.8, 0.1], "correct": [False, True, False], "rank": 2}])
+    for name in ("early", "late"):
+        report.add_confusion(name, {"head": "answer", "labels": list(ANSWER_VOCABULARY),
+                                    "matrix": rng.integers(0, 5, (24, 24))})
+    return report
+
+
+def test_results_rows_and_table():
+    report = _report()
+    rows = report.rows()
+    assert [r["key"] for r in rows] == ["i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10",
+                                        "bleu_4", "cider_d"] + ["answer_accuracy", "match_accuracy"] * 2
+    by_key = {(r["model"], r["key"]): r for r in rows}
+    assert by_key["clip", "t2i_r5"]["reference_value"] == pytest.approx(0.1)
+    assert by_key["clip", "i2t_r1"]["reference_value"] == pytest.approx(5 / 250)
+    assert by_key["cap", "cider_d"]["reference"] == "nearest-neighbour 0.500"
+    assert by_key["early", "answer_accuracy"]["reference_value"] == pytest.approx(10 / (10 + 23 * 2))
+    assert by_key["late", "match_accuracy"]["reference_value"] == pytest.approx(0.5)
+    table = report.table()
+    assert table.splitlines()[0].split() == ["model", "metric", "value", "reference"]
+    assert "early  QA accuracy        0.450  majority class 0.179" in table
+
+
+def test_write_report_and_plots(tmp_path):
+    path = _report().write(tmp_path)
+    assert path == str(tmp_path / "report.html")
+    page = read_html_report(open(path).read())
+    assert page["sections"] == list(SECTIONS)
+    # 1 caption card + 1 retrieval grid + 2 confusion matrices + 3 curves (late has no history).
+    assert len(page["images"]) == 7
+    for png in page["images"]:
+        assert tf.io.decode_png(png).shape[-1] == 3
+    values = {(r["model"], r["metric"]): float(r["value"]) for r in page["rows"] if "model" in r}
+    assert values["clip", "t2i_r10"] == MATCHING["t2i_r10"] and values["cap", "bleu_4"] == CAPTIONING["bleu_4"]
+    assert values["late", "answer_accuracy"] == 0.35
+    assert {r["metric"] for r in page["rows"] if "model" not in r} >= {"answer_accuracy", "match_auroc"}
+    text = open(path).read()
+    assert "a red &lt;b&gt;circle&lt;/b&gt;" in text and "ranks 2 of 50" in text
+    plots = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert plots == ["confusion_early_answer.png", "confusion_late_answer.png", "curves_cap.png",
+                     "curves_clip.png", "curves_early.png", "retrieval_clip.png"]
+    for plot in plots:
+        assert tf.io.decode_png((tmp_path / "plots" / plot).read_bytes()).shape[-1] == 3
+    json.dumps(_report().rows())  # the rows are plain data
+
+
+def test_empty_report_still_has_every_section(tmp_path):
+    page = read_html_report(open(DemoReport().write(tmp_path)).read())
+    assert page["sections"] == list(SECTIONS) and page["images"] == []
+
+
+def test_bad_inputs_name_the_argument():
+    report = DemoReport()
+    with pytest.raises(ValueError, match="task"):
+        report.add_run("x", "detection", {})
+    report.add_run("x", "fusion", {})
+    with pytest.raises(ValueError, match="name"):
+        report.add_run("x", "fusion", {})
+    with pytest.raises(ValueError, match="metrics"):
+        report.add_run("y", "fusion", None)
+    with pytest.raises(ValueError, match="matrix"):
+        report.add_confusion("x", {"head": "answer", "labels": ["a", "b"], "matrix": np.zeros((3, 3))})
