@@ -9,6 +9,7 @@ from mmkeras.tasks.shapes_task import ShapesTask
 # The heads a Shapes fusion run trains, by name: question answering and caption matching.
 QA_HEAD, MATCH_HEAD = "answer", "match"
 CONDITIONS = {"both": (), "image_missing": ("image",), "text_missing": ("text",)}
+SPLIT_SEEDS = {"train": 1, "val": 2, "test": 3}
 
 
 class FusionTask(ShapesTask):
@@ -19,11 +20,11 @@ class FusionTask(ShapesTask):
     answering (image + question -> answer); a binary head named `"match"`
     learns caption matching ("does this caption describe this image?", image +
     caption -> yes / no, hard negatives differing in one attribute). Every
-    scene gives 5 questions and 4 captions to match; in training only, each
-    scene also gets one easy negative (another scene's caption naming a
-    colour or shape absent from it) and one more true caption, which give the
-    matching head a signal before it can resolve the hard pairs (evaluation
-    uses the hard pairs alone). All examples are
+    scene gives 5 questions and 4 captions to match (hard negatives), plus one
+    easy negative (another scene's caption naming a colour or shape absent
+    from it) and one more true caption, which give the matching head a signal
+    before it can resolve the hard pairs; accuracy is reported per negative
+    kind, so easy and hard pairs read separately. All examples are
     shuffled into one stream, and each example carries a per-head sample
     weight (`{"answer": 1, "match": 0}` for a question, the reverse for a
     caption), so it trains only its own head while the towers and the fusion
@@ -101,8 +102,10 @@ class FusionTask(ShapesTask):
             A dict of equal-length arrays: `scene` (image index in the split),
             `token_ids` int32 `[N, L]`, `text` (str), `task` ("answer" or
             "match"), `answer_id` (-1 for match examples), `match_label`
-            (-1 for questions), `question_type` and `negative_kind` ("" when
-            not applicable).
+            (-1 for questions), `question_type`, `negative_kind` ("none" for
+            a true caption, "easy" or one of `NEGATIVE_KINDS`) and `pair_set`
+            ("hard" for the Shapes pairs, "easy" for `_easy_match_pairs`);
+            "" where not applicable.
         """
         if split in self._examples:
             return self._examples[split]
@@ -111,15 +114,15 @@ class FusionTask(ShapesTask):
             if QA_HEAD in self.tasks:
                 for q in scene["questions"]:
                     answer = ANSWER_VOCABULARY.index(q["answer"])
-                    rows.append((i, q["question"], QA_HEAD, answer, -1, q["question_type"], ""))
+                    rows.append((i, q["question"], QA_HEAD, answer, -1, q["question_type"], "", ""))
             if MATCH_HEAD in self.tasks:
                 for m in scene["match"]:
-                    rows.append((i, m["text"], MATCH_HEAD, -1, m["label"], "", m["negative_kind"]))
-        if split == "train" and MATCH_HEAD in self.tasks:
-            rows += self._easy_match_pairs(self.shapes.scenes(split))
+                    rows.append((i, m["text"], MATCH_HEAD, -1, m["label"], "", m["negative_kind"], "hard"))
+        if MATCH_HEAD in self.tasks:
+            rows += self._easy_match_pairs(split)
         if not rows:
             raise ValueError(f"The {split!r} split is empty: raise `data.num_{split}`.")
-        scene, text, task, answer, label, qtype, nkind = zip(*rows)
+        scene, text, task, answer, label, qtype, nkind, pair_set = zip(*rows)
         columns = {
             "scene": np.array(scene, np.int64),
             "text": np.array(text, object),
@@ -128,21 +131,24 @@ class FusionTask(ShapesTask):
             "match_label": np.array(label, np.int64),
             "question_type": np.array(qtype),
             "negative_kind": np.array(nkind),
+            "pair_set": np.array(pair_set),
         }
         columns["token_ids"] = self.tokenizer(tf.constant(list(text))).numpy()
         self._examples[split] = columns
         return columns
 
-    def _easy_match_pairs(self, scenes):
-        """Training-only matching pairs that teach the head to compare the caption with the image.
+    def _easy_match_pairs(self, split):
+        """Matching pairs whose negative is another scene's caption (kind "easy").
 
-        The Shapes matching pairs are all hard (the negative differs from a true caption in one
-        attribute), which gives almost no signal to a model that does not yet relate words to
+        The Shapes matching pairs are hard: each negative differs from a true caption in one
+        attribute, which gives almost no signal to a model that does not yet relate words to
         image content. Per scene, this adds one easy negative (a true caption of another scene
-        that names a colour or shape absent from this one, so certainly false here) and one extra
-        true caption of the scene, keeping the labels balanced. Evaluation uses only the hard pairs.
+        of the same split that names a colour or shape absent from this one, so certainly false
+        here) and one more true caption of the scene, keeping the labels balanced. Evaluation
+        reports accuracy per negative kind, so the easy and the hard pairs read separately.
         """
-        rng = np.random.default_rng(self.config["data"]["seed"] + 1)
+        scenes = self.shapes.scenes(split)
+        rng = np.random.default_rng([self.config["data"]["seed"], SPLIT_SEEDS[split]])
         rows = []
         for i, scene in enumerate(scenes):
             colors = {o["color"] for o in scene["objects"]}
@@ -151,10 +157,10 @@ class FusionTask(ShapesTask):
                 other = scenes[int(rng.integers(len(scenes)))]
                 text = other["captions"][int(rng.integers(len(other["captions"])))]
                 if _names_absent_attribute(text, colors, shapes):
-                    rows.append((i, text, MATCH_HEAD, -1, 0, "", "easy"))
+                    positive = scene["captions"][int(rng.integers(len(scene["captions"])))]
+                    rows.append((i, text, MATCH_HEAD, -1, 0, "", "easy", "easy"))
+                    rows.append((i, positive, MATCH_HEAD, -1, 1, "", "none", "easy"))
                     break
-            positive = scene["captions"][int(rng.integers(len(scene["captions"])))]
-            rows.append((i, positive, MATCH_HEAD, -1, 1, "", "none"))
         return rows
 
     @property
@@ -168,24 +174,29 @@ class FusionTask(ShapesTask):
             )
         return count // batch
 
+    @tf.autograph.experimental.do_not_convert
     def _training_tensors(self):
         if self._train_tensors is None:
-            ex = self.examples("train")
-            labels, weights = {}, {}
-            if QA_HEAD in self.tasks:
-                labels[QA_HEAD] = np.maximum(ex["answer_id"], 0)
-                weights[QA_HEAD] = (ex["task"] == QA_HEAD).astype("float32")
-            if MATCH_HEAD in self.tasks:
-                labels[MATCH_HEAD] = np.maximum(ex["match_label"], 0).astype("float32")
-                weights[MATCH_HEAD] = (ex["task"] == MATCH_HEAD).astype("float32")
-            self._train_tensors = (
-                tf.constant(self.shapes.images("train")),
-                tf.constant(ex["scene"]),
-                tf.constant(ex["token_ids"]),
-                {k: tf.constant(v) for k, v in labels.items()},
-                {k: tf.constant(v) for k, v in weights.items()},
-            )
+            with tf.init_scope():  # eager, even when first asked for inside a traced dataset fn
+                self._train_tensors = self._make_training_tensors()
         return self._train_tensors
+
+    def _make_training_tensors(self):
+        ex = self.examples("train")
+        labels, weights = {}, {}
+        if QA_HEAD in self.tasks:
+            labels[QA_HEAD] = np.maximum(ex["answer_id"], 0)
+            weights[QA_HEAD] = (ex["task"] == QA_HEAD).astype("float32")
+        if MATCH_HEAD in self.tasks:
+            labels[MATCH_HEAD] = np.maximum(ex["match_label"], 0).astype("float32")
+            weights[MATCH_HEAD] = (ex["task"] == MATCH_HEAD).astype("float32")
+        return (
+            tf.constant(self.shapes.images("train")),
+            tf.constant(ex["scene"]),
+            tf.constant(ex["token_ids"]),
+            {k: tf.constant(v) for k, v in labels.items()},
+            {k: tf.constant(v) for k, v in weights.items()},
+        )
 
     def epoch_dataset(self, epoch):
         images, scenes, token_ids, labels, weights = self._training_tensors()
@@ -258,7 +269,10 @@ class FusionTask(ShapesTask):
                 groups = {"per_question_type": (ex["question_type"][rows], QUESTION_TYPES)}
             else:
                 y_true = ex["match_label"][rows]
-                groups = {"per_negative_kind": (ex["negative_kind"][rows], ("none",) + NEGATIVE_KINDS)}
+                groups = {
+                    "per_negative_kind": (ex["negative_kind"][rows], ("none", "easy") + NEGATIVE_KINDS),
+                    "per_pair_set": (ex["pair_set"][rows], ("hard", "easy")),
+                }
             scores = predictions["both"][head][rows]
             report = classification_metrics(y_true, scores, class_names=spec["labels"])
             y_pred = _labels_of(scores)
@@ -288,9 +302,9 @@ class FusionTask(ShapesTask):
                 metrics[f"{head}_auroc"] = report["auroc"]
             for condition in ("image_missing", "text_missing"):
                 metrics[f"{head}_accuracy_{condition}"] = report[condition]["accuracy"]
-            if head == QA_HEAD:
-                for name, value in report["per_question_type"].items():
-                    metrics[f"{head}_accuracy_{name}"] = value["accuracy"]
+            group = "per_question_type" if head == QA_HEAD else "per_pair_set"
+            for name, value in report[group].items():
+                metrics[f"{head}_accuracy_{name}"] = value["accuracy"]
         metrics["num_test_scenes"] = int(len(self.shapes.images("test")))
         metrics["num_test_examples"] = {head: int(np.sum(ex["task"] == head)) for head in self.tasks}
         return metrics

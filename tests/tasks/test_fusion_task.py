@@ -21,11 +21,15 @@ def test_train_evaluate_export_and_eval_again(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "shapes-fusion-late-tiny", "--output", str(run), "--quiet", *TINY]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
-    # 12 test scenes: 5 questions and 4 caption pairs each.
-    assert metrics["num_test_examples"] == {"answer": 60, "match": 48}
+    # 12 test scenes: 5 questions, 4 hard caption pairs and 2 easy ones each.
+    assert metrics["num_test_examples"] == {"answer": 60, "match": 72}
+    assert metrics["match"]["per_pair_set"]["hard"]["num_examples"] == 48
+    assert metrics["match"]["per_pair_set"]["easy"]["num_examples"] == 24
+    assert metrics["match"]["per_negative_kind"]["easy"]["num_examples"] == 12
     for key in ("answer_accuracy", "answer_macro_f1", "match_accuracy", "match_macro_f1", "match_auroc",
                 "answer_accuracy_image_missing", "answer_accuracy_text_missing",
-                "match_accuracy_image_missing", "match_accuracy_text_missing"):
+                "match_accuracy_image_missing", "match_accuracy_text_missing",
+                "match_accuracy_hard", "match_accuracy_easy"):
         assert 0.0 <= metrics[key] <= 1.0, key
     assert set(metrics["answer"]["per_question_type"]) <= set(QUESTION_TYPES)
     assert set(metrics["answer"]["per_class"]) == set(ANSWER_VOCABULARY)
@@ -56,7 +60,7 @@ def test_training_stream_masks_each_example_to_its_own_head(tmp_path):
                                                           "data.num_val": 2, "train.global_batch_size": 8})
     task = FusionTask(config, str(tmp_path))
     examples = task.examples("train")
-    # 5 questions and 4 hard matching pairs per scene, plus one easy negative and one true caption in training.
+    # 5 questions and 4 hard matching pairs per scene, plus one easy negative and one more true caption.
     assert len(examples["scene"]) == 8 * 11 and task.steps_per_epoch == 11
     assert np.sum(examples["negative_kind"] == "easy") == 8
     x, y, w = next(iter(task.epoch_dataset(tf.constant(0, tf.int64))))

@@ -40,7 +40,7 @@ CONFIG = {
     "model.embed_dim": 16,
     "train.epochs": 1,
     "train.global_batch_size": 8,
-    "train.learning_rate": 0.01,
+    "train.learning_rate": 0.1,
     "train.warmup_fraction": 0.0,
     "train.jit_compile": False,
     "train.checkpoint_every": 1,
@@ -65,6 +65,18 @@ def main(role, run_dir, results_dir):
     from mmkeras import zoo
     from mmkeras.tasks import task_for_config
 
+    import keras
+
+    import mmkeras.tasks.task
+
+    # Plain SGD instead of AdamW: Adam divides each gradient by its own running
+    # magnitude, so a parameter whose gradient is ~1e-9 moves by a full `lr` in
+    # a direction set by float round-off, which differs between one all-reduce
+    # order and another. SGD keeps round-off at round-off size, so the check
+    # below compares the distributed arithmetic itself.
+    mmkeras.tasks.task.default_optimizer = lambda total_steps, learning_rate, **_: keras.optimizers.SGD(
+        learning_rate
+    )
     strategy = "multi_worker" if role == "worker" else "cpu"
     config = zoo.config("shapes-clip-tiny", **CONFIG, **{"train.strategy": strategy})
     task = task_for_config(config, run_dir)
