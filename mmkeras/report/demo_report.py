@@ -151,7 +151,8 @@ class DemoReport:
     # --- results --------------------------------------------------------------
     def rows(self):
         """The results, one dict per figure: `model`, `metric` (label), `key` (in `metrics.json`),
-        `value`, `reference` (text) and `reference_value` (chance level or baseline, or None)."""
+        `value`, `reference` (text) and `reference_value` (chance level or baseline, or None).
+        Fusion rows also quote the accuracy with the image masked out (the text-only prior)."""
         rows = []
         for run in self.runs:
             m = run["metrics"]
@@ -165,23 +166,25 @@ class DemoReport:
                         ref = min(k / images, 1.0)
                     else:
                         ref = _i2t_chance(k, images, captions or images)
-                    rows.append((run["name"], label, key, m.get(key), "chance", ref))
+                    rows.append((run["name"], label, key, m.get(key), "chance", ref, None))
             elif run["task"] == "captioning":
                 for label, key in _CAPTIONING_ROWS:
                     rows.append((run["name"], label, key, m.get(key), "nearest-neighbour",
-                                 m.get(f"baseline_nearest_{key}")))
+                                 m.get(f"baseline_nearest_{key}"), None))
             else:
                 for label, key in _FUSION_ROWS:
                     head = key.split("_", 1)[0]
                     if key in m:
                         rows.append((run["name"], label, key, m[key], "majority class",
-                                     _majority_share(m.get(head, {}))))
-        return [
-            {"model": name, "metric": label, "key": key, "value": value,
-             "reference": f"{kind} {ref:.3f}" if ref is not None else "",
-             "reference_value": ref}
-            for name, label, key, value, kind, ref in rows
-        ]
+                                     _majority_share(m.get(head, {})), m.get(f"{key}_image_missing")))
+        out = []
+        for name, label, key, value, kind, ref, blind in rows:
+            reference = f"{kind} {ref:.3f}" if ref is not None else ""
+            if blind is not None:  # what the model gets from the text alone
+                reference += f", image masked {blind:.3f}"
+            out.append({"model": name, "metric": label, "key": key, "value": value, "reference": reference,
+                        "reference_value": ref})
+        return out
 
     def table(self):
         """The results as an aligned plain-text table (what `mmkeras demo` prints)."""

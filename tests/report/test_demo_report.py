@@ -18,7 +18,7 @@ CAPTIONING = {"bleu_4": 0.31, "cider_d": 0.9, "baseline_nearest_bleu_4": 0.2, "b
 def _fusion(accuracy):
     per_class = {name: {"support": 10 if name == "yes" else 2} for name in ANSWER_VOCABULARY}
     return {"answer_accuracy": accuracy, "match_accuracy": 0.61, "match_auroc": 0.66,
-            "answer_accuracy_count": 0.4, "answer": {"per_class": per_class},
+            "answer_accuracy_count": 0.4, "answer_accuracy_image_missing": 0.3, "answer": {"per_class": per_class},
             "match": {"per_class": {"no": {"support": 30}, "yes": {"support": 30}}}}
 
 
@@ -53,7 +53,8 @@ def test_results_rows_and_table():
     assert by_key["late", "match_accuracy"]["reference_value"] == pytest.approx(0.5)
     table = report.table()
     assert table.splitlines()[0].split() == ["model", "metric", "value", "reference"]
-    assert "early  QA accuracy        0.450  majority class 0.179" in table
+    assert "early  QA accuracy        0.450  majority class 0.179, image masked 0.300" in table
+    assert "late   matching accuracy  0.610  majority class 0.500\n" in table + "\n"
 
 
 def test_write_report_and_plots(tmp_path):

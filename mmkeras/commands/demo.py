@@ -1,0 +1,152 @@
+"""`mmkeras demo --output DIR [--quick]`: the four Shapes showcase models, trained, evaluated,
+exported and summarised in one results table and a self-contained HTML report."""
+
+import os
+import time
+
+NAME = "demo"
+HELP = "train, evaluate and export the Shapes matching, captioning and fusion models; write an HTML report"
+
+MODELS = ("shapes-clip-tiny", "shapes-captioner-tiny", "shapes-fusion-early-tiny", "shapes-fusion-late-tiny")
+
+# Reduced budgets (config overrides) so that the whole demo fits in ~10 minutes on 2 idle CPU cores.
+BUDGETS = {
+    "shapes-clip-tiny": {"data.num_train": 2000, "data.num_val": 8, "data.num_test": 500, "train.epochs": 3},
+    "shapes-captioner-tiny": {"data.num_train": 1800, "data.num_val": 8, "data.num_test": 200, "train.epochs": 3},
+    "shapes-fusion-early-tiny": {"data.num_train": 600, "data.num_val": 8, "data.num_test": 150, "train.epochs": 1},
+    "shapes-fusion-late-tiny": {"data.num_train": 600, "data.num_val": 8, "data.num_test": 150, "train.epochs": 1},
+}
+# --quick: a smoke run of the whole pipeline in about a minute or two. The towers are shrunk as
+# well (32-px images, one Transformer layer each), so its scores say little; use the full demo.
+_QUICK_COMMON = {
+    "data.num_val": 8, "data.image_size": 32, "image_encoder.image_size": 32, "image_encoder.num_layers": 1,
+    "train.epochs": 1, "train.global_batch_size": 32, "train.jit_compile": False,
+}
+QUICK_BUDGETS = {
+    "shapes-clip-tiny": {**_QUICK_COMMON, "data.num_train": 192, "data.num_test": 64, "text_encoder.num_layers": 1},
+    "shapes-captioner-tiny": {**_QUICK_COMMON, "data.num_train": 192, "data.num_test": 12, "model.num_layers": 1,
+                              "eval.num_beams": 2, "eval.max_length": 10},
+    "shapes-fusion-early-tiny": {**_QUICK_COMMON, "data.num_train": 32, "data.num_test": 24,
+                                 "text_encoder.num_layers": 1, "model.fusion_kwargs.num_layers": 1},
+    "shapes-fusion-late-tiny": {**_QUICK_COMMON, "data.num_train": 32, "data.num_test": 24,
+                                "text_encoder.num_layers": 1},
+}
+
+
+def add_arguments(parser):
+    parser.add_argument("--output", required=True, help="demo directory: one run per model, report.html, plots/")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny data and shrunk towers: checks the whole pipeline in a minute or two")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def demo_config(name, quick=False):
+    """The resolved config the demo trains `name` with (the preset under the demo's budget).
+
+    Args:
+        name: one of `MODELS`.
+        quick: the `--quick` budget instead of the full one.
+
+    Example:
+
+    >>> demo_config("shapes-clip-tiny")["train"]["epochs"]
+    3
+    >>> demo_config("shapes-clip-tiny", quick=True)["data"]["image_size"]
+    32
+    """
+    from mmkeras import zoo
+
+    if name not in MODELS:
+        raise ValueError(f"Unknown demo model {name!r}; valid: {', '.join(MODELS)}.")
+    return zoo.config(name, **(QUICK_BUDGETS if quick else BUDGETS)[name])
+
+
+def _check_output(run_dir, config):
+    """A previous run in `run_dir` must have the same config (it is then retrained in place)."""
+    import json
+
+    import tensorflow as tf
+
+    path = os.path.join(run_dir, "config.json")
+    if tf.io.gfile.exists(path):
+        with tf.io.gfile.GFile(path) as f:
+            previous = json.load(f)
+        if previous != config:
+            raise ValueError(
+                f"--output: {run_dir} holds a run with another config (a full demo vs --quick?); "
+                "choose an empty --output directory."
+            )
+
+
+def run_demo(output_dir, quick=False, verbose="auto", log=print):
+    """Trains, evaluates and exports the demo models, then writes `report.html` and `plots/`.
+
+    Each model's run directory is `output_dir/<model>` (`metrics.json`, `history.json`,
+    `samples.json` for the captioner, `export/`).
+
+    Args:
+        output_dir: the demo directory (local path or `gs://`).
+        quick: use `QUICK_BUDGETS` (a smoke run) instead of `BUDGETS`.
+        verbose: Keras `fit` verbosity ("auto" shows progress bars, 0 none).
+        log: called with each status line.
+
+    Returns:
+        The `DemoReport` (its `table()` is the results table).
+
+    Example:
+
+    ```python
+    report = run_demo("runs/demo", quick=True)
+    print(report.table())
+    ```
+    """
+    from mmkeras.report.demo_report import DemoReport
+    from mmkeras.report.run_samples import caption_samples, fusion_confusion, retrieval_samples
+    from mmkeras.tasks import task_for_config
+
+    configs = {name: demo_config(name, quick) for name in MODELS}
+    for name, config in configs.items():
+        _check_output(os.path.join(str(output_dir), name), config)
+    mode = "quick (smoke-test budget, shrunk towers)" if quick else "reduced budget"
+    report = DemoReport(
+        "mmkeras demo",
+        subtitle=f"{mode}: " + "; ".join(
+            f"{name} {c['train']['epochs']} epoch(s) on {c['data']['num_train']} scenes, "
+            f"{c['data']['num_test']} test scenes" for name, c in configs.items()),
+    )
+    started = time.perf_counter()
+    for index, (name, config) in enumerate(configs.items(), 1):
+        data, train = config["data"], config["train"]
+        log(f"[{index}/{len(configs)}] {name} ({config['task']}): {train['epochs']} epoch(s) on "
+            f"{data['num_train']} Shapes scenes, evaluation on {data['num_test']} held-out scenes, export")
+        run_dir = os.path.join(str(output_dir), name)
+        task = task_for_config(config, run_dir)
+        start = time.perf_counter()
+        metrics = task.run(verbose=verbose)
+        if config["task"] == "captioning":
+            report_inputs = ("captions", caption_samples(task))
+        else:
+            model = task.load_model()
+            if config["task"] == "matching":
+                report_inputs = ("retrieval", retrieval_samples(task, model, num_queries=4, k=5))
+            else:
+                report_inputs = ("confusion", fusion_confusion(task, model, "answer"))
+        seconds = time.perf_counter() - start
+        report.add_run(name, config["task"], metrics, history=task.run_dir.read_json("history.json"),
+                       seconds=round(seconds, 1), export_dir=task.run_dir.export)
+        kind, inputs = report_inputs
+        {"captions": report.add_caption_samples, "retrieval": report.add_retrieval,
+         "confusion": report.add_confusion}[kind](name, inputs)
+        log(f"    done in {seconds:.0f} s -> {run_dir} (metrics.json, export/)")
+    path = report.write(output_dir)
+    log(f"Total: {time.perf_counter() - started:.0f} s. Report: {path} (plots in "
+        f"{os.path.join(str(output_dir), 'plots')})")
+    return report
+
+
+def run(args):
+    report = run_demo(args.output, quick=args.quick, verbose=0 if args.quiet else "auto",
+                      log=lambda line: print(line, flush=True))
+    print()
+    print(report.table())
+    return 0

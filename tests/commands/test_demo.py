@@ -1,0 +1,84 @@
+"""`mmkeras demo --quick` end to end: the results table, report.html, plots/ and the exports."""
+
+import contextlib
+import html
+import io
+import json
+import time
+
+import pytest
+import tensorflow as tf
+
+from mmkeras.cli import main
+from mmkeras.commands.demo import MODELS, QUICK_BUDGETS
+from mmkeras.report.demo_report import SECTIONS
+from mmkeras.report.html_report import read_html_report
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    output = tmp_path_factory.mktemp("demo")
+    out = io.StringIO()
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(out):
+        status = main(["demo", "--output", str(output), "--quick", "--quiet"])
+    assert status == 0, out.getvalue()[-2000:]
+    metrics = {name: json.loads((output / name / "metrics.json").read_text()) for name in MODELS}
+    return {"dir": output, "stdout": out.getvalue(), "metrics": metrics, "seconds": time.perf_counter() - start}
+
+
+def test_prints_one_results_table_matching_the_metrics(demo):
+    lines = demo["stdout"].splitlines()
+    assert any(line.startswith("Total:") and "report.html" in line for line in lines)
+    header = lines.index(next(line for line in lines if line.split()[:4] == ["model", "metric", "value", "reference"]))
+    table = [line.split() for line in lines[header + 1 :] if line.strip()]
+    shown = {}
+    for cells in table:
+        model, value = cells[0], cells[next(i for i, c in enumerate(cells) if c.replace(".", "").isdigit())]
+        shown.setdefault(model, []).append(value)
+    assert list(shown) == list(MODELS)
+    clip, cap, early, late = (demo["metrics"][name] for name in MODELS)
+    assert shown[MODELS[0]] == [f"{clip[f'{d}_r{k}']:.3f}" for d in ("i2t", "t2i") for k in (1, 5, 10)]
+    assert shown[MODELS[1]] == [f"{cap['bleu_4']:.3f}", f"{cap['cider_d']:.3f}"]
+    for name, m in ((MODELS[2], early), (MODELS[3], late)):
+        assert shown[name] == [f"{m['answer_accuracy']:.3f}", f"{m['match_accuracy']:.3f}"]
+
+
+def test_report_is_self_contained_and_matches_each_run(demo):
+    text = (demo["dir"] / "report.html").read_text()
+    page = read_html_report(text)
+    assert page["sections"] == list(SECTIONS)
+    for png in page["images"]:  # every inlined image decodes
+        image = tf.io.decode_png(png)
+        assert image.shape[0] > 0 and image.shape[-1] == 3
+    # 8 caption cards (12 test scenes), 4 retrieval queries, 2 confusion matrices, 4 training curves.
+    assert len(page["images"]) == 8 + 4 + 2 + 4
+    tagged = [row for row in page["rows"] if "model" in row]
+    assert len(tagged) == 6 + 2 + 2 + 2
+    for row in tagged:
+        assert float(row["value"]) == demo["metrics"][row["model"]][row["metric"]], row
+    samples = json.loads((demo["dir"] / MODELS[1] / "samples.json").read_text())
+    for sample in samples[:8]:
+        assert html.escape(f"generated: {sample['generated']}") in text
+        assert html.escape(sample["references"][0]) in text
+    assert "src=\"http" not in text and "<link" not in text and "<script" not in text
+
+
+def test_plots_and_exports_exist(demo):
+    plots = demo["dir"] / "plots"
+    expected = [f"curves_{name}.png" for name in MODELS] + [
+        f"retrieval_{MODELS[0]}.png", f"confusion_{MODELS[2]}_answer.png", f"confusion_{MODELS[3]}_answer.png"]
+    assert sorted(p.name for p in plots.iterdir()) == sorted(expected)
+    for name in expected:
+        assert tf.io.decode_png((plots / name).read_bytes()).shape[-1] == 3
+    for name in MODELS:
+        export = demo["dir"] / name / "export"
+        assert (export / "saved_model.pb").exists() and (export / "variables").is_dir(), name
+        history = json.loads((demo["dir"] / name / "history.json").read_text())
+        assert len(history["loss"]) == QUICK_BUDGETS[name]["train.epochs"]
+
+
+def test_a_directory_holding_another_config_is_refused(demo, capsys):
+    # The full demo's configs differ from --quick's: refused before anything is trained.
+    assert main(["demo", "--output", str(demo["dir"])]) == 2
+    assert "--output" in capsys.readouterr().err
