@@ -5,6 +5,6 @@ Every module defines `NAME`, `HELP`, `add_arguments(parser)` and `run(args) -> i
 printed as `mmkeras NAME: error: ...` with exit status 2.
 """
 
-from mmkeras.commands import caption, data, demo, evaluate, info, list_presets, train
+from mmkeras.commands import caption, classify, data, demo, evaluate, index, info, list_presets, search, train
 
-COMMANDS = [list_presets, info, train, evaluate, caption, data, demo]
+COMMANDS = [list_presets, info, train, evaluate, caption, index, search, classify, data, demo]
