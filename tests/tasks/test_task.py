@@ -1,0 +1,34 @@
+"""The shared `Task` machinery: precision policies and the optimizer they get."""
+
+import math
+
+import keras
+import pytest
+
+from mmkeras import zoo
+from mmkeras.tasks import task_for_config
+
+TINY = {"data.num_train": 32, "data.num_test": 8, "data.num_val": 2, "data.image_size": 32,
+        "image_encoder.image_size": 32, "image_encoder.num_layers": 1, "text_encoder.num_layers": 1,
+        "train.global_batch_size": 16, "train.epochs": 1, "train.jit_compile": False}
+
+
+@pytest.fixture
+def restore_policy():
+    yield
+    keras.config.set_dtype_policy("float32")
+
+
+def test_mixed_float16_trains_with_loss_scaling_and_float32_outputs(tmp_path, restore_policy):
+    # mixed_bfloat16 takes the same path without the loss scaler (bf16 has float32's range).
+    config = zoo.config("shapes-fusion-concat-tiny", **TINY, **{"train.precision": "mixed_float16"})
+    task = task_for_config(config, str(tmp_path))
+    model = task.train(verbose=0)
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert model.get_layer("fusion").compute_dtype == "float16"
+    # The heads (and so the softmax / sigmoid and the losses) stay in float32.
+    batch = next(iter(task.epoch_dataset(0)))[0]
+    outputs = model(batch)
+    assert all(value.dtype == "float32" for value in outputs.values())
+    history = task.run_dir.read_json("history.json")
+    assert all(math.isfinite(v) for v in history["loss"])
