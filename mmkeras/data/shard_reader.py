@@ -63,6 +63,9 @@ class ShardReader:
     pass its `input_context`: files are split between input pipelines the same
     way, explicitly. On one worker, replicas share the worker's batches.
 
+    Without `deterministic=True` the order is whatever is ready first, for
+    records and for batches: a last partial batch can come before full ones.
+
     Bad data at read time never ends the epoch: images that cannot be decoded
     are dropped and counted in `num_bad_images` (with `errors="catch"` every
     decoding error is caught, costing about 1 ms per image; with
@@ -86,7 +89,9 @@ class ShardReader:
     >>> _ = write_shards(ShapesSource("train", image_size=32, num_examples=6), out, 3)
     >>> tokenizer = SubwordTokenizer.train(["two red circles"], 50, sequence_length=8)
     >>> reader = ShardReader(out)
-    >>> batch = next(iter(reader.dataset("matching", tokenizer, image_size=32, batch_size=4)))
+    >>> dataset = reader.dataset("matching", tokenizer, image_size=32, batch_size=4,
+    ...                          deterministic=True)
+    >>> batch = next(iter(dataset))  # deterministic: the full batch comes first
     >>> batch["images"].shape, batch["token_ids"].shape
     (TensorShape([4, 32, 32, 3]), TensorShape([4, 8]))
     >>> bad = reader.num_bad_images  # images skipped so far (none here)
