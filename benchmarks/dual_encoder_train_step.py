@@ -3,12 +3,18 @@
 Config "bench-small" (design.md section 4): image 128 px, patch 16, vision width 256 x
 4 layers x 4 heads (MLP 1024); text vocab 8192, context 32, width 256 x 4 layers; projection
 256; batch 64; CLIP loss; AdamW. Each (precision, XLA) setting runs in its own subprocess
-(the dtype policy is global); inside it both models are built and timed in alternating rounds,
-so load on this shared machine hits both alike. The script prints samples/s (best round) for
+(the dtype policy is global); inside it the models are built and timed in alternating rounds,
+so load on this shared machine hits them alike. The script prints samples/s (best round) for
 every setting and the ratio of each model's best setting.
+
+Models: "mmkeras" is the dual encoder as `mmkeras train` and the zoo build it: towers with
+`pooled_only=True`, whose last block computes only the pooled token's output (the same weights
+and the same loss as full towers). "mmkeras-full" is the same model with full towers (every
+token's output in the last block, as keras-hub computes), to show what that saves.
 
     python benchmarks/dual_encoder_train_step.py            # all settings
     python benchmarks/dual_encoder_train_step.py --steps 5  # shorter
+    python benchmarks/dual_encoder_train_step.py --settings bf16-nojit,fp32-jit
 """
 
 import argparse
@@ -19,6 +25,11 @@ import sys
 import time
 
 SETTINGS = [(bf16, jit) for bf16 in (False, True) for jit in (True, False)]
+MODELS = ("mmkeras", "mmkeras-full", "keras-hub")
+
+
+def _setting_name(bf16, jit):
+    return f"{'bf16' if bf16 else 'fp32'}-{'jit' if jit else 'nojit'}"
 
 
 def _time_round(step, args, steps):
@@ -36,14 +47,17 @@ def build_step(which, jit, images, ids):
 
     optimizer = keras.optimizers.AdamW(1e-4)
 
-    if which == "mmkeras":
+    if which.startswith("mmkeras"):
         from mmkeras.encoders import TextTransformerEncoder, ViTEncoder
         from mmkeras.models import dual_encoder
 
+        pooled_only = which == "mmkeras"
         model = dual_encoder(
-            ViTEncoder(image_size=128, patch_size=16, hidden_dim=256, num_layers=4, num_heads=4, mlp_dim=1024),
+            ViTEncoder(image_size=128, patch_size=16, hidden_dim=256, num_layers=4, num_heads=4, mlp_dim=1024,
+                       pooled_only=pooled_only),
             TextTransformerEncoder(
-                vocabulary_size=8192, sequence_length=32, hidden_dim=256, num_layers=4, num_heads=4, mlp_dim=1024
+                vocabulary_size=8192, sequence_length=32, hidden_dim=256, num_layers=4, num_heads=4, mlp_dim=1024,
+                pooled_only=pooled_only,
             ),
             embed_dim=256,
             loss="clip",
@@ -96,7 +110,7 @@ def run_setting(bf16, jit, batch, steps, rounds=3):
     rng = np.random.default_rng(0)
     images = tf.constant(rng.random((batch, 128, 128, 3), dtype=np.float32))
     ids = tf.constant(rng.integers(1, 8192, (batch, 32)), dtype=tf.int32)
-    steps_by_model = {w: build_step(w, jit, images, ids) for w in ("mmkeras", "keras-hub")}
+    steps_by_model = {w: build_step(w, jit, images, ids) for w in MODELS}
     for step in steps_by_model.values():  # compile and warm up
         for _ in range(2):
             step(images, ids).numpy()
@@ -114,24 +128,31 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--settings", default=",".join(_setting_name(*s) for s in SETTINGS),
+                        help="comma-separated subset of " + ", ".join(_setting_name(*s) for s in SETTINGS))
     parser.add_argument("--child", nargs=2, metavar=("BF16", "JIT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_setting(args.child[0] == "1", args.child[1] == "1", args.batch, args.steps)))
         return
+    wanted = args.settings.split(",")
+    unknown = set(wanted) - {_setting_name(*s) for s in SETTINGS}
+    if unknown:
+        parser.error(f"unknown --settings {sorted(unknown)}")
     results = []
-    for bf16, jit in SETTINGS:
+    for bf16, jit in (s for s in SETTINGS if _setting_name(*s) in wanted):
         command = [sys.executable, __file__, "--batch", str(args.batch), "--steps", str(args.steps),
                    "--child", str(int(bf16)), str(int(jit))]
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         for result in json.loads(out.strip().splitlines()[-1]):
             results.append(result)
-            print(f"{result['model']:10s} {'bf16' if bf16 else 'fp32'} {'XLA   ' if jit else 'no XLA'} "
+            print(f"{result['model']:12s} {'bf16' if bf16 else 'fp32'} {'XLA   ' if jit else 'no XLA'} "
                   f"{result['samples_per_s']:8.1f} samples/s", flush=True)
-    best = {w: max((r for r in results if r["model"] == w), key=lambda r: r["samples_per_s"])
-            for w in ("mmkeras", "keras-hub")}
-    ratio = best["mmkeras"]["samples_per_s"] / best["keras-hub"]["samples_per_s"]
-    print(json.dumps({"best": best, "ratio_mmkeras_over_keras_hub": round(ratio, 2)}, indent=2))
+    best = {w: max((r for r in results if r["model"] == w), key=lambda r: r["samples_per_s"]) for w in MODELS}
+    peer = best["keras-hub"]["samples_per_s"]
+    ratios = {f"ratio_{w}_over_keras_hub".replace("-", "_"): round(best[w]["samples_per_s"] / peer, 2)
+              for w in MODELS[:-1]}
+    print(json.dumps({"best": best, **ratios}, indent=2))
 
 
 if __name__ == "__main__":

@@ -33,12 +33,18 @@ class TextTransformerEncoder(Encoder):
         pooling: one of "first", "last", "mean", "attention". Defaults to "last"
             when causal, else "first".
         dropout: float, dropout rate.
+        pooled_only: bool, output only `{"pooled", "padding_mask"}`. With
+            "first" or "last" pooling the last block then runs its query,
+            attention output and MLP for the pooled token alone (same weights
+            and same pooled vector, about a fifth less work for a 4-block
+            tower); dual encoders need nothing else.
         dtype: optional dtype policy.
         **kwargs: `keras.Model` arguments such as `name`.
 
     Inputs: `token_ids` int `[B, sequence_length]`.
 
-    Outputs: `{"sequence": [B, L, D], "pooled": [B, D], "padding_mask": bool [B, L]}`.
+    Outputs: `{"sequence": [B, L, D], "pooled": [B, D], "padding_mask": bool [B, L]}`
+    (no `"sequence"` with `pooled_only=True`).
 
     Example:
 
@@ -61,6 +67,7 @@ class TextTransformerEncoder(Encoder):
         causal=True,
         pooling=None,
         dropout=0.0,
+        pooled_only=False,
         dtype=None,
         **kwargs,
     ):
@@ -87,24 +94,27 @@ class TextTransformerEncoder(Encoder):
         token_ids = keras.Input((sequence_length,), dtype="int32", name="token_ids")
         padding_mask = ops.not_equal(token_ids, 0)
         x = embedding(token_ids)
-        for block in blocks:
+        last = ops.maximum(ops.sum(ops.cast(padding_mask, "int32"), axis=1) - 1, 0)
+        one_token = pooled_only and pooling in ("first", "last")
+        for block in blocks[:-1] if one_token else blocks:
             x = block(x, padding_mask=padding_mask)
+        if one_token:  # the pooled token's output is all that is needed
+            position = last if pooling == "last" else ops.zeros_like(last)
+            x = blocks[-1](x, padding_mask=padding_mask, query_positions=position)
         sequence = final_norm(x)
-        if pooling == "first":
+        if pooling == "first" or one_token:
             pooled = sequence[:, 0]
         elif pooling == "last":
-            last = ops.maximum(ops.sum(ops.cast(padding_mask, "int32"), axis=1) - 1, 0)
             pooled = ops.take_along_axis(sequence, last[:, None, None], axis=1)[:, 0]
         elif pooling == "mean":
             weights = ops.cast(padding_mask, sequence.dtype)[..., None]
             pooled = ops.sum(sequence * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
         else:
             pooled = pool(sequence, padding_mask=padding_mask)
-        super().__init__(
-            inputs=token_ids,
-            outputs={"sequence": sequence, "pooled": pooled, "padding_mask": padding_mask},
-            **kwargs,
-        )
+        outputs = {"sequence": sequence, "pooled": pooled, "padding_mask": padding_mask}
+        if pooled_only:
+            del outputs["sequence"]
+        super().__init__(inputs=token_ids, outputs=outputs, **kwargs)
 
         # === Config ===
         self._set_config(
@@ -118,5 +128,6 @@ class TextTransformerEncoder(Encoder):
             causal=bool(causal),
             pooling=pooling,
             dropout=float(dropout),
+            pooled_only=bool(pooled_only),
             dtype=dtype,
         )

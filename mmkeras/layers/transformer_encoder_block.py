@@ -27,6 +27,13 @@ class TransformerEncoderBlock(keras.layers.Layer):
         padding_mask: optional bool tensor `[B, T]`; `False` marks padding keys
             that no token may attend to.
         attention_mask: optional bool tensor `[B, T, T]`.
+        query_positions: optional int tensor `[B]`. When given, only the
+            output at that position of each sequence is computed, `[B, 1, D]`
+            (it equals the full block's output there): keys and values still
+            come from every token, but the query, attention output and MLP
+            run for one token. A tower whose pooled vector is one token's
+            output uses it in its last block (`pooled_only=True`), which saves
+            most of that block's work.
 
     Example:
 
@@ -34,6 +41,8 @@ class TransformerEncoderBlock(keras.layers.Layer):
     >>> block = TransformerEncoderBlock(num_heads=2, mlp_dim=32)
     >>> block(np.zeros((2, 5, 16), "float32")).shape
     TensorShape([2, 5, 16])
+    >>> block(np.zeros((2, 5, 16), "float32"), query_positions=np.array([0, 4])).shape
+    TensorShape([2, 1, 16])
     """
 
     def __init__(
@@ -92,17 +101,49 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.mlp_in.build(input_shape)
         self.mlp_out.build(tuple(input_shape[:-1]) + (self.mlp_dim,))
 
-    def call(self, x, padding_mask=None, attention_mask=None, training=None):
+    def call(self, x, padding_mask=None, attention_mask=None, query_positions=None, training=None):
+        if query_positions is not None:
+            return self._call_at(x, query_positions, padding_mask, attention_mask, training)
         batch, length = ops.shape(x)[0], ops.shape(x)[1]
         h = self.attention_norm(x)
         qkv = ops.reshape(self.qkv_dense(h), (batch, length, 3, self.num_heads, self.head_dim))
         query, key, value = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
         mask = merge_attention_masks(padding_mask, attention_mask)
         attended = ops.dot_product_attention(query, key, value, mask=mask, is_causal=self.causal)
-        attended = ops.reshape(attended, (batch, length, self.width))
+        return self._finish(x, ops.reshape(attended, (batch, length, self.width)), training)
+
+    def _finish(self, x, attended, training):
+        """Attention output projection and residual, then the MLP and residual."""
         x = x + self.dropout_layer(self.output_dense(attended), training=training)
         h = self._activation_fn(self.mlp_in(self.mlp_norm(x)))
         return x + self.dropout_layer(self.mlp_out(h), training=training)
+
+    def _call_at(self, x, positions, padding_mask, attention_mask, training):
+        """The block's output at one position per sequence, `[B, 1, D]`."""
+        batch, length = ops.shape(x)[0], ops.shape(x)[1]
+        positions = ops.cast(ops.reshape(positions, (-1,)), "int32")
+        h = self.attention_norm(x)
+        kernel = ops.cast(self.qkv_dense.kernel, h.dtype)
+        bias = ops.cast(self.qkv_dense.bias, h.dtype)
+        width = self.width
+        key_value = ops.matmul(h, kernel[:, width:]) + bias[width:]
+        key_value = ops.reshape(key_value, (batch, length, 2, self.num_heads, self.head_dim))
+        x_at = ops.take_along_axis(x, positions[:, None, None], axis=1)
+        h_at = ops.take_along_axis(h, positions[:, None, None], axis=1)
+        query = ops.matmul(h_at, kernel[:, :width]) + bias[:width]
+        query = ops.reshape(query, (batch, 1, self.num_heads, self.head_dim))
+        # The mask row of the chosen query: padding, causality, explicit mask.
+        row = None
+        if self.causal:
+            row = ops.arange(length, dtype="int32")[None, :] <= positions[:, None]
+        if attention_mask is not None:
+            given = ops.take_along_axis(
+                ops.cast(attention_mask, "bool"), positions[:, None, None], axis=1
+            )[:, 0]
+            row = given if row is None else ops.logical_and(row, given)
+        mask = merge_attention_masks(padding_mask, None if row is None else row[:, None, :])
+        attended = ops.dot_product_attention(query, key_value[:, :, 0], key_value[:, :, 1], mask=mask)
+        return self._finish(x_at, ops.reshape(attended, (batch, 1, width)), training)
 
     def compute_mask(self, x, mask=None):
         return mask

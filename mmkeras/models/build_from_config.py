@@ -46,10 +46,20 @@ def build_from_config(config):
     data = config.get("data", {})
     kwargs = dict(config.get("model", {}))
     towers = {}
+    # A dual encoder reads only the pooled vectors: our Transformer towers then
+    # skip the last block's work for the other tokens (same weights and outputs).
+    pooled_only = config["task"] == "matching"
+
+    def spec_of(name):
+        spec = dict(config[name])
+        if pooled_only and spec["type"] in ("vit", "text_transformer"):
+            spec.setdefault("pooled_only", True)
+        return spec
+
     if config.get("image_encoder"):
-        towers["image_encoder"] = build_encoder(config["image_encoder"], dtype, "image_encoder")
+        towers["image_encoder"] = build_encoder(spec_of("image_encoder"), dtype, "image_encoder")
     if config.get("text_encoder"):
-        spec = dict(config["text_encoder"])
+        spec = spec_of("text_encoder")
         if spec["type"] == "text_transformer":
             spec.setdefault("vocabulary_size", data.get("vocabulary_size"))
             spec.setdefault("sequence_length", data.get("sequence_length"))

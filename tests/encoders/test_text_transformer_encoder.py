@@ -40,3 +40,13 @@ def test_bf16():
 def test_bad_pooling():
     with pytest.raises(ValueError, match="pooling"):
         TextTransformerEncoder(pooling="max", **TINY)
+
+
+@pytest.mark.parametrize("causal,pooling", [(True, "last"), (False, "first"), (True, "mean")])
+def test_pooled_only_gives_the_same_pooled_vector(causal, pooling, tmp_path):
+    full = TextTransformerEncoder(causal=causal, pooling=pooling, **TINY)
+    fast = TextTransformerEncoder(causal=causal, pooling=pooling, pooled_only=True, **TINY)
+    fast.set_weights(full.get_weights())
+    out = run_model_checks(fast, IDS, str(tmp_path))
+    assert set(out) == {"pooled", "padding_mask"}
+    np.testing.assert_allclose(out["pooled"], full(IDS)["pooled"].numpy(), atol=1e-5)

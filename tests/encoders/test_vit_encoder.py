@@ -36,3 +36,14 @@ def test_bad_arguments():
         ViTEncoder.from_size("huge")
     with pytest.raises(ValueError, match="pooling"):
         ViTEncoder(pooling="max", **{k: v for k, v in TINY.items()})
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_pooled_only_gives_the_same_pooled_vector(pooling, tmp_path):
+    full = ViTEncoder(pooling=pooling, **TINY)
+    fast = ViTEncoder(pooling=pooling, pooled_only=True, **TINY)
+    fast.set_weights(full.get_weights())  # the same weights, layer for layer
+    images = np.random.default_rng(0).uniform(-1, 1, (3, 32, 32, 3)).astype("float32")
+    out = run_model_checks(fast, images, str(tmp_path))
+    assert set(out) == {"pooled"}
+    np.testing.assert_allclose(out["pooled"], full(images)["pooled"].numpy(), atol=1e-5)

@@ -52,3 +52,30 @@ def test_bidirectional_sees_everything():
 def test_heads_must_divide_width():
     with pytest.raises(ValueError, match="not divisible by `num_heads`"):
         TransformerEncoderBlock(num_heads=3, mlp_dim=8)(_x())
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_query_positions_equal_the_full_block_at_those_positions(causal):
+    block = TransformerEncoderBlock(num_heads=2, mlp_dim=32, causal=causal)
+    x = _x(batch=3, length=6)
+    padding = np.array([[1] * 6, [1] * 4 + [0] * 2, [1] * 2 + [0] * 4], bool)
+    attention = np.random.default_rng(1).random((3, 6, 6)) > 0.3
+    attention[:, np.arange(6), np.arange(6)] = True
+    positions = np.array([5, 3, 0])
+    for extra in ({}, {"attention_mask": attention}):
+        full = block(x, padding_mask=padding, **extra).numpy()
+        at = block(x, padding_mask=padding, query_positions=positions, **extra).numpy()
+        assert at.shape == (3, 1, 16)
+        np.testing.assert_allclose(at[:, 0], full[np.arange(3), positions], atol=1e-5)
+
+
+def test_query_positions_under_mixed_bfloat16_and_xla():
+    import tensorflow as tf
+
+    block = TransformerEncoderBlock(num_heads=2, mlp_dim=32, causal=True, dtype="mixed_bfloat16")
+    x, positions = _x(batch=2), np.array([4, 1])
+    eager = block(x, query_positions=positions)
+    assert eager.dtype == "bfloat16" and eager.shape == (2, 1, 16)
+    compiled = tf.function(lambda a, p: block(a, query_positions=p), jit_compile=True)(x, positions)
+    full = block(x).numpy().astype("float32")[np.arange(2), positions]
+    np.testing.assert_allclose(compiled.numpy().astype("float32")[:, 0], full, atol=0.05)
