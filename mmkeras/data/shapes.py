@@ -18,6 +18,7 @@ the `Shapes` object is built, so generation runs at thousands of scenes per seco
 import collections
 import csv
 import io
+import itertools
 import json
 import math
 import random
@@ -586,6 +587,49 @@ def _sample_style(rng):
     return _STYLES[rng.randrange(len(_STYLES))]
 
 
+# The style fields each claim kind's text depends on (the others leave it unchanged).
+_KIND_STYLE_FIELDS = {
+    "inventory": ("syn", "prefix"),
+    "total": ("form", "noun", "image"),
+    "shape_count": ("form", "syn", "image"),
+    "color_count": ("form", "noun", "image"),
+    "at": ("form", "syn", "image"),
+    "relation": ("form", "syn", "rel"),
+}
+_KIND_STYLES = {
+    kind: tuple(style for style in _STYLES if all(style[f] == 0 for f, _ in _STYLE_FIELDS if f not in fields))
+    for kind, fields in _KIND_STYLE_FIELDS.items()
+}
+
+
+def _true_claims(objs):
+    """Every claim the caption grammar can make that is true for `objs`."""
+    claims = [("total", len(objs))]
+    for shape in {o.shape for o in objs}:
+        claims.append(("shape_count", shape, sum(1 for o in objs if o.shape == shape)))
+    for color in {o.color for o in objs}:
+        claims.append(("color_count", color, sum(1 for o in objs if o.color == color)))
+    for with_size in (False, True):
+        keys = [(o.size if with_size else None, o.color, o.shape) for o in objs]
+        counts = _count(keys)
+        for order in itertools.permutations(dict.fromkeys(keys)):
+            claims.append(("inventory", with_size, tuple((counts[k],) + k for k in order)))
+
+    def phrases(obj):
+        return [(None, obj.color, obj.shape), (obj.size, obj.color, obj.shape)]
+
+    for obj in objs:
+        claims.extend(("at", phrase, (obj.row, obj.col)) for phrase in phrases(obj))
+    for a in objs:
+        for b in objs:
+            if a is b:
+                continue
+            for rel in RELATIONS:
+                if _relation_holds(a, rel, b):
+                    claims.extend(("relation", pa, rel, pb) for pa in phrases(a) for pb in phrases(b))
+    return claims
+
+
 # === Questions ===
 
 
@@ -1009,6 +1053,39 @@ class Shapes:
         """
         images, records = self._data(split)
         return [dict(record, image=images[i]) for i, record in enumerate(records)]
+
+    @staticmethod
+    def true_captions(scene):
+        """Every caption the Shapes grammar can write that is true for a scene.
+
+        The grammar's claims (inventories with exact counts, totals, counts per
+        shape and per colour, positions, relations) are enumerated for the
+        scene's objects and rendered with every template and synonym, so a
+        generated caption is a correct description exactly when it is in this
+        set (`CaptioningTask` reports that rate as `caption_accuracy`).
+
+        Args:
+            scene: a record from `scenes()` (only its "objects" are read), or
+                the list of object dicts itself.
+
+        Returns:
+            A frozenset of strings (a few hundred to a few thousand).
+
+        Example:
+
+        >>> objects = [{"shape": "star", "color": "blue", "size": "small", "row": 0, "col": 0},
+        ...            {"shape": "square", "color": "green", "size": "large", "row": 0, "col": 2}]
+        >>> true = Shapes.true_captions(objects)
+        >>> "a blue star left of a green square" in true, "a blue star right of a green square" in true
+        (True, False)
+        >>> "two shapes on a textured background" in true, "a blue star" in true  # inventories are complete
+        (True, False)
+        """
+        objects = scene["objects"] if isinstance(scene, dict) else scene
+        objs = [_Obj(o["shape"], o["color"], o["size"], o["row"], o["col"]) for o in objects]
+        return frozenset(
+            _render(claim, style) for claim in _true_claims(objs) for style in _KIND_STYLES[claim[0]]
+        )
 
     def as_dataset(self, split, task="captions"):
         """A `tf.data.Dataset` of dicts for one task (not shuffled, not batched).

@@ -613,3 +613,16 @@ def test_module_constants():
     distances = np.sqrt(((PALETTE[:, None] - PALETTE[None]) ** 2).sum(-1))
     assert distances[~np.eye(len(COLORS), dtype=bool)].min() > 80
     assert shapes_module.Shapes is Shapes
+
+
+def test_true_captions_are_exactly_the_true_grammar_sentences(train):
+    for scene in train[:40]:
+        true = Shapes.true_captions(scene)
+        assert set(scene["captions"]) <= true
+        for pair in scene["match"]:  # positives in, hard negatives out
+            assert (pair["text"] in true) == (pair["label"] == 1), pair
+        for caption in true:  # and the independent parser agrees with every one of them
+            claim = parse_caption(caption)
+            assert claim is not None and claim_is_true(claim, scene["objects"]), (caption, scene["objects"])
+    objects = train[0]["objects"]
+    assert Shapes.true_captions(objects) == Shapes.true_captions(train[0])
