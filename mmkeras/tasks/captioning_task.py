@@ -1,6 +1,7 @@
 import tensorflow as tf
 
 from mmkeras.config import merge
+from mmkeras.data.shapes import Shapes
 from mmkeras.generation.caption_generator import CaptionGenerator
 from mmkeras.losses.masked_sequence_loss import MaskedSequenceLoss
 from mmkeras.metrics.bleu import corpus_bleu
@@ -28,7 +29,9 @@ class CaptioningTask(ShapesCaptionTask):
     held-out split; corpus BLEU-1..4 and CIDEr-D against all reference captions;
     the same scores for a nearest-neighbour baseline (each test image gets the
     first caption of its nearest training image in pixel space); sample
-    captions in `samples.json`.
+    captions in `samples.json`. `caption_accuracy` is the fraction of captions
+    that are true of their scene (`Shapes.true_captions`): n-gram scores
+    reward wording, this rewards being right about counts, colours and places.
 
     Export: a SavedModel with `caption(image_bytes) -> {captions, scores}`.
 
@@ -106,15 +109,19 @@ class CaptioningTask(ShapesCaptionTask):
         references = {i: list(s["captions"]) for i, s in enumerate(scenes)}
         generated = self.caption(model, self.shapes.images("test"))
         baseline = self.nearest_neighbour_captions()
+        true_captions = [Shapes.true_captions(scene) for scene in scenes]
         metrics = {}
         for prefix, hypotheses in (("", generated), ("baseline_nearest_", baseline)):
             hyps = {i: h for i, h in enumerate(hypotheses)}
             bleu = corpus_bleu(hyps, references)
             metrics.update({f"{prefix}bleu_{n + 1}": float(b) for n, b in enumerate(bleu)})
             metrics[f"{prefix}cider_d"] = float(cider_d(hyps, references)[0])
+            correct = [h in true for h, true in zip(hypotheses, true_captions)]
+            metrics[f"{prefix}caption_accuracy"] = sum(correct) / max(len(correct), 1)
         metrics["num_test_images"] = len(scenes)
         samples = [
-            {"image_id": i, "generated": generated[i], "references": references[i]}
+            {"image_id": i, "generated": generated[i], "correct": generated[i] in true_captions[i],
+             "references": references[i]}
             for i in range(min(NUM_SAMPLES, len(scenes)))
         ]
         self.run_dir.write_json("samples.json", samples)

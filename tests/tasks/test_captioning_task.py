@@ -20,6 +20,9 @@ def test_train_evaluate_export_caption(tmp_path, capsys):
         assert metrics[key] >= 0.0
     samples = json.loads((run / "samples.json").read_text())
     assert len(samples) == 16 and all(len(s["references"]) == 5 for s in samples)
+    # caption_accuracy: the share of generated captions true of their scene (here: every test image is a sample)
+    assert metrics["caption_accuracy"] == sum(s["correct"] for s in samples) / 16
+    assert 0.0 <= metrics["baseline_nearest_caption_accuracy"] <= 1.0
 
     image = tmp_path / "scene.png"
     from mmkeras.data.shapes import Shapes
