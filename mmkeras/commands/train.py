@@ -1,4 +1,4 @@
-"""`mmkeras train PRESET --output DIR`: train, evaluate, write metrics.json, export."""
+"""`mmkeras train PRESET [--data KIND:PATH] --output DIR`: train, evaluate, write metrics.json, export."""
 
 import json
 
@@ -9,6 +9,16 @@ HELP = "train a preset, evaluate it, write metrics.json and export it"
 def add_arguments(parser):
     parser.add_argument("preset", help="a preset name (see `mmkeras list`)")
     parser.add_argument("--output", required=True, help="run directory (local path or gs://)")
+    parser.add_argument(
+        "--data", metavar="KIND:PATH",
+        help="train on real data instead of Shapes: coco:JSON, flickr:TOKEN_FILE, csv:FILE, jsonl:FILE, "
+        "folder:DIR or tfds:NAME (converted once into shards in the run directory)",
+    )
+    parser.add_argument("--images", help="images folder (coco, flickr, csv, jsonl; default: the file's folder)")
+    parser.add_argument("--val-fraction", type=float,
+                        help="held-out fraction when the source has no val split (default 0.1)")
+    parser.add_argument("--split-json", help="Karpathy split JSON (flickr): its train and val splits are used")
+    parser.add_argument("--data-dir", help="TFDS data folder (tfds; never downloads)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                         help="override a config field, e.g. --set train.epochs=2 (repeatable)")
     parser.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")
@@ -27,6 +37,7 @@ def overrides(args):
     from mmkeras.config import parse_override
 
     result = dict(parse_override(text) for text in args.set)
+    result.update(data_overrides(args))
     shortcuts = {
         "train.epochs": args.epochs,
         "train.strategy": args.strategy,
@@ -39,6 +50,33 @@ def overrides(args):
     }
     result.update({k: v for k, v in shortcuts.items() if v is not None})
     return result
+
+
+def data_overrides(args):
+    """The `data.*` overrides of `--data KIND:PATH` and its companion flags."""
+    from mmkeras.tasks.record_task import RECORD_KINDS
+
+    companions = {
+        "data.images": args.images,
+        "data.val_fraction": args.val_fraction,
+        "data.split_json": args.split_json,
+        "data.data_dir": args.data_dir,
+    }
+    given = {k: v for k, v in companions.items() if v is not None}
+    if args.data is None:
+        if given:
+            flags = ", ".join("--" + k.split(".")[1].replace("_", "-") for k in given)
+            raise ValueError(f"{flags} only apply with `--data KIND:PATH`.")
+        return {}
+    kind, _, path = args.data.partition(":")
+    if kind == "shapes" and not path:
+        return {"data.dataset": "shapes"}
+    if kind not in RECORD_KINDS or not path:
+        raise ValueError(
+            f"`--data` must be KIND:PATH with KIND one of {', '.join(RECORD_KINDS)} "
+            f"(or `shapes`), got {args.data!r}."
+        )
+    return {"data.dataset": kind, "data.path": path, **given}
 
 
 def run(args):

@@ -10,7 +10,7 @@ from mmkeras.data import _gfile
 from mmkeras.data.record_source import RecordSource
 
 FORMATS = ("csv", "jsonl")
-IMAGE_COLUMNS = ("image_path", "image", "file_name", "filename")
+IMAGE_COLUMNS = ("image_path", "image", "img", "file_name", "filename")
 TEXT_COLUMNS = ("text", "caption", "texts", "captions")
 _INT = re.compile(r"^[+-]?\d+$")
 
@@ -35,7 +35,7 @@ class Manifest(RecordSource):
     appearance. Relative image paths are resolved against the manifest's
     folder. An `id` column, when present, names the record (default: the image
     path as written). Labels that look like integers become ints, others stay
-    strings. Column aliases: `image`, `file_name`, `filename` for the image;
+    strings. Column aliases: `image`, `img` (Hateful Memes), `file_name`, `filename` for the image;
     `caption`, `texts`, `captions` for the text. Unparseable lines and rows
     without an image are skipped ("malformed line", "missing image path");
     invalid UTF-8 in the file is repaired per caption; see `RecordSource` for
