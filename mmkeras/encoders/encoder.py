@@ -36,3 +36,28 @@ class Encoder(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+    def rebuild(self, **changes):
+        """A new tower of this class with some arguments changed and these weights.
+
+        For changes that keep the weights' shapes, e.g. `pooled_only=False` to
+        get the token sequence back from a tower a dual encoder trained, or
+        another `dtype` policy.
+
+        Args:
+            **changes: constructor arguments to change.
+
+        Returns:
+            The new tower (this one is unchanged).
+
+        Example:
+
+        >>> from mmkeras.encoders import ViTEncoder
+        >>> fast = ViTEncoder(image_size=32, patch_size=8, hidden_dim=16, num_layers=1,
+        ...                   num_heads=2, mlp_dim=32, pooled_only=True)
+        >>> sorted(fast.rebuild(pooled_only=False).output)
+        ['pooled', 'sequence']
+        """
+        tower = self.__class__.from_config({**self.get_config(), **changes})
+        tower.set_weights(self.get_weights())
+        return tower

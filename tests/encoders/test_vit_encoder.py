@@ -47,3 +47,5 @@ def test_pooled_only_gives_the_same_pooled_vector(pooling, tmp_path):
     out = run_model_checks(fast, images, str(tmp_path))
     assert set(out) == {"pooled"}
     np.testing.assert_allclose(out["pooled"], full(images)["pooled"].numpy(), atol=1e-5)
+    back = fast.rebuild(pooled_only=False)  # e.g. to caption with a CLIP-trained tower
+    np.testing.assert_allclose(back(images)["sequence"].numpy(), full(images)["sequence"].numpy(), atol=1e-6)
