@@ -1,0 +1,28 @@
+"""`examples/late_fusion_memes_csv.py --smoke`: a Hateful-Memes-style JSONL from Shapes, late fusion trained and scored."""
+
+import json
+import os
+import subprocess
+import sys
+
+from mmkeras.testing.distributed import child_environment
+
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                      "examples", "late_fusion_memes_csv.py")
+
+
+def test_smoke_mode_trains_late_fusion_on_memes_jsonl(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, SCRIPT, "--smoke", "--output", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=300, env=child_environment({"CUDA_VISIBLE_DEVICES": "-1"}),
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    lines = proc.stdout.strip().splitlines()
+    metrics = json.loads(lines[-1])
+    assert lines[-2] == "kept 80 records; skipped 0 records"
+    assert metrics["num_train_records"] + metrics["num_held_out_records"] == 80
+    for key in ("accuracy", "macro_f1", "auroc", "accuracy_image_missing", "accuracy_text_missing"):
+        assert 0.0 <= metrics[key] <= 1.0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["model"]["heads"] == {"label": {"type": "binary", "labels": ["0", "1"]}}
+    assert config["model"]["fusion"] == "late" and config["data"]["dataset"] == "jsonl"
