@@ -1,0 +1,26 @@
+"""`examples/finetune_pretrained.py --smoke`: a tiny local keras-hub preset as the image tower, fine-tuned on COCO-layout files."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+from mmkeras.testing.distributed import child_environment
+
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                      "examples", "finetune_pretrained.py")
+
+
+def test_smoke_mode_finetunes_a_keras_hub_image_tower(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, SCRIPT, "--smoke", "--family", "matching", "--output", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=300, env=child_environment({"CUDA_VISIBLE_DEVICES": "-1"}),
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["family"] == "matching" and report["image_tower"] == "keras_hub"
+    assert len(report["loss"]) == 1 and math.isfinite(report["loss"][0])
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["image_encoder"]["type"] == "keras_hub" and os.path.isdir(config["image_encoder"]["preset"])
+    assert config["data"]["dataset"] == "coco" and (tmp_path / "run" / "model.keras").exists()
