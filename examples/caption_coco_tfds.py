@@ -90,6 +90,7 @@ def main(argv=None):
         overrides.update(SMOKE)
         args.preset = "shapes-captioner-tiny"
         args.data_dir = args.data_dir or tempfile.mkdtemp(prefix="tfds-")
+        os.makedirs(args.data_dir, exist_ok=True)  # mock data: the folder only has to exist
     elif not args.data_dir:
         parser.error("--data-dir is required (the folder holding a prepared coco_captions)")
     overrides["data.data_dir"] = os.path.expanduser(args.data_dir)
