@@ -30,6 +30,8 @@ def add_arguments(parser):
     parser.add_argument("--accumulate", type=int, help="gradient accumulation over N micro-batches")
     parser.add_argument("--no-jit", action="store_true", help="disable XLA compilation")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--no-eval", action="store_true", help="train only: no evaluation, no metrics.json")
+    parser.add_argument("--no-export", action="store_true", help="no SavedModel export")
 
 
 def overrides(args):
@@ -85,7 +87,9 @@ def run(args):
 
     config = zoo.config(args.preset, **overrides(args))
     task = task_for_config(config, args.output)
-    metrics = task.run(verbose=0 if args.quiet else "auto")
-    print(json.dumps(metrics, indent=2, sort_keys=True))
-    print(f"Run directory: {args.output} (metrics.json, model.keras, export/)")
+    metrics = task.run(verbose=0 if args.quiet else "auto", evaluate=not args.no_eval, export=not args.no_export)
+    if metrics:
+        print(json.dumps(metrics, indent=2, sort_keys=True))
+    written = ["metrics.json"] * bool(metrics) + ["model.keras"] + ["export/"] * (not args.no_export)
+    print(f"Run directory: {args.output} ({', '.join(written)})")
     return 0

@@ -360,9 +360,9 @@ class RecordTask(Task):
         self.prepare_data()
         return super().train(verbose=verbose)
 
-    def run(self, verbose="auto"):
+    def run(self, verbose="auto", **kwargs):
         """Converts the data if needed, trains, evaluates, exports, writes and prints the data report."""
-        metrics = super().run(verbose=verbose)
+        metrics = super().run(verbose=verbose, **kwargs)
         report = self.data_report()
         self.run_dir.write_json(SKIP_REPORT_FILE, report)
         print(f"mmkeras: data {report['source']}: {report['summary']}; "

@@ -191,12 +191,21 @@ class Task:
         model.save(self.run_dir.model)
         return model
 
-    def run(self, verbose="auto"):
-        """Trains, evaluates (writing `metrics.json`) and exports; returns the metrics."""
+    def run(self, verbose="auto", evaluate=True, export=True):
+        """Trains, evaluates (writing `metrics.json`) and exports; returns the metrics.
+
+        Args:
+            verbose: Keras `fit` verbosity.
+            evaluate: evaluate on the held-out split (else the metrics are `{}`).
+            export: export the SavedModel to `export/`.
+        """
         model = self.train(verbose=verbose)
-        metrics = self.evaluate(model)
-        self.run_dir.write_json("metrics.json", metrics)
-        self.export(model, self.run_dir.export)
+        metrics = {}
+        if evaluate:
+            metrics = self.evaluate(model)
+            self.run_dir.write_json("metrics.json", metrics)
+        if export:
+            self.export(model, self.run_dir.export)
         return metrics
 
     def load_model(self):

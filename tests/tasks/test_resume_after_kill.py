@@ -11,7 +11,7 @@ import keras
 import mmkeras  # noqa: F401 - registers the model classes for loading
 import numpy as np
 
-ARGS = ["train", "shapes-clip-tiny", "--quiet", "--epochs", "2", "--global-batch", "32",
+ARGS = ["train", "shapes-clip-tiny", "--quiet", "--no-eval", "--no-export", "--epochs", "2", "--global-batch", "32",
         "--set", "data.num_train=256", "--set", "data.num_test=16", "--set", "data.num_val=8",
         "--set", "train.checkpoint_every=4", "--set", "train.deterministic=true",
         # Small towers: the test is about resuming, not about the model.
@@ -30,6 +30,10 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
     done = subprocess.run(_command(reference), capture_output=True, text=True, timeout=900, env=_env())
     assert done.returncode == 0, done.stderr[-3000:]
+    # --no-eval --no-export: training only (the test is about resuming)
+    assert (reference / "model.keras").exists()
+    assert not (reference / "metrics.json").exists() and not (reference / "export").exists()
+    assert "(model.keras)" in done.stdout
 
     process = subprocess.Popen(_command(interrupted), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
     deadline = time.time() + 600
