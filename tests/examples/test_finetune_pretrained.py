@@ -3,21 +3,10 @@
 import json
 import math
 import os
-import subprocess
-import sys
-
-from mmkeras.testing.distributed import child_environment
-
-SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                      "examples", "finetune_pretrained.py")
 
 
-def test_smoke_mode_finetunes_a_keras_hub_image_tower(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, SCRIPT, "--smoke", "--family", "matching", "--output", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=300, env=child_environment({"CUDA_VISIBLE_DEVICES": "-1"}),
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+def test_smoke_mode_finetunes_a_keras_hub_image_tower(run_example, tmp_path):
+    proc = run_example("finetune_pretrained.py", "--smoke", "--family", "matching", "--output", str(tmp_path / "run"))
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["family"] == "matching" and report["image_tower"] == "keras_hub"
     assert len(report["loss"]) == 1 and math.isfinite(report["loss"][0])

@@ -1,22 +1,10 @@
 """`examples/late_fusion_memes_csv.py --smoke`: a Hateful-Memes-style JSONL from Shapes, late fusion trained and scored."""
 
 import json
-import os
-import subprocess
-import sys
-
-from mmkeras.testing.distributed import child_environment
-
-SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                      "examples", "late_fusion_memes_csv.py")
 
 
-def test_smoke_mode_trains_late_fusion_on_memes_jsonl(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, SCRIPT, "--smoke", "--output", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=300, env=child_environment({"CUDA_VISIBLE_DEVICES": "-1"}),
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+def test_smoke_mode_trains_late_fusion_on_memes_jsonl(run_example, tmp_path):
+    proc = run_example("late_fusion_memes_csv.py", "--smoke", "--output", str(tmp_path / "run"))
     lines = proc.stdout.strip().splitlines()
     metrics = json.loads(lines[-1])
     assert lines[-2] == "kept 80 records; skipped 0 records"
