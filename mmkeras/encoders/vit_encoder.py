@@ -31,6 +31,8 @@ class ViTEncoder(Encoder):
         mlp_dim: int, MLP width per block.
         pooling: "cls", "mean" or "attention".
         dropout: float, dropout rate in the blocks.
+        stem: "linear" patch projection or "conv" stem (see `PatchEmbedding`;
+            learns much faster from scratch on small data).
         pooled_only: bool, output only `{"pooled"}`. With "cls" pooling the
             last block then runs its query, attention output and MLP for the
             class token alone (same weights and same pooled vector, about a
@@ -67,6 +69,7 @@ class ViTEncoder(Encoder):
         mlp_dim=3072,
         pooling="cls",
         dropout=0.0,
+        stem="linear",
         pooled_only=False,
         dtype=None,
         **kwargs,
@@ -78,7 +81,7 @@ class ViTEncoder(Encoder):
 
         # === Layers ===
         patch_embedding = PatchEmbedding(
-            patch_size, hidden_dim, use_class_token=pooling == "cls", dtype=dtype, name="patches"
+            patch_size, hidden_dim, use_class_token=pooling == "cls", stem=stem, dtype=dtype, name="patches"
         )
         blocks = [
             TransformerEncoderBlock(num_heads, mlp_dim, dropout=dropout, dtype=dtype, name=f"block_{i}")
@@ -116,6 +119,7 @@ class ViTEncoder(Encoder):
             mlp_dim=int(mlp_dim),
             pooling=pooling,
             dropout=float(dropout),
+            stem=stem,
             pooled_only=bool(pooled_only),
             dtype=dtype,
         )

@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+STEMS = ("linear", "conv")
+
 
 @keras.saving.register_keras_serializable(package="mmkeras")
 class PatchEmbedding(keras.layers.Layer):
@@ -10,11 +12,20 @@ class PatchEmbedding(keras.layers.Layer):
     a strided convolution. An optional learned class token is prepended, and a
     learned position embedding (one row per patch, plus the class token) is added.
 
+    With `stem="conv"` the patches come from a small convolutional stem instead:
+    one 3x3 stride-2 convolution (GELU) per factor 2 of `patch_size`, widening
+    to `hidden_dim`, then a 1x1 projection. The token grid is the same; early
+    convolutions make a ViT trained from scratch learn local shape and colour
+    much sooner (Xiao et al., 2021, "Early Convolutions Help Transformers See
+    Better"), which matters for small data and short budgets.
+
     Args:
         patch_size: int, side of a square patch in pixels. The image side must
             be divisible by it.
         hidden_dim: int, width of each patch embedding.
         use_class_token: bool, prepend a learned `[CLS]` token.
+        stem: "linear" (one strided patch projection) or "conv" (a
+            convolutional stem; `patch_size` must then be a power of 2).
         kernel_initializer: initializer of the patch projection.
         **kwargs: standard `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
@@ -24,6 +35,8 @@ class PatchEmbedding(keras.layers.Layer):
     >>> layer = PatchEmbedding(patch_size=16, hidden_dim=32)
     >>> layer(np.zeros((2, 64, 64, 3), "float32")).shape
     TensorShape([2, 17, 32])
+    >>> PatchEmbedding(patch_size=8, hidden_dim=32, stem="conv")(np.zeros((2, 64, 64, 3), "float32")).shape
+    TensorShape([2, 65, 32])
     """
 
     def __init__(
@@ -32,6 +45,7 @@ class PatchEmbedding(keras.layers.Layer):
         hidden_dim,
         use_class_token=True,
         kernel_initializer="glorot_uniform",
+        stem="linear",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -43,16 +57,25 @@ class PatchEmbedding(keras.layers.Layer):
         self.hidden_dim = int(hidden_dim)
         self.use_class_token = bool(use_class_token)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        if stem not in STEMS:
+            raise ValueError(f"`stem` must be one of {STEMS}, got {stem!r}.")
+        if stem == "conv" and self.patch_size & (self.patch_size - 1):
+            raise ValueError(f"`stem`='conv' needs a power-of-2 `patch_size`, got {patch_size!r}.")
+        self.stem = stem
 
         # === Layers ===
+        conv = dict(kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy)
+        self.stem_layers = []
+        if stem == "conv":
+            depth = self.patch_size.bit_length() - 1
+            for i in range(depth):
+                width = max(8, self.hidden_dim >> (depth - 1 - i))
+                self.stem_layers.append(keras.layers.Conv2D(
+                    width, 3, strides=2, padding="same", activation="gelu", name=f"stem_{i}", **conv
+                ))
+        size = 1 if stem == "conv" else self.patch_size
         self.projection = keras.layers.Conv2D(
-            self.hidden_dim,
-            kernel_size=self.patch_size,
-            strides=self.patch_size,
-            padding="valid",
-            kernel_initializer=self.kernel_initializer,
-            dtype=self.dtype_policy,
-            name="projection",
+            self.hidden_dim, kernel_size=size, strides=size, padding="valid", name="projection", **conv
         )
 
     def build(self, input_shape):
@@ -65,7 +88,11 @@ class PatchEmbedding(keras.layers.Layer):
             raise ValueError(
                 f"Image size {height}x{width} is not divisible by `patch_size`={self.patch_size}."
             )
-        self.projection.build(input_shape)
+        shape = tuple(input_shape)
+        for layer in self.stem_layers:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.projection.build(shape)
         self.num_patches = (height // self.patch_size) * (width // self.patch_size)
         if self.use_class_token:
             self.class_token = self.add_weight(
@@ -78,7 +105,10 @@ class PatchEmbedding(keras.layers.Layer):
         )
 
     def call(self, images):
-        x = self.projection(images)
+        x = images
+        for layer in self.stem_layers:
+            x = layer(x)
+        x = self.projection(x)
         batch = ops.shape(x)[0]
         x = ops.reshape(x, (batch, self.num_patches, self.hidden_dim))
         if self.use_class_token:
@@ -98,6 +128,7 @@ class PatchEmbedding(keras.layers.Layer):
                 "patch_size": self.patch_size,
                 "hidden_dim": self.hidden_dim,
                 "use_class_token": self.use_class_token,
+                "stem": self.stem,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             }
         )

@@ -49,3 +49,11 @@ def test_pooled_only_gives_the_same_pooled_vector(pooling, tmp_path):
     np.testing.assert_allclose(out["pooled"], full(images)["pooled"].numpy(), atol=1e-5)
     back = fast.rebuild(pooled_only=False)  # e.g. to caption with a CLIP-trained tower
     np.testing.assert_allclose(back(images)["sequence"].numpy(), full(images)["sequence"].numpy(), atol=1e-6)
+
+
+def test_conv_stem(tmp_path):
+    encoder = ViTEncoder(stem="conv", **TINY)
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    out = run_model_checks(encoder, images, str(tmp_path))
+    assert out["sequence"].shape == (2, 17, 16) and encoder.get_config()["stem"] == "conv"
+    assert any("stem_0" in w.path for w in encoder.weights)

@@ -29,3 +29,27 @@ def test_without_class_token_patches_are_local():
 def test_indivisible_image_size_is_a_clear_error():
     with pytest.raises(ValueError, match="not divisible by `patch_size`"):
         PatchEmbedding(patch_size=7, hidden_dim=4)(np.zeros((1, 16, 16, 3), "float32"))
+
+
+def test_conv_stem_checks_shape_and_weights(tmp_path):
+    images = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
+    run_layer_checks(
+        PatchEmbedding,
+        {"patch_size": 8, "hidden_dim": 16, "stem": "conv"},
+        {"images": images},
+        str(tmp_path),
+        expected_output_shape=(2, 17, 16),
+    )
+    layer = PatchEmbedding(patch_size=8, hidden_dim=16, stem="conv", use_class_token=False)
+    layer(images)
+    kernels = {w.path.split("/")[-2]: tuple(w.shape) for w in layer.weights if w.path.endswith("kernel")}
+    # one 3x3 stride-2 convolution per factor 2 of the patch, widening to hidden_dim, then a 1x1 projection
+    assert kernels == {"stem_0": (3, 3, 3, 8), "stem_1": (3, 3, 8, 8), "stem_2": (3, 3, 8, 16),
+                       "projection": (1, 1, 16, 16)}
+
+
+def test_bad_stem_arguments_are_clear_errors():
+    with pytest.raises(ValueError, match="`stem` must be one of"):
+        PatchEmbedding(patch_size=8, hidden_dim=4, stem="resnet")
+    with pytest.raises(ValueError, match="power-of-2 `patch_size`"):
+        PatchEmbedding(patch_size=6, hidden_dim=4, stem="conv")
