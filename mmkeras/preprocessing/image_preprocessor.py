@@ -370,7 +370,10 @@ def check_image_bytes(image_bytes):
     Recognises JPEG, PNG, GIF and BMP from their magic bytes and walks their
     container structure in-graph (see the module docstring for exactly which
     damage is detected). Empty strings, other formats, truncated files and
-    malformed headers give `False`.
+    malformed headers give `False`. A truncated file is rejected even where
+    the decoder would cope: a JPEG cut inside its final end-of-image marker
+    (ending in a lone `0xFF`) gives `False`, while libjpeg decodes some of
+    those by supplying the missing marker.
 
     Args:
         image_bytes: a `tf.string` scalar or tensor of encoded images.

@@ -273,6 +273,8 @@ def test_check_image_bytes_agrees_with_tensorflow_decoders_on_every_prefix():
     gif_two_frames, _ = gif_bytes([few_colours(5, 6), few_colours(5, 6)])
     files = {
         "jpeg": jpeg(RNG.integers(0, 256, (6, 9, 3), dtype=np.uint8)),
+        # libjpeg decodes this one without the last byte of its end-of-image marker
+        "jpeg, EOI cut decodes": jpeg(np.random.default_rng(30).integers(0, 256, (6, 9, 3), dtype=np.uint8)),
         "progressive jpeg": progressive.getvalue(),
         "png": png(few_colours(4, 6)),
         "gif": gif_two_frames,
@@ -287,6 +289,12 @@ def test_check_image_bytes_agrees_with_tensorflow_decoders_on_every_prefix():
         decodable = np.array([tf_can_decode(s) for s in samples])
         assert checks[len(data)], name
         wrong = np.nonzero(checks != decodable)[0]
+        if "jpeg" in name:
+            # Cut inside the final EOI marker the file is truncated and the check says so, while libjpeg
+            # decodes some such files by supplying the marker: only that disagreement, in that direction, is fine.
+            eoi_cut = (wrong == len(data) - 1) & ~checks[wrong] & (data[-2:] == b"\xff\xd9")
+            assert name != "jpeg, EOI cut decodes" or eoi_cut.any(), "the case this test tolerates did not occur"
+            wrong = wrong[~eoi_cut]
         assert wrong.size == 0, f"{name}: check disagrees with the decoder for prefixes {wrong[:5]}"
 
 
