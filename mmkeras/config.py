@@ -30,6 +30,7 @@ SECTION_DEFAULTS = {
         "seed": 0,
         "vocabulary_size": 512,
         "sequence_length": 24,
+        "captions_per_image": 1,
         "augment": True,
     },
     "train": {

@@ -38,6 +38,9 @@ def add_arguments(parser):
     parser.add_argument("--quick", action="store_true",
                         help="tiny data and shrunk towers: checks the whole pipeline in a minute or two")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="models trained at once, each in its own process (default: one per core, "
+                             "at most 4, with --quick; 1 otherwise)")
 
 
 def demo_config(name, quick=False):
@@ -78,7 +81,49 @@ def _check_output(run_dir, config):
             )
 
 
-def run_demo(output_dir, quick=False, verbose="auto", log=print):
+def _train_one(name, config, run_dir, verbose):
+    """Trains, evaluates and exports one demo model; returns what the report needs (plain data).
+
+    A module-level function so that `run_demo(..., jobs=N)` can run it in a worker process.
+    """
+    from mmkeras.report.run_samples import caption_samples, fusion_confusion, retrieval_samples
+    from mmkeras.tasks import task_for_config
+
+    task = task_for_config(config, run_dir)
+    start = time.perf_counter()
+    metrics = task.run(verbose=verbose)
+    if config["task"] == "captioning":
+        samples = ("captions", caption_samples(task))
+    else:
+        model = task.load_model()
+        if config["task"] == "matching":
+            samples = ("retrieval", retrieval_samples(task, model, num_queries=4, k=5))
+        else:
+            samples = ("confusion", fusion_confusion(task, model, "answer"))
+    return {
+        "metrics": metrics,
+        "history": task.run_dir.read_json("history.json"),
+        "seconds": round(time.perf_counter() - start, 1),
+        "export_dir": task.run_dir.export,
+        "samples": samples,
+    }
+
+
+def default_jobs(quick):
+    """Worker processes `mmkeras demo` uses by default: one per core (at most 4) for `--quick`, else 1.
+
+    A quick run is mostly single-threaded work (tracing, exporting), which parallel
+    processes overlap; the full demo is mostly training, which already uses every core.
+
+    Example:
+
+    >>> default_jobs(quick=False)
+    1
+    """
+    return max(1, min(len(MODELS), os.cpu_count() or 1)) if quick else 1
+
+
+def run_demo(output_dir, quick=False, verbose="auto", log=print, jobs=1):
     """Trains, evaluates and exports the demo models, then writes `report.html` and `plots/`.
 
     Each model's run directory is `output_dir/<model>` (`metrics.json`, `history.json`,
@@ -87,8 +132,12 @@ def run_demo(output_dir, quick=False, verbose="auto", log=print):
     Args:
         output_dir: the demo directory (local path or `gs://`).
         quick: use `QUICK_BUDGETS` (a smoke run) instead of `BUDGETS`.
-        verbose: Keras `fit` verbosity ("auto" shows progress bars, 0 none).
+        verbose: Keras `fit` verbosity ("auto" shows progress bars, 0 none); with
+            `jobs > 1` the workers never show progress bars.
         log: called with each status line.
+        jobs: int >= 1, models trained at once, each in its own process (spawned:
+            a fresh TensorFlow per worker). The report and table are the same
+            for any value.
 
     Returns:
         The `DemoReport` (its `table()` is the results table).
@@ -96,17 +145,19 @@ def run_demo(output_dir, quick=False, verbose="auto", log=print):
     Example:
 
     ```python
-    report = run_demo("runs/demo", quick=True)
+    report = run_demo("runs/demo", quick=True, jobs=2)
     print(report.table())
     ```
     """
     from mmkeras.report.demo_report import DemoReport
-    from mmkeras.report.run_samples import caption_samples, fusion_confusion, retrieval_samples
-    from mmkeras.tasks import task_for_config
 
+    if int(jobs) < 1:
+        raise ValueError(f"`jobs` must be an int >= 1, got {jobs!r}.")
+    jobs = min(int(jobs), len(MODELS))
     configs = {name: demo_config(name, quick) for name in MODELS}
+    run_dirs = {name: os.path.join(str(output_dir), name) for name in MODELS}
     for name, config in configs.items():
-        _check_output(os.path.join(str(output_dir), name), config)
+        _check_output(run_dirs[name], config)
     mode = "quick (smoke-test budget, shrunk towers)" if quick else "reduced budget"
     report = DemoReport(
         "mmkeras demo",
@@ -115,29 +166,42 @@ def run_demo(output_dir, quick=False, verbose="auto", log=print):
             f"{c['data']['num_test']} test scenes" for name, c in configs.items()),
     )
     started = time.perf_counter()
-    for index, (name, config) in enumerate(configs.items(), 1):
+
+    def announce(index, name):
+        config = configs[name]
         data, train = config["data"], config["train"]
         log(f"[{index}/{len(configs)}] {name} ({config['task']}): {train['epochs']} epoch(s) on "
             f"{data['num_train']} Shapes scenes, evaluation on {data['num_test']} held-out scenes, export")
-        run_dir = os.path.join(str(output_dir), name)
-        task = task_for_config(config, run_dir)
-        start = time.perf_counter()
-        metrics = task.run(verbose=verbose)
-        if config["task"] == "captioning":
-            report_inputs = ("captions", caption_samples(task))
-        else:
-            model = task.load_model()
-            if config["task"] == "matching":
-                report_inputs = ("retrieval", retrieval_samples(task, model, num_queries=4, k=5))
-            else:
-                report_inputs = ("confusion", fusion_confusion(task, model, "answer"))
-        seconds = time.perf_counter() - start
-        report.add_run(name, config["task"], metrics, history=task.run_dir.read_json("history.json"),
-                       seconds=round(seconds, 1), export_dir=task.run_dir.export)
-        kind, inputs = report_inputs
+
+    results = {}
+    if jobs == 1:
+        for index, name in enumerate(MODELS, 1):
+            announce(index, name)
+            results[name] = _train_one(name, configs[name], run_dirs[name], verbose)
+            log(f"    done in {results[name]['seconds']:.0f} s -> {run_dirs[name]} (metrics.json, export/)")
+    else:
+        import concurrent.futures
+        import multiprocessing
+
+        log(f"Training the {len(MODELS)} models in {jobs} worker processes (no progress bars).")
+        context = multiprocessing.get_context("spawn")  # never fork a process that runs TensorFlow
+        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = {}
+            for index, name in enumerate(MODELS, 1):
+                announce(index, name)
+                futures[pool.submit(_train_one, name, configs[name], run_dirs[name], 0)] = name
+            for future in concurrent.futures.as_completed(futures):
+                name = futures[future]
+                results[name] = future.result()
+                log(f"    {name} done in {results[name]['seconds']:.0f} s -> {run_dirs[name]} "
+                    "(metrics.json, export/)")
+    for name in MODELS:  # the report lists the models in their fixed order
+        result, config = results[name], configs[name]
+        report.add_run(name, config["task"], result["metrics"], history=result["history"],
+                       seconds=result["seconds"], export_dir=result["export_dir"])
+        kind, inputs = result["samples"]
         {"captions": report.add_caption_samples, "retrieval": report.add_retrieval,
          "confusion": report.add_confusion}[kind](name, inputs)
-        log(f"    done in {seconds:.0f} s -> {run_dir} (metrics.json, export/)")
     path = report.write(output_dir)
     log(f"Total: {time.perf_counter() - started:.0f} s. Report: {path} (plots in "
         f"{os.path.join(str(output_dir), 'plots')})")
@@ -145,8 +209,11 @@ def run_demo(output_dir, quick=False, verbose="auto", log=print):
 
 
 def run(args):
+    jobs = default_jobs(args.quick) if args.jobs is None else args.jobs
+    if jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {jobs}.")
     report = run_demo(args.output, quick=args.quick, verbose=0 if args.quiet else "auto",
-                      log=lambda line: print(line, flush=True))
+                      log=lambda line: print(line, flush=True), jobs=jobs)
     print()
     print(report.table())
     return 0

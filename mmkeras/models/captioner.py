@@ -55,8 +55,11 @@ class Captioner(keras.Model):
             the logits are always float32.
         **kwargs: `keras.Model` arguments such as `name`.
 
-    Inputs: `{"images": [B, H, W, 3] float, "token_ids": [B, L] int32}` with
-    `L <= sequence_length`.
+    Inputs: `{"images": [B, H, W, 3] float, "token_ids": [B * K, L] int32}` with
+    `L <= sequence_length`. With `K > 1` every image comes with `K` captions
+    (rows `i*K .. i*K+K-1` of `token_ids` belong to image `i`): the image is
+    encoded once and its tokens repeated for its captions, so training on
+    several reference captions per image costs the image tower nothing extra.
     Outputs: next-token logits `[B, L, vocabulary_size]`, float32.
 
     Example:
@@ -158,6 +161,7 @@ class Captioner(keras.Model):
             image_tokens = image_projection(image_tokens)
         image_tokens = image_norm(image_tokens)
         x = embedding(token_ids)
+        image_tokens = _RepeatToBatch(name="captions_per_image")(image_tokens, x)
         for block in blocks:
             x = block(x, image_tokens)
         x = final_norm(x)
@@ -350,6 +354,25 @@ def captioner(
         dtype=dtype,
         name=name,
     )
+
+
+class _RepeatToBatch(keras.layers.Layer):
+    """Repeats each row of `tokens [B, S, D]` K times to match `like [B*K, ...]` (K=1: unchanged)."""
+
+    def call(self, tokens, like):
+        rows, wanted = ops.shape(tokens)[0], ops.shape(like)[0]
+        if isinstance(rows, int) and isinstance(wanted, int):
+            if rows == wanted:
+                return tokens
+            if rows == 0 or wanted % rows:
+                raise ValueError(
+                    f"`token_ids` must hold K captions per image ([images * K, L]); got {wanted} "
+                    f"caption rows for {rows} images."
+                )
+        return ops.repeat(tokens, wanted // rows, axis=0)
+
+    def compute_output_shape(self, tokens_shape, like_shape):
+        return (like_shape[0],) + tuple(tokens_shape[1:])
 
 
 def split_for_teacher_forcing(features, targets=None):

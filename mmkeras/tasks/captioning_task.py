@@ -63,13 +63,15 @@ class CaptioningTask(ShapesCaptionTask):
 
     def epoch_dataset(self, epoch):
         tokenizer, preprocessor = self.tokenizer, self.preprocessor
+        rows = self.config["train"]["global_batch_size"] * self.config["data"]["captions_per_image"]
 
         def to_model_inputs(images, texts):
-            return split_for_teacher_forcing({"images": preprocessor(images), "token_ids": tokenizer(texts)})
+            texts = tf.reshape(texts, [-1])  # [B, K] -> [B * K], image i's captions side by side
+            token_ids = tf.ensure_shape(tokenizer(texts), [rows, None])
+            return split_for_teacher_forcing({"images": preprocessor(images), "token_ids": token_ids})
 
-        return self.with_static_batch(
-            self.caption_batches(epoch).map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
-        )
+        batches = self.caption_batches(epoch, self.config["data"]["captions_per_image"])
+        return self.with_static_batch(batches.map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE))
 
     # --- evaluation ---------------------------------------------------------
     def generator(self, model):

@@ -233,33 +233,60 @@ class FusionTask(ShapesTask):
             `{head: probabilities}` (`[N, C]` for "answer", `[N]` for "match"),
             for every example of `examples(split)`.
         """
+        return self.predict_conditions(model, split, {"only": tuple(absent)})["only"]
+
+    def predict_conditions(self, model, split="test", conditions=None):
+        """`predict` under several missing-modality conditions in one pass over the data.
+
+        Args:
+            model: the fusion classifier.
+            split: "train", "val" or "test".
+            conditions: `{name: absent modalities}`; default `CONDITIONS` (both
+                present, image missing, text missing).
+
+        Returns:
+            `{name: {head: probabilities}}`.
+        """
+        conditions = dict(CONDITIONS if conditions is None else conditions)
         ex = self.examples(split)
         images = tf.constant(self.shapes.images(split))
         preprocessor = self.preprocessor
-        absent = set(absent)
         batch = self.config["eval"]["batch_size"]
+        count = len(ex["scene"])
+        # Every example once per condition, condition after condition, with its presence flags.
+        presence = {
+            modality: np.repeat([float(modality not in absent) for absent in conditions.values()], count)
+            for modality in ("image", "text")
+        }
 
-        def to_model_inputs(scene, token_ids):
-            n = tf.shape(scene)
+        def to_model_inputs(scene, token_ids, image_present, text_present):
             return {
                 "images": preprocessor(tf.gather(images, scene)),
                 "token_ids": token_ids,
-                "image_present": tf.zeros(n) if "image" in absent else tf.ones(n),
-                "text_present": tf.zeros(n) if "text" in absent else tf.ones(n),
+                "image_present": image_present,
+                "text_present": text_present,
             }
 
         dataset = (
-            tf.data.Dataset.from_tensor_slices((ex["scene"], ex["token_ids"]))
+            tf.data.Dataset.from_tensor_slices((
+                np.tile(ex["scene"], len(conditions)),
+                np.tile(ex["token_ids"], (len(conditions), 1)),
+                presence["image"].astype("float32"),
+                presence["text"].astype("float32"),
+            ))
             .batch(batch)
             .map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE)
         )
-        outputs = model.predict(dataset, verbose=0)
-        return {k: np.asarray(v) for k, v in model.probabilities(outputs).items()}
+        outputs = {k: np.asarray(v) for k, v in model.probabilities(model.predict(dataset, verbose=0)).items()}
+        return {
+            name: {head: probs[i * count : (i + 1) * count] for head, probs in outputs.items()}
+            for i, name in enumerate(conditions)
+        }
 
     def evaluate(self, model):
         ex = self.examples("test")
-        predictions = {name: self.predict(model, "test", absent) for name, absent in CONDITIONS.items()}
+        predictions = self.predict_conditions(model, "test")
         metrics = {}
         for head in self.tasks:
             rows = ex["task"] == head

@@ -46,18 +46,31 @@ class ShapesCaptionTask(ShapesTask):
                 )
         return self._train_tensors
 
-    def caption_batches(self, epoch):
-        """Batches of `(uint8 images [B, H, W, 3], caption strings [B])` for one epoch."""
+    def caption_batches(self, epoch, captions_per_image=1):
+        """Batches of `(uint8 images [B, H, W, 3], caption strings)` for one epoch.
+
+        The captions are `[B]` strings, or `[B, K]` with `captions_per_image=K > 1`:
+        K distinct reference captions of each image, drawn anew every epoch.
+        """
         seed = tf.cast(self.config["train"]["seed"], tf.int64)
         images, captions = self._training_tensors()
-        count, per_image = tf.shape(captions, out_type=tf.int64)[0], tf.shape(captions)[1]
+        count, per_image = tf.shape(captions, out_type=tf.int64)[0], captions.shape[1]
+        if not 1 <= captions_per_image <= per_image:
+            raise ValueError(
+                f"`data.captions_per_image` must be in [1, {per_image}] (the captions of each scene), "
+                f"got {captions_per_image}."
+            )
         order = tf.argsort(tf.random.stateless_uniform([count], tf.stack([seed, epoch])))
-        picks = tf.random.stateless_uniform(
-            [count], tf.stack([seed, epoch + 1_000_003]), maxval=per_image, dtype=tf.int32
-        )
+        if captions_per_image == 1:
+            picks = tf.random.stateless_uniform(
+                [count], tf.stack([seed, epoch + 1_000_003]), maxval=per_image, dtype=tf.int32
+            )
+        else:  # K distinct captions: the first K of a random permutation per image
+            noise = tf.random.stateless_uniform([count, per_image], tf.stack([seed, epoch + 1_000_003]))
+            picks = tf.argsort(noise, axis=1)[:, :captions_per_image]
 
         def pair(index):
-            return images[index], captions[index, picks[index]]
+            return images[index], tf.gather(captions[index], picks[index])
 
         return (
             tf.data.Dataset.from_tensor_slices(order)

@@ -115,16 +115,20 @@ class Task:
         )
 
     def with_static_batch(self, dataset):
-        """`dataset` with the leading dimension of every tensor set to `train.global_batch_size`.
+        """`dataset` with every unknown leading dimension set to `train.global_batch_size`.
 
         Ops such as the tokenizer lose the static batch size of their input;
-        XLA (and so TPUs) needs every batch fully shaped.
+        XLA (and so TPUs) needs every batch fully shaped. Leading dimensions
+        that are already known (e.g. `[B * K]` caption rows) are kept.
         """
         batch = self.config["train"]["global_batch_size"]
 
+        def fix_one(t):
+            return t if t.shape[0] is not None else tf.ensure_shape(t, [batch] + t.shape[1:].as_list())
+
         def fix(*elements):
             structure = elements if len(elements) > 1 else elements[0]
-            return tf.nest.map_structure(lambda t: tf.ensure_shape(t, [batch] + t.shape[1:].as_list()), structure)
+            return tf.nest.map_structure(fix_one, structure)
 
         return dataset.map(fix)
 

@@ -4,13 +4,14 @@ import contextlib
 import html
 import io
 import json
+import os
 import time
 
 import pytest
 import tensorflow as tf
 
 from mmkeras.cli import main
-from mmkeras.commands.demo import MODELS, QUICK_BUDGETS
+from mmkeras.commands.demo import MODELS, QUICK_BUDGETS, default_jobs
 from mmkeras.report.demo_report import SECTIONS
 from mmkeras.report.html_report import read_html_report
 
@@ -82,3 +83,17 @@ def test_a_directory_holding_another_config_is_refused(demo, capsys):
     # The full demo's configs differ from --quick's: refused before anything is trained.
     assert main(["demo", "--output", str(demo["dir"])]) == 2
     assert "--output" in capsys.readouterr().err
+
+
+def test_quick_runs_the_models_in_parallel_workers(demo):
+    # --quick defaults to one worker process per core (the single-threaded tracing and
+    # exporting overlap); the full demo to one. The results above come from the workers.
+    assert default_jobs(quick=False) == 1
+    assert default_jobs(quick=True) == max(1, min(len(MODELS), os.cpu_count() or 1))
+    if default_jobs(quick=True) > 1:
+        assert "worker processes" in demo["stdout"]
+
+
+def test_bad_jobs_is_a_clear_error(tmp_path, capsys):
+    assert main(["demo", "--output", str(tmp_path), "--quick", "--jobs", "0"]) == 2
+    assert "--jobs" in capsys.readouterr().err

@@ -114,3 +114,17 @@ def test_bad_arguments():
         captioner(keras.layers.Dense(3), vocabulary_size=30, sequence_length=8)
     with pytest.raises(ValueError, match="token_ids"):
         split_for_teacher_forcing({"images": np.zeros((1, 4, 4, 3))})
+
+
+def test_several_captions_per_image_share_one_image_encoding():
+    """`token_ids [B*K, L]` with `images [B]` equals repeating each image K times, also under XLA."""
+    model = captioner(ViTEncoder(**VIT), **DECODER)
+    images = np.random.default_rng(1).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    inputs, _ = split_for_teacher_forcing({"images": images, "token_ids": CAPTIONS})  # K = 2
+    shared = model(inputs)
+    repeated = model({"images": tf.repeat(images, 2, axis=0), "token_ids": inputs["token_ids"]})
+    np.testing.assert_allclose(shared, repeated, atol=1e-5)
+    jitted = tf.function(lambda x: model(x), jit_compile=True)(inputs)
+    np.testing.assert_allclose(jitted, repeated, atol=1e-5)
+    with pytest.raises(ValueError, match="K captions per image"):
+        model({"images": inputs["images"], "token_ids": inputs["token_ids"][:3]})

@@ -54,6 +54,16 @@ def test_train_evaluate_export_and_eval_again(tmp_path, capsys):
     for key in ("answer_accuracy", "match_auroc", "answer_accuracy_text_missing"):
         assert again[key] == metrics[key]
 
+    # The evaluation's single pass over all missing-modality conditions equals one pass per condition.
+    task = FusionTask(json.loads((run / "config.json").read_text()), str(run))
+    model = task.load_model()
+    together = task.predict_conditions(model, "test")
+    for name, absent in (("image_missing", ("image",)), ("text_missing", ("text",))):
+        alone = task.predict(model, "test", absent)
+        for head in ("answer", "match"):
+            np.testing.assert_allclose(together[name][head], alone[head], atol=1e-6)
+    assert not np.allclose(together["both"]["answer"], together["text_missing"]["answer"])
+
 
 def test_training_stream_masks_each_example_to_its_own_head(tmp_path):
     config = zoo.config("shapes-fusion-concat-tiny", **{"data.num_train": 8, "data.num_test": 2,
