@@ -95,7 +95,7 @@ def _train_one(name, config, run_dir, verbose):
     if config["task"] == "captioning":
         samples = ("captions", caption_samples(task))
     else:
-        model = task.load_model()
+        model = task.model
         if config["task"] == "matching":
             samples = ("retrieval", retrieval_samples(task, model, num_queries=4, k=5))
         else:

@@ -46,6 +46,7 @@ class Task:
 
     def __init__(self, config, output_dir):
         self.config = config
+        self.model = None  # the trained model, once `run` has trained it
         train = config["train"]
         keras.config.set_dtype_policy(train["precision"])
         keras.utils.set_random_seed(train["seed"])
@@ -198,12 +199,15 @@ class Task:
     def run(self, verbose="auto", evaluate=True, export=True):
         """Trains, evaluates (writing `metrics.json`) and exports; returns the metrics.
 
+        The trained model stays available as `task.model` (the same weights as
+        `model.keras`, without loading it back).
+
         Args:
             verbose: Keras `fit` verbosity.
             evaluate: evaluate on the held-out split (else the metrics are `{}`).
             export: export the SavedModel to `export/`.
         """
-        model = self.train(verbose=verbose)
+        model = self.model = self.train(verbose=verbose)
         metrics = {}
         if evaluate:
             metrics = self.evaluate(model)

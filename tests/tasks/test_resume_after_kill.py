@@ -11,7 +11,7 @@ import keras
 import mmkeras  # noqa: F401 - registers the model classes for loading
 import numpy as np
 
-ARGS = ["train", "shapes-clip-tiny", "--quiet", "--no-eval", "--no-export", "--epochs", "2", "--global-batch", "32",
+ARGS = ["train", "shapes-clip-tiny", "--quiet", "--no-eval", "--no-export", "--no-jit", "--epochs", "2", "--global-batch", "32",
         "--set", "data.num_train=256", "--set", "data.num_test=16", "--set", "data.num_val=8",
         "--set", "train.checkpoint_every=4", "--set", "train.deterministic=true",
         # Small towers: the test is about resuming, not about the model.
