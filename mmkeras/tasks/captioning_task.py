@@ -14,6 +14,29 @@ from mmkeras.tasks.shapes_caption_task import ShapesCaptionTask
 NUM_SAMPLES = 24
 
 
+def caption_scores(hypotheses, references, prefix=""):
+    """Corpus BLEU-1..4 and CIDEr-D of captions against their references.
+
+    Args:
+        hypotheses: list of N generated captions.
+        references: list of N lists of reference captions.
+        prefix: prepended to every key.
+
+    Returns:
+        `{prefix + "bleu_1": ..., ..., prefix + "bleu_4": ..., prefix + "cider_d": ...}` (floats).
+
+    Example:
+
+    >>> scores = caption_scores(["a red circle"], [["a red circle", "one red disk"]])
+    >>> round(scores["bleu_1"], 3)
+    1.0
+    """
+    hyps, refs = dict(enumerate(hypotheses)), dict(enumerate(references))
+    scores = {f"{prefix}bleu_{n + 1}": float(b) for n, b in enumerate(corpus_bleu(hyps, refs))}
+    scores[f"{prefix}cider_d"] = float(cider_d(hyps, refs)[0])
+    return scores
+
+
 class CaptioningTask(ShapesCaptionTask):
     extra_tokens = 1  # inputs and targets are shifted by one token
 
@@ -114,10 +137,7 @@ class CaptioningTask(ShapesCaptionTask):
         true_captions = [Shapes.true_captions(scene) for scene in scenes]
         metrics = {}
         for prefix, hypotheses in (("", generated), ("baseline_nearest_", baseline)):
-            hyps = {i: h for i, h in enumerate(hypotheses)}
-            bleu = corpus_bleu(hyps, references)
-            metrics.update({f"{prefix}bleu_{n + 1}": float(b) for n, b in enumerate(bleu)})
-            metrics[f"{prefix}cider_d"] = float(cider_d(hyps, references)[0])
+            metrics.update(caption_scores(hypotheses, list(references.values()), prefix))
             correct = [h in true for h, true in zip(hypotheses, true_captions)]
             metrics[f"{prefix}caption_accuracy"] = sum(correct) / max(len(correct), 1)
         metrics["num_test_images"] = len(scenes)

@@ -1,8 +1,6 @@
 """Image captioning on real data."""
 
-from mmkeras.metrics.bleu import corpus_bleu
-from mmkeras.metrics.cider import cider_d
-from mmkeras.tasks.captioning_task import NUM_SAMPLES, CaptioningTask
+from mmkeras.tasks.captioning_task import NUM_SAMPLES, CaptioningTask, caption_scores
 from mmkeras.tasks.record_task import RecordTask
 
 
@@ -57,10 +55,7 @@ class RecordCaptioningTask(RecordTask, CaptioningTask):
                 f"The held-out split of `data.path` {self.config['data']['path']!r} has no usable "
                 "image with a caption: raise `data.val_fraction`."
             )
-        hypotheses = dict(enumerate(generated))
-        refs = dict(enumerate(references))
-        metrics = {f"bleu_{n + 1}": float(b) for n, b in enumerate(corpus_bleu(hypotheses, refs))}
-        metrics["cider_d"] = float(cider_d(hypotheses, refs)[0])
+        metrics = caption_scores(generated, references)
         metrics["num_test_images"] = len(generated)
         metrics.update(self.data_metrics())
         samples = [
