@@ -152,7 +152,7 @@ def run_demo(output_dir, quick=False, verbose="auto", log=print, jobs=1):
     from mmkeras.report.demo_report import DemoReport
 
     if int(jobs) < 1:
-        raise ValueError(f"`jobs` must be an int >= 1, got {jobs!r}.")
+        raise ValueError(f"`jobs` (--jobs) must be an int >= 1, got {jobs!r}.")
     jobs = min(int(jobs), len(MODELS))
     configs = {name: demo_config(name, quick) for name in MODELS}
     run_dirs = {name: os.path.join(str(output_dir), name) for name in MODELS}
@@ -210,8 +210,6 @@ def run_demo(output_dir, quick=False, verbose="auto", log=print, jobs=1):
 
 def run(args):
     jobs = default_jobs(args.quick) if args.jobs is None else args.jobs
-    if jobs < 1:
-        raise ValueError(f"--jobs must be >= 1, got {jobs}.")
     report = run_demo(args.output, quick=args.quick, verbose=0 if args.quiet else "auto",
                       log=lambda line: print(line, flush=True), jobs=jobs)
     print()

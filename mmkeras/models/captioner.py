@@ -60,7 +60,7 @@ class Captioner(keras.Model):
     (rows `i*K .. i*K+K-1` of `token_ids` belong to image `i`): the image is
     encoded once and its tokens repeated for its captions, so training on
     several reference captions per image costs the image tower nothing extra.
-    Outputs: next-token logits `[B, L, vocabulary_size]`, float32.
+    Outputs: next-token logits `[B * K, L, vocabulary_size]`, float32.
 
     Example:
 

@@ -38,8 +38,6 @@ def caption_scores(hypotheses, references, prefix=""):
 
 
 class CaptioningTask(ShapesCaptionTask):
-    extra_tokens = 1  # inputs and targets are shifted by one token
-
     """Trains and evaluates an image captioner on Shapes.
 
     Data: every epoch each training image is paired with one of its reference
@@ -71,6 +69,9 @@ class CaptioningTask(ShapesCaptionTask):
     print(metrics["bleu_4"], metrics["cider_d"])
     ```
     """
+
+    extra_tokens = 1  # inputs and targets are shifted by one token
+    samples_captions_per_image = True
 
     def build_model(self):
         from mmkeras.models import build_from_config

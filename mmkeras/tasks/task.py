@@ -44,9 +44,16 @@ class Task:
     ```
     """
 
+    samples_captions_per_image = False  # whether `data.captions_per_image` > 1 is honoured
+
     def __init__(self, config, output_dir):
         self.config = config
         self.model = None  # the trained model, once `run` has trained it
+        if config["data"].get("captions_per_image", 1) != 1 and not self.samples_captions_per_image:
+            raise ValueError(
+                f"`data.captions_per_image` must be 1 for {type(self).__name__}: only the Shapes "
+                "captioning task trains on several captions per image in one step."
+            )
         train = config["train"]
         keras.config.set_dtype_policy(train["precision"])
         keras.utils.set_random_seed(train["seed"])

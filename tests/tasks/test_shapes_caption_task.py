@@ -43,3 +43,11 @@ def test_captions_per_image_out_of_range_is_a_clear_error(tmp_path):
     task = _task(tmp_path)
     with pytest.raises(ValueError, match="captions_per_image"):
         task.caption_batches(tf.constant(0, tf.int64), captions_per_image=99)
+
+
+def test_tasks_that_pair_one_caption_per_image_refuse_captions_per_image(tmp_path):
+    from mmkeras.tasks.matching_task import MatchingTask
+
+    config = zoo.config("shapes-clip-tiny", **OVERRIDES, **{"data.captions_per_image": 2})
+    with pytest.raises(ValueError, match="`data.captions_per_image` must be 1 for MatchingTask"):
+        MatchingTask(config, str(tmp_path))
