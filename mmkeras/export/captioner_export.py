@@ -1,7 +1,8 @@
 """Serving SavedModel of a captioner: raw image bytes in, caption strings out."""
 
-import keras
 import tensorflow as tf
+
+from mmkeras.export.serving_signatures import save_signatures
 
 IMAGE_BYTES = tf.TensorSpec([None], tf.string, name="image_bytes")
 
@@ -42,10 +43,6 @@ def export_captioner(generator, preprocessor, path):
             "token_ids": outputs["token_ids"],
         }
 
-    archive = keras.export.ExportArchive()
-    archive.track(generator.model)
-    archive.track(generator.detokenizer)
-    archive.track(preprocessor)
-    archive.add_endpoint("caption", caption, [IMAGE_BYTES])
-    archive.write_out(path, verbose=False)
+    save_signatures(path, {"caption": (caption, [IMAGE_BYTES])}, models=[generator.model],
+                    layers=[generator.detokenizer, preprocessor])
     return path

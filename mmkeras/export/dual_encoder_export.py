@@ -1,7 +1,8 @@
 """Serving SavedModel of a dual encoder: raw image bytes and raw strings in."""
 
-import keras
 import tensorflow as tf
+
+from mmkeras.export.serving_signatures import save_signatures
 
 IMAGE_BYTES = tf.TensorSpec([None], tf.string, name="image_bytes")
 TEXT = tf.TensorSpec([None], tf.string, name="text")
@@ -50,20 +51,15 @@ def export_dual_encoder(model, tokenizer, preprocessor, path):
     def embed_text(text):
         return text_model(tokenizer(text), training=False)
 
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.track(tokenizer)
-    archive.track(preprocessor)
-    archive.add_endpoint(
-        "embed_image", lambda image_bytes: {"embeddings": embed_image(image_bytes)}, [IMAGE_BYTES]
-    )
-    archive.add_endpoint("embed_text", lambda text: {"embeddings": embed_text(text)}, [TEXT])
-
     def similarity(image_bytes, text):
         logits = model.similarity(embed_image(image_bytes), embed_text(text))
         probabilities = tf.sigmoid(logits) if sigmoid else tf.nn.softmax(logits, axis=-1)
         return {"logits": logits, "probabilities": probabilities}
 
-    archive.add_endpoint("similarity", similarity, [IMAGE_BYTES, TEXT])
-    archive.write_out(path, verbose=False)
+    endpoints = {
+        "embed_image": (lambda image_bytes: {"embeddings": embed_image(image_bytes)}, [IMAGE_BYTES]),
+        "embed_text": (lambda text: {"embeddings": embed_text(text)}, [TEXT]),
+        "similarity": (similarity, [IMAGE_BYTES, TEXT]),
+    }
+    save_signatures(path, endpoints, models=[model], layers=[tokenizer, preprocessor])
     return path

@@ -1,8 +1,9 @@
 """Serving SavedModel of a fusion classifier: raw image bytes and raw strings in, labels out."""
 
-import keras
 import numpy as np
 import tensorflow as tf
+
+from mmkeras.export.serving_signatures import save_signatures
 
 IMAGE_BYTES = tf.TensorSpec([None], tf.string, name="image_bytes")
 TEXT = tf.TensorSpec([None], tf.string, name="text")
@@ -100,21 +101,12 @@ def export_fusion_classifier(model, tokenizer, preprocessor, path):
                 results[f"{head}_label"] = tf.gather(names, tf.argmax(p, axis=-1))
         return results
 
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    if has_text:
-        archive.track(tokenizer)
-    if has_image:
-        archive.track(preprocessor)
     if has_image and has_text:
-        endpoint = lambda image_bytes, text: classify(image_bytes, text)  # noqa: E731
-        specs = [IMAGE_BYTES, TEXT]
+        endpoint = (lambda image_bytes, text: classify(image_bytes, text), [IMAGE_BYTES, TEXT])
     elif has_image:
-        endpoint = lambda image_bytes: classify(image_bytes=image_bytes)  # noqa: E731
-        specs = [IMAGE_BYTES]
+        endpoint = (lambda image_bytes: classify(image_bytes=image_bytes), [IMAGE_BYTES])
     else:
-        endpoint = lambda text: classify(text=text)  # noqa: E731
-        specs = [TEXT]
-    archive.add_endpoint("classify", endpoint, specs)
-    archive.write_out(path, verbose=False)
+        endpoint = (lambda text: classify(text=text), [TEXT])
+    layers = [x for x in (tokenizer if has_text else None, preprocessor if has_image else None) if x is not None]
+    save_signatures(path, {"classify": endpoint}, models=[model], layers=layers)
     return path

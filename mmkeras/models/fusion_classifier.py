@@ -422,9 +422,9 @@ class FusionClassifier(keras.Model):
             "text_encoder": tower(self.text_encoder),
             "extra_inputs": {k: list(v) for k, v in self.extra_inputs.items()},
             "fusion": self.fusion_name,
-            "fusion_kwargs": copy.deepcopy(self.fusion_kwargs),
-            "heads": copy.deepcopy(self.heads),
-            "modality_dropout": copy.deepcopy(self.modality_dropout),
+            "fusion_kwargs": _plain(self.fusion_kwargs),
+            "heads": _plain(self.heads),
+            "modality_dropout": _plain(self.modality_dropout),
             "dtype": self._dtype_arg,
         }
 
@@ -435,6 +435,20 @@ class FusionClassifier(keras.Model):
             if config.get(tower) is not None:
                 config[tower] = keras.saving.deserialize_keras_object(config[tower])
         return cls(**config)
+
+
+def _plain(value):
+    """A copy of a config value with Keras' tracked dicts and lists made plain again.
+
+    (`copy.deepcopy` of a tracked container also copies the model that tracks it.)
+    """
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def fusion_classifier(

@@ -1,0 +1,56 @@
+"""Writes serving SavedModels: named signatures over Keras models, traced once each."""
+
+import tensorflow as tf
+
+
+def save_signatures(path, endpoints, *, models=(), layers=()):
+    """Writes a SavedModel whose signatures are `endpoints`; returns `path`.
+
+    The shared writer of the captioner, dual-encoder and fusion exports. It
+    does what `keras.export.ExportArchive` does for them at about half the
+    cost, because it traces every endpoint once:
+
+    - The endpoints are traced only inside `tf.saved_model.save`. A function
+      traced before saving is traced again there, since the save options are
+      part of a `tf.function`'s cache key (`ExportArchive` traces first, to
+      list the variables used).
+    - A Keras model is saved through its variables, not as an object: saving
+      a `keras.Model` object also traces its default serving function (the
+      whole model, once per sub-model) for a signature nobody asked for.
+
+    The first endpoint is also the `serving_default` signature (what
+    TF-Serving calls by default), and every endpoint stays callable as an
+    attribute of the loaded object (`tf.saved_model.load(path).caption(...)`).
+
+    Args:
+        path: output directory (local or `gs://`).
+        endpoints: dict `{name: (fn, input_signature)}`, in order; `fn` takes
+            tensors matching the list of `tf.TensorSpec` and returns a dict of
+            tensors.
+        models: the Keras models (or layers) whose variables the endpoints read.
+        layers: objects that own TensorFlow resources the endpoints use (a
+            tokenizer's lookup tables, an image preprocessor), saved as objects.
+
+    Returns:
+        `path`.
+
+    Example:
+
+    ```python
+    spec = tf.TensorSpec([None, 4], tf.float32, name="x")
+    save_signatures("export", {"predict": (lambda x: {"y": model(x)}, [spec])}, models=[model])
+    tf.saved_model.load("export").signatures["predict"](x=tf.ones([2, 4]))["y"]
+    ```
+    """
+    if not endpoints:
+        raise ValueError("`endpoints` must name at least one signature.")
+    root = tf.Module()
+    root.model_variables = [v for model in models for v in model.variables]
+    root.layers = list(layers)
+    signatures = {}
+    for name, (fn, input_signature) in endpoints.items():
+        signatures[name] = tf.function(fn, input_signature=list(input_signature), autograph=False)
+        setattr(root, name, signatures[name])
+    signatures.setdefault("serving_default", signatures[next(iter(endpoints))])
+    tf.saved_model.save(root, path, signatures=signatures)
+    return path
