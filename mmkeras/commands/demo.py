@@ -23,12 +23,12 @@ _QUICK_COMMON = {
     "train.epochs": 1, "train.global_batch_size": 32, "train.jit_compile": False,
 }
 QUICK_BUDGETS = {
-    "shapes-clip-tiny": {**_QUICK_COMMON, "data.num_train": 192, "data.num_test": 64, "text_encoder.num_layers": 1},
-    "shapes-captioner-tiny": {**_QUICK_COMMON, "data.num_train": 192, "data.num_test": 12, "model.num_layers": 1,
+    "shapes-clip-tiny": {**_QUICK_COMMON, "data.num_train": 128, "data.num_test": 64, "text_encoder.num_layers": 1},
+    "shapes-captioner-tiny": {**_QUICK_COMMON, "data.num_train": 128, "data.num_test": 12, "model.num_layers": 1,
                               "eval.num_beams": 2, "eval.max_length": 10},
-    "shapes-fusion-early-tiny": {**_QUICK_COMMON, "data.num_train": 32, "data.num_test": 24,
+    "shapes-fusion-early-tiny": {**_QUICK_COMMON, "data.num_train": 16, "data.num_test": 24,
                                  "text_encoder.num_layers": 1, "model.fusion_kwargs.num_layers": 1},
-    "shapes-fusion-late-tiny": {**_QUICK_COMMON, "data.num_train": 32, "data.num_test": 24,
+    "shapes-fusion-late-tiny": {**_QUICK_COMMON, "data.num_train": 16, "data.num_test": 24,
                                 "text_encoder.num_layers": 1},
 }
 
@@ -109,6 +109,55 @@ def _train_one(name, config, run_dir, verbose):
     }
 
 
+# The slowest models first, so that the processes finish together.
+_LONGEST_FIRST = ("shapes-captioner-tiny", "shapes-clip-tiny", "shapes-fusion-early-tiny", "shapes-fusion-late-tiny")
+
+
+def _train_in_parallel(configs, run_dirs, jobs, log):
+    """Trains the models in this process and `jobs - 1` spawned workers; returns their results.
+
+    This process already has TensorFlow imported, so it trains too (a worker
+    spends seconds importing it). Each process takes the next model from one
+    queue, longest first, when it is free.
+    """
+    import concurrent.futures
+    import multiprocessing
+    import queue
+    import threading
+
+    todo = queue.SimpleQueue()
+    for name in _LONGEST_FIRST:
+        todo.put(name)
+    results, errors = {}, []
+
+    def drain(train):
+        while not errors:
+            try:
+                name = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                results[name] = train(name)
+            except BaseException as error:  # re-raised below, in the calling thread
+                errors.append(error)
+                return
+            log(f"    {name} done in {results[name]['seconds']:.0f} s -> {run_dirs[name]} "
+                "(metrics.json, export/)")
+
+    context = multiprocessing.get_context("spawn")  # never fork a process that runs TensorFlow
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs - 1, mp_context=context) as pool:
+        remote = lambda name: pool.submit(_train_one, name, configs[name], run_dirs[name], 0).result()  # noqa: E731
+        feeders = [threading.Thread(target=drain, args=(remote,)) for _ in range(jobs - 1)]
+        for feeder in feeders:
+            feeder.start()
+        drain(lambda name: _train_one(name, configs[name], run_dirs[name], 0))
+        for feeder in feeders:
+            feeder.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
 def default_jobs(quick):
     """Worker processes `mmkeras demo` uses by default: one per core (at most 4) for `--quick`, else 1.
 
@@ -180,21 +229,11 @@ def run_demo(output_dir, quick=False, verbose="auto", log=print, jobs=1):
             results[name] = _train_one(name, configs[name], run_dirs[name], verbose)
             log(f"    done in {results[name]['seconds']:.0f} s -> {run_dirs[name]} (metrics.json, export/)")
     else:
-        import concurrent.futures
-        import multiprocessing
-
-        log(f"Training the {len(MODELS)} models in {jobs} worker processes (no progress bars).")
-        context = multiprocessing.get_context("spawn")  # never fork a process that runs TensorFlow
-        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = {}
-            for index, name in enumerate(MODELS, 1):
-                announce(index, name)
-                futures[pool.submit(_train_one, name, configs[name], run_dirs[name], 0)] = name
-            for future in concurrent.futures.as_completed(futures):
-                name = futures[future]
-                results[name] = future.result()
-                log(f"    {name} done in {results[name]['seconds']:.0f} s -> {run_dirs[name]} "
-                    "(metrics.json, export/)")
+        log(f"Training the {len(MODELS)} models in {jobs} processes (this one and {jobs - 1} "
+            f"worker{'s' if jobs > 2 else ''}; no progress bars).")
+        for index, name in enumerate(MODELS, 1):
+            announce(index, name)
+        results = _train_in_parallel(configs, run_dirs, jobs, log)
     for name in MODELS:  # the report lists the models in their fixed order
         result, config = results[name], configs[name]
         report.add_run(name, config["task"], result["metrics"], history=result["history"],

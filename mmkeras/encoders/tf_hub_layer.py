@@ -13,7 +13,6 @@ import os
 
 import keras
 import tensorflow as tf
-import tensorflow_hub as hub
 
 
 def _object_graph_variables(root):
@@ -148,6 +147,8 @@ class TFHubLayer(keras.layers.Layer):
         # Attribute tracking makes the loaded object a TF dependency of the
         # layer, so `tf.saved_model.save` of an enclosing model keeps its
         # resources (tables, assets) alive.
+        import tensorflow_hub as hub  # here, not at import: it adds a second to `import mmkeras`
+
         try:
             self._hub_module = hub.load(handle)
         except Exception as error:  # hub/TF raise OSError, ValueError, NotFoundError...

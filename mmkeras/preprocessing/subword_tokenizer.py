@@ -47,13 +47,14 @@ class _Engine:
 
     The vocabulary lives in the layer config; keeping the inner keras-hub layer
     untracked stops `.keras` saving from also writing (and reloading) it as an
-    asset, and keeps the eager-mode `tf.function`s out of SavedModels.
+    asset, and keeps its `tf.function`s from being saved as attributes of SavedModels.
     """
 
     def __init__(self, wordpiece, tokenize_graph, detokenize_graph):
         self.wordpiece = wordpiece
-        # Eager calls run traced: keras-hub otherwise converts eager outputs
-        # to Python lists and, for ragged data, takes a pure-Python path.
+        # Traced once: eager calls would otherwise make keras-hub convert outputs to
+        # Python lists (a pure-Python path for ragged data), and graphs that call
+        # the tokenizer reuse this trace.
         self.tokenize = tf.function(
             tokenize_graph, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False
         )
@@ -310,10 +311,10 @@ class SubwordTokenizer(keras.layers.Layer):
                 f"`inputs` must be a string scalar, [N] or [N, 1]; got shape {strings.shape}."
             )
         with tf.device("cpu"):
-            if tf.executing_eagerly():
-                ids = self._engine.tokenize(strings)
-            else:
-                ids = self._tokenize_graph(strings)
+            # One traced function per tokenizer, called eagerly or as a function-call op from
+            # a caller's graph (a `tf.data` map, a train step, a SavedModel signature), instead
+            # of adding the tokenizer's ops to every graph that uses it.
+            ids = self._engine.tokenize(strings)
         return ids[0] if rank == 0 else ids
 
     def tokenize(self, inputs):

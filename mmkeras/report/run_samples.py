@@ -85,15 +85,17 @@ def retrieval_samples(task, model, num_queries=4, k=5):
     """
     import tensorflow as tf
 
+    from mmkeras.training.full_batches import predict_full_batches
+
     scenes = task.shapes.scenes("test")
     images = task.shapes.images("test")
     if not 1 <= k <= len(scenes):
         raise ValueError(f"`k` must be in [1, {len(scenes)}] (the test images), got {k}.")
     batch = task.config["eval"]["batch_size"]
-    image_embeddings = model.image_model.predict(task.preprocessor(images), batch_size=batch, verbose=0)
+    image_embeddings = predict_full_batches(model.image_model, task.preprocessor(images), batch)
     picks = np.linspace(0, len(scenes) - 1, min(num_queries, len(scenes))).round().astype(int)
     queries = [scenes[i]["captions"][0] for i in picks]
-    text_embeddings = model.text_model.predict(task.tokenizer(tf.constant(queries)), verbose=0)
+    text_embeddings = predict_full_batches(model.text_model, task.tokenizer(tf.constant(queries)), batch)
     scores = np.asarray(text_embeddings) @ np.asarray(image_embeddings).T
     results = []
     for query, truth, row in zip(queries, picks, scores):

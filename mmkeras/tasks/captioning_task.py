@@ -10,6 +10,7 @@ from mmkeras.metrics.masked_perplexity import MaskedPerplexity
 from mmkeras.metrics.masked_token_accuracy import MaskedTokenAccuracy
 from mmkeras.models.captioner import split_for_teacher_forcing
 from mmkeras.tasks.shapes_caption_task import ShapesCaptionTask
+from mmkeras.training.full_batches import pad_to_full_batches
 
 NUM_SAMPLES = 24
 
@@ -113,11 +114,12 @@ class CaptioningTask(ShapesCaptionTask):
         """Beam-search captions (python strings) for uint8 images `[N, H, W, 3]`."""
         generator = self.generator(model)
         batch = self.config["eval"]["batch_size"]
+        images, count = pad_to_full_batches(images, batch)  # one decoder compilation, not two
         captions = []
         for start in range(0, len(images), batch):
             chunk = self.preprocessor(images[start : start + batch])
             captions.extend(c.decode("utf-8") for c in generator.generate(chunk)["captions"].numpy())
-        return captions
+        return captions[:count]
 
     def nearest_neighbour_captions(self, split="test"):
         """Baseline: the first caption of the nearest training image (8x8 pixel space)."""

@@ -5,6 +5,7 @@ from mmkeras.data.shapes import ANSWER_VOCABULARY, COLORS, NEGATIVE_KINDS, QUEST
 from mmkeras.metrics.classification import accuracy, auroc, classification_metrics, macro_f1
 from mmkeras.models.fusion_classifier import normalize_heads
 from mmkeras.tasks.shapes_task import ShapesTask
+from mmkeras.training.full_batches import pad_to_full_batches
 
 # The heads a Shapes fusion run trains, by name: question answering and caption matching.
 QA_HEAD, MATCH_HEAD = "answer", "match"
@@ -267,18 +268,19 @@ class FusionTask(ShapesTask):
                 "text_present": text_present,
             }
 
+        columns, rows = pad_to_full_batches((  # every batch full: one trace of the predict step
+            np.tile(ex["scene"], len(conditions)),
+            np.tile(ex["token_ids"], (len(conditions), 1)),
+            presence["image"].astype("float32"),
+            presence["text"].astype("float32"),
+        ), batch)
         dataset = (
-            tf.data.Dataset.from_tensor_slices((
-                np.tile(ex["scene"], len(conditions)),
-                np.tile(ex["token_ids"], (len(conditions), 1)),
-                presence["image"].astype("float32"),
-                presence["text"].astype("float32"),
-            ))
+            tf.data.Dataset.from_tensor_slices(columns)
             .batch(batch)
             .map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE)
         )
-        outputs = {k: np.asarray(v) for k, v in model.probabilities(model.predict(dataset, verbose=0)).items()}
+        outputs = {k: np.asarray(v)[:rows] for k, v in model.probabilities(model.predict(dataset, verbose=0)).items()}
         return {
             name: {head: probs[i * count : (i + 1) * count] for head, probs in outputs.items()}
             for i, name in enumerate(conditions)

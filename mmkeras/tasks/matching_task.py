@@ -4,6 +4,7 @@ import tensorflow as tf
 from mmkeras.metrics.retrieval import retrieval_metrics
 from mmkeras.metrics.zero_shot import zero_shot_accuracy, zero_shot_classifier
 from mmkeras.tasks.shapes_caption_task import ShapesCaptionTask
+from mmkeras.training.full_batches import predict_full_batches
 
 ZERO_SHOT_TEMPLATES = ("a {}", "a picture with a {}", "an image of a {}")
 
@@ -50,18 +51,18 @@ class MatchingTask(ShapesCaptionTask):
         images = self.preprocessor(self.shapes.images(split))
         texts = [c for s in scenes for c in s["captions"]]
         text_to_image = np.repeat(np.arange(len(scenes)), [len(s["captions"]) for s in scenes])
-        image_embeddings = model.image_model.predict(images, batch_size=batch, verbose=0)
-        text_embeddings = model.text_model.predict(self.tokenizer(tf.constant(texts)), batch_size=batch, verbose=0)
+        image_embeddings = predict_full_batches(model.image_model, images, batch)
+        text_embeddings = predict_full_batches(model.text_model, self.tokenizer(tf.constant(texts)), batch)
         labels = np.array([s["label"] for s in scenes])
         return image_embeddings, text_embeddings, text_to_image, labels
 
     def evaluate(self, model):
         image_embeddings, text_embeddings, text_to_image, labels = self.embed(model)
         metrics = {k: float(v) for k, v in retrieval_metrics(image_embeddings, text_embeddings, text_to_image).items()}
-        text_model = model.text_model
+        text_model, batch = model.text_model, self.config["eval"]["batch_size"]
 
         def embed_text(strings):
-            return text_model.predict(self.tokenizer(tf.constant(list(strings))), verbose=0)
+            return predict_full_batches(text_model, self.tokenizer(tf.constant(list(strings))), batch)
 
         classes = zero_shot_classifier(embed_text, list(self.shapes.class_names), ZERO_SHOT_TEMPLATES)
         zero_shot = zero_shot_accuracy(image_embeddings, labels, classes)

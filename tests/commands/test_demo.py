@@ -91,7 +91,7 @@ def test_quick_runs_the_models_in_parallel_workers(demo):
     assert default_jobs(quick=False) == 1
     assert default_jobs(quick=True) == max(1, min(len(MODELS), os.cpu_count() or 1))
     if default_jobs(quick=True) > 1:
-        assert "worker processes" in demo["stdout"]
+        assert f"in {default_jobs(quick=True)} processes" in demo["stdout"]
 
 
 def test_bad_jobs_is_a_clear_error(tmp_path, capsys):
