@@ -126,7 +126,8 @@ def _train_in_parallel(configs, run_dirs, jobs, log):
     import threading
 
     todo = queue.SimpleQueue()
-    for name in _LONGEST_FIRST:
+    rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
+    for name in sorted(configs, key=lambda name: rank.get(name, len(rank))):
         todo.put(name)
     results, errors = {}, []
 
@@ -159,7 +160,7 @@ def _train_in_parallel(configs, run_dirs, jobs, log):
 
 
 def default_jobs(quick):
-    """Worker processes `mmkeras demo` uses by default: one per core (at most 4) for `--quick`, else 1.
+    """Processes `mmkeras demo` trains in by default: one per core (at most 4) for `--quick`, else 1.
 
     A quick run is mostly single-threaded work (tracing, exporting), which parallel
     processes overlap; the full demo is mostly training, which already uses every core.
