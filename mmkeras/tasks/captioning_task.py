@@ -112,9 +112,12 @@ class CaptioningTask(ShapesCaptionTask):
 
     def caption(self, model, images):
         """Beam-search captions (python strings) for uint8 images `[N, H, W, 3]`."""
+        if len(images) == 0:
+            return []
         generator = self.generator(model)
-        batch = self.config["eval"]["batch_size"]
-        images, count = pad_to_full_batches(images, batch)  # one decoder compilation, not two
+        # Every batch the same size: one compilation of the decoder, not a second for the last batch.
+        batch = min(self.config["eval"]["batch_size"], len(images))
+        images, count = pad_to_full_batches(images, batch)
         captions = []
         for start in range(0, len(images), batch):
             chunk = self.preprocessor(images[start : start + batch])
