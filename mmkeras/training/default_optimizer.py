@@ -2,6 +2,8 @@
 
 import keras
 
+from mmkeras.training.fused_adamw import FusedAdamW
+
 
 def default_optimizer(
     total_steps,
@@ -13,14 +15,17 @@ def default_optimizer(
 ):
     """AdamW whose learning rate warms up linearly, then decays with a cosine.
 
-    Biases, norms and the logit scale are excluded from weight decay.
+    A `FusedAdamW` (the same update as `keras.optimizers.AdamW`, traced and run
+    as one op per variable). Biases, norms and the logit scale are excluded
+    from weight decay.
 
     Args:
         total_steps: int, optimizer steps in the whole run.
         learning_rate: float, the peak learning rate.
         weight_decay: float, decoupled weight decay.
         warmup_fraction: float in [0, 1), share of steps spent warming up.
-        clipnorm: float or None, global gradient-norm clipping.
+        clipnorm: float or None, clips each variable's gradient to this norm
+            (Keras' `clipnorm`, per variable, not the global norm).
         accumulate: int, average the gradients of this many micro-batches
             before each update (Keras' `gradient_accumulation_steps`). For
             losses that average over examples this equals one step on a
@@ -47,12 +52,11 @@ def default_optimizer(
         warmup_target=learning_rate if warmup else None,
         warmup_steps=warmup,
     )
-    optimizer = keras.optimizers.AdamW(
+    return FusedAdamW(
         learning_rate=schedule,
         weight_decay=weight_decay,
         clipnorm=clipnorm,
         beta_2=0.98,
+        exclude_from_weight_decay=["bias", "gamma", "beta", "log_scale", "norm"],
         gradient_accumulation_steps=int(accumulate) if int(accumulate) > 1 else None,
     )
-    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "log_scale", "norm"])
-    return optimizer
