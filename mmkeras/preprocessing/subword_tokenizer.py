@@ -229,10 +229,12 @@ class SubwordTokenizer(keras.layers.Layer):
             raise ValueError(
                 f"`vocabulary_size` must be an int greater than 4; got {vocabulary_size!r}."
             )
-        dataset = _corpus_dataset(corpus)
-        dataset = dataset.map(_clean_utf8)
+        # The pre-tokenizer is plain TensorFlow ops: its `Dataset.map`s are traced
+        # without AutoGraph, whose source conversion alone takes about a second.
+        learn = tf.autograph.experimental.do_not_convert(keras_hub.tokenizers.compute_word_piece_vocabulary)
+        dataset = _corpus_dataset(corpus).map(tf.autograph.experimental.do_not_convert(_clean_utf8))
         try:
-            vocabulary = keras_hub.tokenizers.compute_word_piece_vocabulary(
+            vocabulary = learn(
                 dataset,
                 vocabulary_size,
                 lowercase=lowercase,

@@ -141,11 +141,15 @@ class Task:
         return dataset.map(fix)
 
     def training_stream(self, first_epoch, skip_batches):
-        """Epochs `first_epoch..epochs-1` back to back, minus the first `skip_batches`."""
+        """Epochs `first_epoch..epochs-1` back to back, minus the first `skip_batches`.
+
+        `epoch_dataset` only builds a pipeline, so it is traced without AutoGraph:
+        converting it (and every function it calls) costs seconds per run.
+        """
         epochs = self.config["train"]["epochs"]
         return (
             tf.data.Dataset.range(first_epoch, epochs)
-            .flat_map(self.epoch_dataset)
+            .flat_map(tf.autograph.experimental.do_not_convert(self.epoch_dataset))
             .skip(skip_batches)
             .prefetch(tf.data.AUTOTUNE)
         )
