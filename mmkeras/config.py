@@ -49,6 +49,7 @@ SECTION_DEFAULTS = {
         "checkpoint_every": 0,
         "keep_checkpoints": 3,
         "deterministic": False,
+        "graph_optimization": True,
     },
     "eval": {
         "batch_size": 128,

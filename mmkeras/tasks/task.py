@@ -59,6 +59,9 @@ class Task:
         keras.utils.set_random_seed(train["seed"])
         if train["deterministic"]:
             tf.config.experimental.enable_op_determinism()
+        # Grappler rewrites each new graph on its first run: seconds per train, predict
+        # or serving function, repaid only over many steps (off for smoke runs).
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": not train["graph_optimization"]})
         self.strategy = get_strategy(train["strategy"], train["tpu"])
         self.per_replica_batch = per_replica_batch_size(train["global_batch_size"], self.strategy)
         # Multi-worker: every worker runs the same saves, only the chief's files

@@ -32,3 +32,17 @@ def test_mixed_float16_trains_with_loss_scaling_and_float32_outputs(tmp_path, re
     assert all(value.dtype == "float32" for value in outputs.values())
     history = task.run_dir.read_json("history.json")
     assert all(math.isfinite(v) for v in history["loss"])
+
+
+def test_graph_optimization_switches_grappler_for_the_process(tmp_path):
+    import tensorflow as tf
+
+    def grappler_off(**overrides):
+        task_for_config(zoo.config("shapes-fusion-concat-tiny", **TINY, **overrides), str(tmp_path))
+        return tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
+
+    try:
+        assert grappler_off(**{"train.graph_optimization": False})
+        assert not grappler_off()  # the default turns it back on
+    finally:
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": False})
