@@ -56,6 +56,7 @@ SECTION_DEFAULTS = {
         "num_beams": 3,
         "max_length": 24,
         "length_penalty": 1.0,
+        "jit_compile": True,
     },
 }
 

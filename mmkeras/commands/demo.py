@@ -21,7 +21,7 @@ BUDGETS = {
 _QUICK_COMMON = {
     "data.num_val": 8, "data.image_size": 32, "image_encoder.image_size": 32, "image_encoder.num_layers": 1,
     "train.epochs": 1, "train.global_batch_size": 32, "train.jit_compile": False,
-    "train.graph_optimization": False,
+    "train.graph_optimization": False, "eval.jit_compile": False,
 }
 QUICK_BUDGETS = {
     "shapes-clip-tiny": {**_QUICK_COMMON, "data.num_train": 128, "data.num_test": 64, "text_encoder.num_layers": 1},

@@ -99,7 +99,8 @@ class CaptioningTask(ShapesCaptionTask):
         return self.with_static_batch(batches.map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE))
 
     # --- evaluation ---------------------------------------------------------
-    def generator(self, model):
+    def generator(self, model, jit_compile=None):
+        """The evaluation's beam search (`jit_compile`: default `eval.jit_compile`)."""
         settings = self.config["eval"]
         return CaptionGenerator(
             model,
@@ -108,6 +109,7 @@ class CaptioningTask(ShapesCaptionTask):
             num_beams=settings["num_beams"],
             length_penalty=settings["length_penalty"],
             detokenizer=self.tokenizer,
+            jit_compile=settings["jit_compile"] if jit_compile is None else jit_compile,
         )
 
     def caption(self, model, images):
@@ -158,4 +160,5 @@ class CaptioningTask(ShapesCaptionTask):
     def export(self, model, path):
         from mmkeras.export.captioner_export import export_captioner
 
-        export_captioner(self.generator(model), self.preprocessor, path)
+        # The export always decodes with XLA: it compiles where the SavedModel is served.
+        export_captioner(self.generator(model, jit_compile=True), self.preprocessor, path)
