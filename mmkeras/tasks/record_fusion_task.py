@@ -8,6 +8,7 @@ import tensorflow as tf
 from mmkeras.metrics.classification import accuracy, classification_metrics, macro_f1
 from mmkeras.tasks.fusion_task import FusionTask, _labels_of
 from mmkeras.tasks.record_task import RecordTask
+from mmkeras.training.full_batches import predict_full_batches
 
 LABEL_HEAD = "label"
 CONDITIONS = {"both": (), "image_missing": ("image",), "text_missing": ("text",)}
@@ -93,6 +94,7 @@ class RecordFusionTask(RecordTask, FusionTask):
     def evaluate(self, model):
         self.prepare_data()
         num_classes = len(self.class_names)
+        batch = self.config["eval"]["batch_size"]
         scores = {name: [] for name in CONDITIONS}
         y_true = []
         unknown = 0
@@ -111,7 +113,7 @@ class RecordFusionTask(RecordTask, FusionTask):
                     "image_present": np.zeros(len(keep), "float32") if "image" in absent else np.ones(len(keep), "float32"),
                     "text_present": np.zeros(len(keep), "float32") if "text" in absent else has_text,
                 }
-                outputs = model.predict_on_batch(inputs)
+                outputs = predict_full_batches(model, inputs, batch)  # one trace, whatever `keep` leaves
                 scores[name].append(np.asarray(model.probabilities(outputs)[LABEL_HEAD]))
             y_true.append(labels[keep])
         if not y_true:

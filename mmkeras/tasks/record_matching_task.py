@@ -7,6 +7,7 @@ from mmkeras.metrics.retrieval import retrieval_metrics
 from mmkeras.metrics.zero_shot import zero_shot_accuracy, zero_shot_classifier
 from mmkeras.tasks.matching_task import ZERO_SHOT_TEMPLATES, MatchingTask
 from mmkeras.tasks.record_task import RecordTask
+from mmkeras.training.full_batches import predict_full_batches
 
 
 class RecordMatchingTask(RecordTask, MatchingTask):
@@ -48,7 +49,8 @@ class RecordMatchingTask(RecordTask, MatchingTask):
         image_embeddings, texts, text_to_image, labels = [], [], [], []
         for images, captions, batch_labels in self.held_out_batches():
             start = sum(len(e) for e in image_embeddings)
-            image_embeddings.append(np.asarray(model.image_model.predict_on_batch(images)))
+            # Every batch padded to `batch` rows: the predict function is traced once.
+            image_embeddings.append(predict_full_batches(model.image_model, images, batch))
             for i, image_captions in enumerate(captions):
                 texts += image_captions
                 text_to_image += [start + i] * len(image_captions)
@@ -59,10 +61,7 @@ class RecordMatchingTask(RecordTask, MatchingTask):
                 "image with a caption: raise `data.val_fraction`."
             )
         image_embeddings = np.concatenate(image_embeddings)
-        text_embeddings = np.concatenate([
-            np.asarray(model.text_model.predict_on_batch(self.tokenizer(tf.constant(texts[i : i + batch]))))
-            for i in range(0, len(texts), batch)
-        ])
+        text_embeddings = predict_full_batches(model.text_model, self.tokenizer(tf.constant(texts)), batch)
         metrics = {
             k: float(v)
             for k, v in retrieval_metrics(image_embeddings, text_embeddings, np.array(text_to_image)).items()
@@ -73,7 +72,7 @@ class RecordMatchingTask(RecordTask, MatchingTask):
             text_model = model.text_model
 
             def embed_text(strings):
-                return text_model.predict_on_batch(self.tokenizer(tf.constant(list(strings))))
+                return predict_full_batches(text_model, self.tokenizer(tf.constant(list(strings))), batch)
 
             classes = zero_shot_classifier(embed_text, list(self.class_names), ZERO_SHOT_TEMPLATES)
             zero_shot = zero_shot_accuracy(image_embeddings[known], labels[known], classes)
