@@ -110,16 +110,13 @@ def _train_one(name, config, run_dir, verbose):
     }
 
 
-# The slowest models first, so that the processes finish together.
-_LONGEST_FIRST = ("shapes-captioner-tiny", "shapes-clip-tiny", "shapes-fusion-early-tiny", "shapes-fusion-late-tiny")
-
-
 def _train_in_parallel(configs, run_dirs, jobs, log):
     """Trains the models in this process and `jobs - 1` spawned workers; returns their results.
 
     This process already has TensorFlow imported, so it trains too (a worker
     spends seconds importing it). Each process takes the next model from one
-    queue, longest first, when it is free.
+    queue, in `configs` order, when it is free. The quick models cost about
+    the same, so this order ends the processes together.
     """
     import concurrent.futures
     import multiprocessing
@@ -127,8 +124,7 @@ def _train_in_parallel(configs, run_dirs, jobs, log):
     import threading
 
     todo = queue.SimpleQueue()
-    rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
-    for name in sorted(configs, key=lambda name: rank.get(name, len(rank))):
+    for name in configs:
         todo.put(name)
     results, errors = {}, []
 

@@ -107,6 +107,10 @@ def export_fusion_classifier(model, tokenizer, preprocessor, path):
         endpoint = (lambda image_bytes: classify(image_bytes=image_bytes), [IMAGE_BYTES])
     else:
         endpoint = (lambda text: classify(text=text), [TEXT])
-    layers = [x for x in (tokenizer if has_text else None, preprocessor if has_image else None) if x is not None]
+    layers = []  # the preprocessing the signature uses
+    if has_text:
+        layers.append(tokenizer)
+    if has_image:
+        layers.append(preprocessor)
     save_signatures(path, {"classify": endpoint}, models=[model], layers=layers)
     return path
