@@ -10,7 +10,6 @@ probabilities. Prints the seconds of each and their ratio.
     python benchmarks/export_time.py --quick    # the demo's --quick model (32-px, one layer)
 """
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -18,11 +17,9 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from early_fusion_task import NAME, early_fusion_task
 
 import mmkeras.export.fusion_export as fusion_export
-from mmkeras import zoo
-from mmkeras.commands.demo import demo_config
-from mmkeras.tasks import task_for_config
 
 
 class _ExportArchiveWriter:
@@ -48,13 +45,7 @@ def _export_seconds(task, model, writer):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the demo's --quick model")
-    parser.add_argument("--repeats", type=int, default=4)
-    args = parser.parse_args()
-    name = "shapes-fusion-early-tiny"
-    config = demo_config(name, quick=True) if args.quick else zoo.config(name)
-    task = task_for_config(config, tempfile.mkdtemp(prefix="mmkeras-export-bench-run-"))
+    args, task = early_fusion_task(__doc__.splitlines()[0])
     model = task.build_model()
     ours_writer = fusion_export.save_signatures
     png = tf.io.encode_png(np.random.default_rng(0).integers(0, 255, (40, 40, 3), np.uint8)).numpy()
@@ -73,7 +64,7 @@ def main():
     fusion_export.save_signatures = ours_writer
     np.testing.assert_allclose(outputs["save_signatures"], outputs["ExportArchive"], atol=1e-6)
     ours, theirs = statistics.median(times["save_signatures"]), statistics.median(times["ExportArchive"])
-    print(f"model: {name}{' (--quick)' if args.quick else ''}, {args.repeats} exports each, median seconds")
+    print(f"model: {NAME}{' (--quick)' if args.quick else ''}, {args.repeats} exports each, median seconds")
     print(f"save_signatures  {ours:6.2f} s   {['%.2f' % t for t in times['save_signatures']]}")
     print(f"ExportArchive    {theirs:6.2f} s   {['%.2f' % t for t in times['ExportArchive']]}")
     print(f"ratio            {theirs / ours:6.2f}x faster; same outputs (max |diff| <= 1e-6)")

@@ -14,17 +14,13 @@ process, alternating which goes first. For each it prints:
     python benchmarks/optimizer_trace.py --quick    # the demo's --quick model
 """
 
-import argparse
 import statistics
-import tempfile
 import time
 
 import keras
 import tensorflow as tf
+from early_fusion_task import NAME, early_fusion_task
 
-from mmkeras import zoo
-from mmkeras.commands.demo import demo_config
-from mmkeras.tasks import task_for_config
 from mmkeras.training import FusedAdamW
 
 SETTINGS = dict(weight_decay=0.05, clipnorm=1.0, beta_2=0.98)
@@ -63,20 +59,15 @@ def _measure(make, variables):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the demo's --quick model")
-    parser.add_argument("--repeats", type=int, default=4)
-    args = parser.parse_args()
-    name = "shapes-fusion-early-tiny"
-    config = demo_config(name, quick=True) if args.quick else zoo.config(name)
-    model = task_for_config(config, tempfile.mkdtemp(prefix="mmkeras-optimizer-bench-")).build_model()
+    args, task = early_fusion_task(__doc__.splitlines()[0])
+    model = task.build_model()
     variables = model.trainable_variables
     results = {"FusedAdamW": [], "keras AdamW": []}
     makers = [("FusedAdamW", _fused), ("keras AdamW", _keras_adamw)]
     for repeat in range(args.repeats):
         for label, make in makers if repeat % 2 == 0 else makers[::-1]:
             results[label].append(_measure(make, variables))
-    print(f"model: {name}{' (--quick)' if args.quick else ''}, {len(variables)} trainable variables, "
+    print(f"model: {NAME}{' (--quick)' if args.quick else ''}, {len(variables)} trainable variables, "
           f"{args.repeats} repeats each, medians")
     medians = {}
     for label, rows in results.items():
