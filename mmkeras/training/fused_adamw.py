@@ -80,8 +80,11 @@ class FusedAdamW(keras.optimizers.Adam):
             return
         super().build(var_list)
         # One flag per variable, in the order of `_get_variable_index`.
-        self._decays = [self.decoupled_weight_decay > 0 and not (self._no_decay and self._no_decay.search(v.path))
-                        for v in var_list]
+        self._decays = [
+            self.decoupled_weight_decay > 0
+            and not (self._no_decay and self._no_decay.search(getattr(v, "path", v.name)))
+            for v in var_list
+        ]
 
     def update_step(self, gradient, variable, learning_rate):
         """One variable's update: decoupled weight decay, then one `ResourceApplyAdam`."""
