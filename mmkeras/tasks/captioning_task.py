@@ -15,6 +15,22 @@ from mmkeras.training.full_batches import pad_to_full_batches
 NUM_SAMPLES = 24
 
 
+def full_batch_captions(generator, images, batch, prepare=None):
+    """`generator`'s captions (python strings) for `images`, decoded in batches of exactly `batch` rows.
+
+    Every batch the same size: one trace (and XLA compilation) of the decoder,
+    not another for each smaller batch. `prepare`, if given, maps each batch of
+    `images` to the generator's input (e.g. an `ImagePreprocessor`).
+    """
+    images, count = pad_to_full_batches(images, batch)
+    captions = []
+    for start in range(0, len(images), batch):
+        chunk = images[start : start + batch]
+        chunk = chunk if prepare is None else prepare(chunk)
+        captions.extend(c.decode("utf-8") for c in generator.generate(chunk)["captions"].numpy())
+    return captions[:count]
+
+
 def caption_scores(hypotheses, references, prefix=""):
     """Corpus BLEU-1..4 and CIDEr-D of captions against their references.
 
@@ -116,15 +132,8 @@ class CaptioningTask(ShapesCaptionTask):
         """Beam-search captions (python strings) for uint8 images `[N, H, W, 3]`."""
         if len(images) == 0:
             return []
-        generator = self.generator(model)
-        # Every batch the same size: one compilation of the decoder, not a second for the last batch.
         batch = min(self.config["eval"]["batch_size"], len(images))
-        images, count = pad_to_full_batches(images, batch)
-        captions = []
-        for start in range(0, len(images), batch):
-            chunk = self.preprocessor(images[start : start + batch])
-            captions.extend(c.decode("utf-8") for c in generator.generate(chunk)["captions"].numpy())
-        return captions[:count]
+        return full_batch_captions(self.generator(model), images, batch, prepare=self.preprocessor)
 
     def nearest_neighbour_captions(self, split="test"):
         """Baseline: the first caption of the nearest training image (8x8 pixel space)."""

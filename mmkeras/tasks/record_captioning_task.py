@@ -1,6 +1,6 @@
 """Image captioning on real data."""
 
-from mmkeras.tasks.captioning_task import NUM_SAMPLES, CaptioningTask, caption_scores
+from mmkeras.tasks.captioning_task import NUM_SAMPLES, CaptioningTask, caption_scores, full_batch_captions
 from mmkeras.tasks.record_task import RecordTask
 
 
@@ -42,14 +42,13 @@ class RecordCaptioningTask(RecordTask, CaptioningTask):
     samples_captions_per_image = False  # the shard reader pairs each image with one caption per epoch
 
     def evaluate(self, model):
-        generator = self.generator(model)
+        generator, batch = self.generator(model), self.config["eval"]["batch_size"]
         generated, references = [], []
         for images, captions, _ in self.held_out_batches():
             keep = [i for i, c in enumerate(captions) if c]
             if not keep:
                 continue
-            out = generator.generate(images[keep])["captions"].numpy()
-            generated += [c.decode("utf-8") for c in out]
+            generated += full_batch_captions(generator, images[keep], batch)
             references += [captions[i] for i in keep]
         if not generated:
             raise ValueError(
