@@ -50,6 +50,7 @@ SECTION_DEFAULTS = {
         "keep_checkpoints": 3,
         "deterministic": False,
         "graph_optimization": True,
+        "run_eagerly": False,
     },
     "eval": {
         "batch_size": 128,

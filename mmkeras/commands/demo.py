@@ -21,7 +21,7 @@ BUDGETS = {
 _QUICK_COMMON = {
     "data.num_val": 8, "data.image_size": 32, "image_encoder.image_size": 32, "image_encoder.num_layers": 1,
     "train.epochs": 1, "train.global_batch_size": 32, "train.jit_compile": False,
-    "train.graph_optimization": False, "eval.jit_compile": False,
+    "train.graph_optimization": False, "train.run_eagerly": True, "eval.jit_compile": False,
 }
 QUICK_BUDGETS = {
     "shapes-clip-tiny": {**_QUICK_COMMON, "data.num_train": 128, "data.num_test": 64, "text_encoder.num_layers": 1},
@@ -110,13 +110,39 @@ def _train_one(name, config, run_dir, verbose):
     }
 
 
-def _train_in_parallel(configs, run_dirs, jobs, log):
-    """Trains the models in this process and `jobs - 1` spawned workers; returns their results.
+def worker_start_method():
+    """How `mmkeras demo --jobs N` starts its workers: "fork" if it is safe here, else "spawn".
 
-    This process already has TensorFlow imported, so it trains too (a worker
-    spends seconds importing it). Each process takes the next model from one
-    queue, in `configs` order, when it is free. The quick models cost about
-    the same, so this order ends the processes together.
+    A forked worker starts at once with TensorFlow already imported (importing it
+    takes about 10 s of CPU), but forking is only safe before this process has
+    run TensorFlow: the runtime's thread pools do not survive a fork. So "fork"
+    when the eager context was never initialised (as in the `mmkeras` command,
+    which has only imported TensorFlow by then), and "spawn", a fresh
+    interpreter, once anything has run (e.g. `run_demo` called from a program
+    or a test that has trained before).
+
+    Example:
+
+    >>> import tensorflow as tf
+    >>> _ = tf.constant(1.0)  # TensorFlow has run: its thread pools exist
+    >>> worker_start_method()
+    'spawn'
+    """
+    import multiprocessing
+
+    from tensorflow.python.eager import context
+
+    # `_initialized` is private: if a TensorFlow release drops it, fall back to the safe choice.
+    untouched = getattr(context.context(), "_initialized", True) is False
+    return "fork" if untouched and "fork" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def _train_in_parallel(configs, run_dirs, jobs, log):
+    """Trains the models in this process and `jobs - 1` worker processes; returns their results.
+
+    The workers start first (forked, when `worker_start_method` allows it, with
+    TensorFlow already imported); then this process trains too. Each process
+    takes the next model from one queue, in `configs` order, when it is free.
     """
     import concurrent.futures
     import multiprocessing
@@ -142,8 +168,11 @@ def _train_in_parallel(configs, run_dirs, jobs, log):
             log(f"    {name} done in {results[name]['seconds']:.0f} s -> {run_dirs[name]} "
                 "(metrics.json, export/)")
 
-    context = multiprocessing.get_context("spawn")  # never fork a process that runs TensorFlow
+    method = worker_start_method()
+    context = multiprocessing.get_context(method)
     with concurrent.futures.ProcessPoolExecutor(max_workers=jobs - 1, mp_context=context) as pool:
+        pool.submit(os.getpid)  # starts the workers now: a fork must come before this process trains
+        log(f"    {jobs - 1} worker{'s' if jobs > 2 else ''} {'forked' if method == 'fork' else 'spawned'}")
         remote = lambda name: pool.submit(_train_one, name, configs[name], run_dirs[name], 0).result()  # noqa: E731
         feeders = [threading.Thread(target=drain, args=(remote,)) for _ in range(jobs - 1)]
         for feeder in feeders:
@@ -182,9 +211,8 @@ def run_demo(output_dir, quick=False, verbose="auto", log=print, jobs=1):
         verbose: Keras `fit` verbosity ("auto" shows progress bars, 0 none); with
             `jobs > 1` the workers never show progress bars.
         log: called with each status line.
-        jobs: int >= 1, models trained at once, each in its own process (spawned:
-            a fresh TensorFlow per worker). The report and table are the same
-            for any value.
+        jobs: int >= 1, models trained at once, each in its own process (see
+            `worker_start_method`). The report and table are the same for any value.
 
     Returns:
         The `DemoReport` (its `table()` is the results table).

@@ -55,6 +55,11 @@ class Task:
                 "captioning task trains on several captions per image in one step."
             )
         train = config["train"]
+        if train["run_eagerly"] and train["jit_compile"]:
+            raise ValueError(
+                "`train.run_eagerly` and `train.jit_compile` are both true: an eager train step runs op by "
+                "op and is never XLA-compiled. Set `train.jit_compile` to false (`--no-jit`)."
+            )
         keras.config.set_dtype_policy(train["precision"])
         keras.utils.set_random_seed(train["seed"])
         if train["deterministic"]:
@@ -188,18 +193,23 @@ class Task:
         if epoch < epochs:
             segments.append((epoch, epochs, steps, 0))
         history = {}
-        for first, last, length, skip in segments:
-            with _multi_worker_fit_context(model, self.strategy):
-                fitted = model.fit(
-                    self.training_stream(first, skip),
-                    initial_epoch=first,
-                    epochs=last,
-                    steps_per_epoch=length,
-                    callbacks=callbacks,
-                    verbose=verbose,
-                )
-            for key, values in fitted.history.items():
-                history.setdefault(key, []).extend(float(v) for v in values)
+        # Op by op: tracing a train step costs seconds, more than a handful of eager steps.
+        model.run_eagerly = train["run_eagerly"]
+        try:
+            for first, last, length, skip in segments:
+                with _multi_worker_fit_context(model, self.strategy):
+                    fitted = model.fit(
+                        self.training_stream(first, skip),
+                        initial_epoch=first,
+                        epochs=last,
+                        steps_per_epoch=length,
+                        callbacks=callbacks,
+                        verbose=verbose,
+                    )
+                for key, values in fitted.history.items():
+                    history.setdefault(key, []).extend(float(v) for v in values)
+        finally:
+            model.run_eagerly = False  # evaluation and prediction stay traced
         losses = history.get("loss", [])
         if checkpoint.saw_non_finite_loss or not all(math.isfinite(v) for v in losses):
             raise FloatingPointError(

@@ -46,3 +46,39 @@ def test_graph_optimization_switches_grappler_for_the_process(tmp_path):
         assert not grappler_off()  # the default turns it back on
     finally:
         tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": False})
+
+
+def test_run_eagerly_trains_the_same_weights_op_by_op_and_predicts_traced(tmp_path, monkeypatch):
+    import numpy as np
+    import tensorflow as tf
+
+    from mmkeras.models.fusion_classifier import FusionClassifier
+
+    modes = []  # tf.executing_eagerly() in each run of the train step
+    train_step = FusionClassifier.train_step
+
+    def recording_train_step(self, data):
+        modes.append(tf.executing_eagerly())
+        return train_step(self, data)
+
+    monkeypatch.setattr(FusionClassifier, "train_step", recording_train_step)
+
+    def trained(**overrides):
+        modes.clear()
+        config = zoo.config("shapes-fusion-concat-tiny", **TINY, **overrides)
+        task = task_for_config(config, str(tmp_path / str(len(overrides))))
+        return task.train(verbose=0), list(modes), task.steps_per_epoch
+
+    (traced, traced_modes, steps), (eager, eager_modes, _) = trained(), trained(**{"train.run_eagerly": True})
+    assert not any(traced_modes) and len(traced_modes) < steps  # traced once (or twice), then run as a graph
+    assert eager_modes == [True] * steps  # every step op by op
+    assert eager.run_eagerly is False  # evaluation and prediction are traced again
+    assert len(traced.weights) == len(eager.weights)
+    for a, b in zip(traced.weights, eager.weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5, err_msg=a.path)
+
+
+def test_run_eagerly_with_jit_compile_is_a_clear_error(tmp_path):
+    config = zoo.config("shapes-fusion-concat-tiny", **{**TINY, "train.run_eagerly": True, "train.jit_compile": True})
+    with pytest.raises(ValueError, match=r"train\.run_eagerly.*train\.jit_compile"):
+        task_for_config(config, str(tmp_path))
