@@ -16,7 +16,7 @@ BUDGETS = {
     "shapes-fusion-early-tiny": {"data.num_train": 600, "data.num_val": 8, "data.num_test": 150, "train.epochs": 1},
     "shapes-fusion-late-tiny": {"data.num_train": 600, "data.num_val": 8, "data.num_test": 150, "train.epochs": 1},
 }
-# --quick: a smoke run of the whole pipeline in about a minute or two. The towers are shrunk as
+# --quick: a smoke run of the whole pipeline in under a minute. The towers are shrunk as
 # well (32-px images, one Transformer layer each), so its scores say little; use the full demo.
 _QUICK_COMMON = {
     "data.num_val": 8, "data.image_size": 32, "image_encoder.image_size": 32, "image_encoder.num_layers": 1,
@@ -37,7 +37,7 @@ QUICK_BUDGETS = {
 def add_arguments(parser):
     parser.add_argument("--output", required=True, help="demo directory: one run per model, report.html, plots/")
     parser.add_argument("--quick", action="store_true",
-                        help="tiny data and shrunk towers: checks the whole pipeline in a minute or two")
+                        help="tiny data and shrunk towers: checks the whole pipeline in under a minute")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--jobs", type=int, default=None,
                         help="models trained at once, each in its own process (default: one per core, "
