@@ -119,7 +119,7 @@ def worker_start_method():
     when the eager context was never initialised (as in the `mmkeras` command,
     which has only imported TensorFlow by then), and "spawn", a fresh
     interpreter, once anything has run (e.g. `run_demo` called from a program
-    or a test that has trained before).
+    or a test that has trained before). Forking is used on Linux only.
 
     Example:
 
@@ -128,13 +128,14 @@ def worker_start_method():
     >>> worker_start_method()
     'spawn'
     """
-    import multiprocessing
+    import sys
 
     from tensorflow.python.eager import context
 
     # `_initialized` is private: if a TensorFlow release drops it, fall back to the safe choice.
     untouched = getattr(context.context(), "_initialized", True) is False
-    return "fork" if untouched and "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    # Linux only: on macOS, system frameworks that TensorFlow loads are not fork-safe.
+    return "fork" if untouched and sys.platform.startswith("linux") else "spawn"
 
 
 def _train_in_parallel(configs, run_dirs, jobs, log):
