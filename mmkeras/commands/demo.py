@@ -2,6 +2,7 @@
 exported and summarised in one results table and a self-contained HTML report."""
 
 import os
+import sys
 import time
 
 NAME = "demo"
@@ -128,8 +129,6 @@ def worker_start_method():
     >>> worker_start_method()
     'spawn'
     """
-    import sys
-
     from tensorflow.python.eager import context
 
     # `_initialized` is private: if a TensorFlow release drops it, fall back to the safe choice.

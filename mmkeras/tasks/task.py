@@ -194,7 +194,7 @@ class Task:
             segments.append((epoch, epochs, steps, 0))
         history = {}
         # Op by op: tracing a train step costs seconds, more than a handful of eager steps.
-        model.run_eagerly = train["run_eagerly"]
+        compiled_run_eagerly, model.run_eagerly = model.run_eagerly, train["run_eagerly"]
         try:
             for first, last, length, skip in segments:
                 with _multi_worker_fit_context(model, self.strategy):
@@ -209,7 +209,7 @@ class Task:
                 for key, values in fitted.history.items():
                     history.setdefault(key, []).extend(float(v) for v in values)
         finally:
-            model.run_eagerly = False  # evaluation and prediction stay traced
+            model.run_eagerly = compiled_run_eagerly  # evaluation and prediction run as compiled (traced)
         losses = history.get("loss", [])
         if checkpoint.saw_non_finite_loss or not all(math.isfinite(v) for v in losses):
             raise FloatingPointError(
