@@ -27,6 +27,10 @@ class PatchEmbedding(keras.layers.Layer):
         stem: "linear" (one strided patch projection) or "conv" (a
             convolutional stem; `patch_size` must then be a power of 2).
         kernel_initializer: initializer of the patch projection.
+        position_initializer: initializer of the learned position embedding
+            (default: normal, stddev 0.02). Its scale against the patch
+            projection's output decides how strongly a token says *where* it
+            is at the start of training; see `ViTEncoder`'s `position_stddev`.
         **kwargs: standard `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Example:
@@ -46,6 +50,7 @@ class PatchEmbedding(keras.layers.Layer):
         use_class_token=True,
         kernel_initializer="glorot_uniform",
         stem="linear",
+        position_initializer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -57,6 +62,9 @@ class PatchEmbedding(keras.layers.Layer):
         self.hidden_dim = int(hidden_dim)
         self.use_class_token = bool(use_class_token)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.position_initializer = keras.initializers.get(
+            position_initializer or keras.initializers.RandomNormal(stddev=0.02)
+        )
         if stem not in STEMS:
             raise ValueError(f"`stem` must be one of {STEMS}, got {stem!r}.")
         if stem == "conv" and self.patch_size & (self.patch_size - 1):
@@ -100,7 +108,7 @@ class PatchEmbedding(keras.layers.Layer):
             )
         self.position_embedding = self.add_weight(
             shape=(1, self.num_patches + int(self.use_class_token), self.hidden_dim),
-            initializer=keras.initializers.RandomNormal(stddev=0.02),
+            initializer=self.position_initializer,
             name="position_embedding",
         )
 
@@ -130,6 +138,7 @@ class PatchEmbedding(keras.layers.Layer):
                 "use_class_token": self.use_class_token,
                 "stem": self.stem,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "position_initializer": keras.initializers.serialize(self.position_initializer),
             }
         )
         return config

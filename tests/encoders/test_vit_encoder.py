@@ -57,3 +57,14 @@ def test_conv_stem(tmp_path):
     out = run_model_checks(encoder, images, str(tmp_path))
     assert out["sequence"].shape == (2, 17, 16) and encoder.get_config()["stem"] == "conv"
     assert any("stem_0" in w.path for w in encoder.weights)
+
+
+def test_position_stddev(tmp_path):
+    encoder = ViTEncoder(position_stddev=1.0, **{**TINY, "image_size": 64, "patch_size": 4})
+    table = next(w for w in encoder.weights if w.path.endswith("position_embedding")).numpy()
+    assert abs(float(table.std()) - 1.0) < 0.05  # 257 x 16 draws
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)).astype("float32")
+    run_model_checks(encoder, images, str(tmp_path))
+    assert ViTEncoder.from_config(encoder.get_config()).get_config()["position_stddev"] == 1.0
+    with pytest.raises(ValueError, match="position_stddev"):
+        ViTEncoder(position_stddev=0.0, **TINY)

@@ -21,7 +21,8 @@ def test_cached_and_uncached_steps_match_the_full_forward_pass():
         expected = np.repeat(full, num_beams, axis=0)
         cached, caches = cached_step(model, image_tokens, 6, num_beams=num_beams)
         uncached, _ = uncached_step(model, image_tokens, 6, num_beams=num_beams)
-        assert len(caches) == 2 and caches[0].shape == (2 * num_beams, 2, 6, 2, 8)
+        # keys and values of each of the 2 blocks, head-major: [rows, heads, max_length, head_dim]
+        assert len(caches) == 4 and all(c.shape == (2 * num_beams, 2, 6, 8) for c in caches)
         for index in range(6):
             logits, caches = cached(beam_tokens, index, caches)
             np.testing.assert_allclose(logits.numpy(), expected[:, index], atol=1e-4)

@@ -53,3 +53,25 @@ def test_bad_stem_arguments_are_clear_errors():
         PatchEmbedding(patch_size=8, hidden_dim=4, stem="resnet")
     with pytest.raises(ValueError, match="power-of-2 `patch_size`"):
         PatchEmbedding(patch_size=6, hidden_dim=4, stem="conv")
+
+
+def test_position_initializer_sets_the_scale_and_round_trips(tmp_path):
+    import keras
+
+    images = np.zeros((1, 64, 64, 3), "float32")
+    default = PatchEmbedding(patch_size=4, hidden_dim=64, use_class_token=False)
+    loud = PatchEmbedding(patch_size=4, hidden_dim=64, use_class_token=False,
+                          position_initializer=keras.initializers.RandomNormal(stddev=1.0))
+    default(images), loud(images)
+    assert abs(float(np.std(default.position_embedding.numpy())) - 0.02) < 0.002
+    assert abs(float(np.std(loud.position_embedding.numpy())) - 1.0) < 0.05
+    clone = PatchEmbedding.from_config(loud.get_config())
+    assert clone.get_config()["position_initializer"]["config"]["stddev"] == 1.0
+    run_layer_checks(
+        PatchEmbedding,
+        {"patch_size": 8, "hidden_dim": 16, "position_initializer": {"class_name": "RandomNormal",
+                                                                      "config": {"stddev": 0.5}}},
+        {"images": np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")},
+        str(tmp_path),
+        expected_output_shape=(2, 17, 16),
+    )
