@@ -34,12 +34,12 @@ class ViTEncoder(Encoder):
         stem: "linear" patch projection or "conv" stem (see `PatchEmbedding`;
             learns much faster from scratch on small data).
         position_stddev: float, standard deviation of the learned position
-            embedding at initialisation. The usual 0.02 is a fifteenth of
-            what a patch projection outputs, so a tower trained from scratch
-            on little data barely knows where its tokens are, and attention
-            that must find "the object top right" (a caption decoder's
-            cross-attention, a fusion layer) learns very slowly. Around 1.0
-            makes position as loud as content from the first step.
+            embedding at initialisation. The usual 0.02 is about a
+            fifteenth of what a small patch projection outputs, so a tower
+            trained from scratch starts out barely saying where its tokens
+            are. In a Shapes probe, attention reading "what is in each cell"
+            from the tokens only began to localise at 1.0; on the Shapes
+            captioner, 1.0 helped little (see the README's results).
         pooled_only: bool, output only `{"pooled"}`. With "cls" pooling the
             last block then runs its query, attention output and MLP for the
             class token alone (same weights and same pooled vector, about a
