@@ -55,6 +55,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     overrides = dict(SMOKE) if args.smoke else {}
+    if args.smoke and args.family == "fusion":
+        overrides["train.global_batch_size"] = 22  # whole scenes: 2 with the preset's 11 texts each
     overrides["train.strategy"] = "cpu" if args.smoke and args.strategy == "auto" else args.strategy
     for key, value in (
         ("train.tpu", args.tpu),

@@ -31,6 +31,7 @@ SECTION_DEFAULTS = {
         "vocabulary_size": 512,
         "sequence_length": 24,
         "captions_per_image": 1,
+        "texts_per_image": 1,
         "augment": True,
     },
     "train": {

@@ -28,10 +28,12 @@ QUICK_BUDGETS = {
     "shapes-clip-tiny": {**_QUICK_COMMON, "data.num_train": 128, "data.num_test": 64, "text_encoder.num_layers": 1},
     "shapes-captioner-tiny": {**_QUICK_COMMON, "data.num_train": 128, "data.num_test": 12, "model.num_layers": 1,
                               "eval.num_beams": 2, "eval.max_length": 10},
+    # Fusion batches hold whole scenes with all 11 of their texts: 33 texts = 3 scenes a step.
     "shapes-fusion-early-tiny": {**_QUICK_COMMON, "data.num_train": 16, "data.num_test": 24,
-                                 "text_encoder.num_layers": 1, "model.fusion_kwargs.num_layers": 1},
+                                 "train.global_batch_size": 33, "text_encoder.num_layers": 1,
+                                 "model.fusion_kwargs.num_layers": 1},
     "shapes-fusion-late-tiny": {**_QUICK_COMMON, "data.num_train": 16, "data.num_test": 24,
-                                "text_encoder.num_layers": 1},
+                                "train.global_batch_size": 33, "text_encoder.num_layers": 1},
 }
 
 

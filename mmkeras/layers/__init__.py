@@ -7,6 +7,7 @@ from mmkeras.layers.attention_pooling import AttentionPooling
 from mmkeras.layers.modality_type_embedding import ModalityTypeEmbedding
 from mmkeras.layers.patch_embedding import PatchEmbedding
 from mmkeras.layers.projection_head import ProjectionHead
+from mmkeras.layers.repeat_to_batch import RepeatToBatch
 from mmkeras.layers.transformer_decoder_block import TransformerDecoderBlock
 from mmkeras.layers.transformer_encoder_block import TransformerEncoderBlock
 
@@ -16,6 +17,7 @@ __all__ = [
     "PatchEmbedding",
     "PositionEmbedding",
     "ProjectionHead",
+    "RepeatToBatch",
     "TokenAndPositionEmbedding",
     "TransformerDecoderBlock",
     "TransformerEncoderBlock",

@@ -1,7 +1,7 @@
 import keras
 from keras import ops
 
-from mmkeras.layers import TokenAndPositionEmbedding
+from mmkeras.layers import RepeatToBatch, TokenAndPositionEmbedding
 from mmkeras.layers.transformer_decoder_block import TransformerDecoderBlock
 
 PAD_ID, BOS_ID, EOS_ID = 0, 2, 3
@@ -161,7 +161,7 @@ class Captioner(keras.Model):
             image_tokens = image_projection(image_tokens)
         image_tokens = image_norm(image_tokens)
         x = embedding(token_ids)
-        image_tokens = _RepeatToBatch(name="captions_per_image")(image_tokens, x)
+        image_tokens = RepeatToBatch(name="captions_per_image")(image_tokens, x)
         for block in blocks:
             x = block(x, image_tokens)
         x = final_norm(x)
@@ -354,25 +354,6 @@ def captioner(
         dtype=dtype,
         name=name,
     )
-
-
-class _RepeatToBatch(keras.layers.Layer):
-    """Repeats each row of `tokens [B, S, D]` K times to match `like [B*K, ...]` (K=1: unchanged)."""
-
-    def call(self, tokens, like):
-        rows, wanted = ops.shape(tokens)[0], ops.shape(like)[0]
-        if isinstance(rows, int) and isinstance(wanted, int):
-            if rows == wanted:
-                return tokens
-            if rows == 0 or wanted % rows:
-                raise ValueError(
-                    f"`token_ids` must hold K captions per image ([images * K, L]); got {wanted} "
-                    f"caption rows for {rows} images."
-                )
-        return ops.repeat(tokens, wanted // rows, axis=0)
-
-    def compute_output_shape(self, tokens_shape, like_shape):
-        return (like_shape[0],) + tuple(tokens_shape[1:])
 
 
 def split_for_teacher_forcing(features, targets=None):

@@ -4,6 +4,7 @@ import inspect
 import keras
 from keras import ops
 
+from mmkeras.layers.repeat_to_batch import RepeatToBatch
 from mmkeras.layers.fusions.factory import FUSIONS
 from mmkeras.layers.fusions.late_fusion import LateFusion
 from mmkeras.layers.fusions.modality_dropout import ModalityDropout
@@ -94,6 +95,11 @@ class FusionClassifier(keras.Model):
 
     Inputs: `{"images": [B, H, W, 3] float, "token_ids": [B, L] int32,
     <extra>: [B, D], "image_present": [B], "text_present": [B], ...}`.
+    Several texts per image: `images` may hold `B / K` rows, one per `K`
+    consecutive rows of the other inputs (texts `i * K .. i * K + K - 1`
+    belong to image `i`); the image tower then runs once per image and its
+    features are repeated for the image's texts (`RepeatToBatch`), which
+    gives the same outputs as repeating the images.
     Outputs: `{head_name: float32 logits / values}`.
 
     Example:
@@ -218,6 +224,11 @@ class FusionClassifier(keras.Model):
             inputs[modality] = keras.Input(tuple(shape), name=modality)
             key = "pooled" if len(shape) == 1 else "sequence"
             features[modality] = {key: inputs[modality]}
+        rows = next((inputs[m] for m in ("token_ids", *extra_inputs) if m in inputs), None)
+        if "image" in features and rows is not None:
+            # Several texts per image: one image encoding serves its K rows ([images * K]).
+            repeat = RepeatToBatch(name="texts_per_image")
+            features["image"] = {k: repeat(v, rows) for k, v in features["image"].items()}
         presence = {}
         for modality in modalities:
             name = presence_input_name(modality)
@@ -289,7 +300,8 @@ class FusionClassifier(keras.Model):
         return batch
 
     def _reference_input(self):
-        for name in ("images", "token_ids", *self.extra_inputs):
+        # The per-row inputs first: `images` may hold one row per K texts.
+        for name in ("token_ids", *self.extra_inputs, "images"):
             if name in self.input:
                 return name
         raise ValueError("the model has no feature input")  # unreachable: checked in __init__

@@ -88,7 +88,7 @@ class CaptioningTask(ShapesCaptionTask):
     """
 
     extra_tokens = 1  # inputs and targets are shifted by one token
-    samples_captions_per_image = True
+    per_image_fields = ("captions_per_image",)
 
     def build_model(self):
         from mmkeras.models import build_from_config

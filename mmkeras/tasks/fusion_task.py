@@ -29,7 +29,10 @@ class FusionTask(ShapesTask):
     shuffled into one stream, and each example carries a per-head sample
     weight (`{"answer": 1, "match": 0}` for a question, the reverse for a
     caption), so it trains only its own head while the towers and the fusion
-    are shared. Images are not augmented (flips and crops would change the
+    are shared. With `data.texts_per_image=K > 1` a step trains on
+    `global_batch_size` texts (a multiple of K) from `global_batch_size / K`
+    scenes, K examples of each (drawn afresh every epoch), so each image is
+    encoded once for its K texts, and an epoch is every scene once. Images are not augmented (flips and crops would change the
     spatial answers), so `data.augment` must be false.
 
     Evaluation on the test split, per head: accuracy, macro-F1, AUROC
@@ -55,6 +58,8 @@ class FusionTask(ShapesTask):
     print(metrics["answer_accuracy"], metrics["match_accuracy"])
     ```
     """
+
+    per_image_fields = ("texts_per_image",)
 
     def __init__(self, config, output_dir):
         super().__init__(config, output_dir)
@@ -165,15 +170,58 @@ class FusionTask(ShapesTask):
         return rows
 
     @property
+    def texts_per_image(self):
+        return self.config["data"]["texts_per_image"]
+
+    @property
+    def images_per_batch(self):
+        """Scenes a step: `global_batch_size` (texts) divided by `texts_per_image`."""
+        batch, k = self.config["train"]["global_batch_size"], self.texts_per_image
+        if batch % k:
+            raise ValueError(
+                f"`train.global_batch_size`={batch} must be a multiple of `data.texts_per_image`={k}: "
+                "each batch holds whole scenes with K texts each."
+            )
+        replicas = self.strategy.num_replicas_in_sync
+        if k > 1 and (batch // k) % replicas:
+            raise ValueError(
+                f"`train.global_batch_size`={batch} holds {batch // k} scenes of `data.texts_per_image`={k} "
+                f"texts, which the {replicas} replicas cannot share evenly."
+            )
+        return batch // k
+
+    @property
     def steps_per_epoch(self):
-        batch = self.config["train"]["global_batch_size"]
-        count = len(self.examples("train")["scene"])
-        if count < batch:
+        batch, scenes = self.config["train"]["global_batch_size"], self.images_per_batch
+        if self.texts_per_image > 1:
+            num_scenes = len(self.shapes.images("train"))
+            count, steps = num_scenes * self.texts_per_image, num_scenes // scenes
+        else:
+            count = len(self.examples("train")["scene"])
+            steps = count // batch
+        if not steps:
             raise ValueError(
                 f"`data.num_train`={self.config['data']['num_train']} scenes give {count} examples, "
                 f"fewer than `train.global_batch_size`={batch}."
             )
-        return count // batch
+        return steps
+
+    def _examples_by_scene(self):
+        """`[scenes, M]` int64 example indices of each training scene (padded with -1) and their counts."""
+        scene = self.examples("train")["scene"]
+        num_scenes = len(self.shapes.images("train"))
+        counts = np.bincount(scene, minlength=num_scenes)
+        k = self.texts_per_image
+        if counts.min() < k:
+            raise ValueError(
+                f"`data.texts_per_image`={k} is more than the {counts.min()} training examples of some "
+                "scene: lower it."
+            )
+        table = np.full((num_scenes, counts.max()), -1, np.int64)
+        order = np.argsort(scene, kind="stable")
+        column = np.arange(len(scene)) - np.repeat(np.cumsum(counts) - counts, counts)
+        table[scene[order], column] = order
+        return table
 
     @tf.autograph.experimental.do_not_convert
     def _training_tensors(self):
@@ -191,24 +239,45 @@ class FusionTask(ShapesTask):
         if MATCH_HEAD in self.tasks:
             labels[MATCH_HEAD] = np.maximum(ex["match_label"], 0).astype("float32")
             weights[MATCH_HEAD] = (ex["task"] == MATCH_HEAD).astype("float32")
+        by_scene = self._examples_by_scene() if self.texts_per_image > 1 else np.zeros((0, 0), np.int64)
         return (
             tf.constant(self.shapes.images("train")),
             tf.constant(ex["scene"]),
+            tf.constant(by_scene),
             tf.constant(ex["token_ids"]),
             {k: tf.constant(v) for k, v in labels.items()},
             {k: tf.constant(v) for k, v in weights.items()},
         )
 
     def epoch_dataset(self, epoch):
-        images, scenes, token_ids, labels, weights = self._training_tensors()
+        """One epoch of `({"images", "token_ids", "*_present"}, labels, sample weights)` batches.
+
+        The epoch is a pure function of (seed, epoch). With `data.texts_per_image=1` it is
+        every training example once (questions and captions interleaved), each batch
+        `global_batch_size` (image, text) pairs. With `K > 1` it is every scene once, each
+        with K of its examples drawn afresh per epoch: a batch is `global_batch_size` texts
+        and their `global_batch_size / K` images, image i's texts side by side, so the image
+        tower runs once per image (`FusionClassifier` repeats its features).
+        """
+        images, scenes, by_scene, token_ids, labels, weights = self._training_tensors()
         preprocessor = self.preprocessor
+        k = self.texts_per_image
         seed = tf.cast(self.config["train"]["seed"], tf.int64)
-        count = tf.shape(scenes, out_type=tf.int64)[0]
-        # The epoch's order is a pure function of (seed, epoch): questions and captions interleaved.
+        if k > 1:
+            count = tf.shape(by_scene, out_type=tf.int64)[0]
+            # K of each scene's examples: the K smallest of uniform noise, padding pushed last.
+            noise = tf.random.stateless_uniform(tf.shape(by_scene), tf.stack([seed + 1, epoch]))
+            picks = tf.argsort(tf.where(by_scene >= 0, noise, 2.0), axis=1)[:, :k]
+            picked = tf.gather(by_scene, picks, batch_dims=1)  # [scenes, K] example indices
+        else:
+            count = tf.shape(scenes, out_type=tf.int64)[0]
         order = tf.argsort(tf.random.stateless_uniform([count], tf.stack([seed, epoch])))
 
         def to_model_inputs(index):
-            scene = tf.gather(scenes, index)
+            if k > 1:
+                scene, index = index, tf.reshape(tf.gather(picked, index), [-1])
+            else:
+                scene = tf.gather(scenes, index)
             ones = tf.ones(tf.shape(index), tf.float32)
             x = {
                 "images": preprocessor(tf.gather(images, scene)),
@@ -216,13 +285,14 @@ class FusionTask(ShapesTask):
                 "image_present": ones,
                 "text_present": ones,
             }
-            y = {k: tf.gather(v, index) for k, v in labels.items()}
-            w = {k: tf.gather(v, index) for k, v in weights.items()}
+            y = {name: tf.gather(v, index) for name, v in labels.items()}
+            w = {name: tf.gather(v, index) for name, v in weights.items()}
             return x, y, w
 
         return (
             tf.data.Dataset.from_tensor_slices(order)
-            .batch(self.config["train"]["global_batch_size"], drop_remainder=True)  # static shapes
+            .batch(self.images_per_batch if k > 1 else self.config["train"]["global_batch_size"],
+                   drop_remainder=True)  # static shapes
             .map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
         )
 

@@ -39,7 +39,7 @@ class RecordCaptioningTask(RecordTask, CaptioningTask):
     """
 
     family = "captioning"
-    samples_captions_per_image = False  # the shard reader pairs each image with one caption per epoch
+    per_image_fields = ()  # the shard reader pairs each image with one caption per epoch
 
     def evaluate(self, model):
         generator, batch = self.generator(model), self.config["eval"]["batch_size"]

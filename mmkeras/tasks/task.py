@@ -44,16 +44,19 @@ class Task:
     ```
     """
 
-    samples_captions_per_image = False  # whether `data.captions_per_image` > 1 is honoured
+    # The `data.<field>` options for several texts per image in one step that this task honours
+    # (`captions_per_image`: Shapes captioning; `texts_per_image`: Shapes fusion).
+    per_image_fields = ()
 
     def __init__(self, config, output_dir):
         self.config = config
         self.model = None  # the trained model, once `run` has trained it
-        if config["data"].get("captions_per_image", 1) != 1 and not self.samples_captions_per_image:
-            raise ValueError(
-                f"`data.captions_per_image` must be 1 for {type(self).__name__}: only the Shapes "
-                "captioning task trains on several captions per image in one step."
-            )
+        for field, family in (("captions_per_image", "captioning"), ("texts_per_image", "fusion")):
+            if config["data"].get(field, 1) != 1 and field not in self.per_image_fields:
+                raise ValueError(
+                    f"`data.{field}` must be 1 for {type(self).__name__}: only the Shapes {family} "
+                    "task trains on several texts per image in one step."
+                )
         train = config["train"]
         if train["run_eagerly"] and train["jit_compile"]:
             raise ValueError(

@@ -126,5 +126,5 @@ def test_several_captions_per_image_share_one_image_encoding():
     np.testing.assert_allclose(shared, repeated, atol=1e-5)
     jitted = tf.function(lambda x: model(x), jit_compile=True)(inputs)
     np.testing.assert_allclose(jitted, repeated, atol=1e-5)
-    with pytest.raises(ValueError, match="K captions per image"):
+    with pytest.raises(ValueError, match="K rows per image"):
         model({"images": inputs["images"], "token_ids": inputs["token_ids"][:3]})

@@ -118,6 +118,25 @@ def test_missing_modality_gives_valid_predictions_from_the_others(fusion):
     np.testing.assert_allclose(partial["answer"][keep], full["answer"][keep], atol=1e-5)
 
 
+@pytest.mark.parametrize("fusion", sorted(FUSIONS))
+def test_several_texts_per_image_share_one_image_encoding(fusion):
+    """`images [B]` with the other inputs `[B * K]` equals repeating each image K times, also under XLA."""
+    numeric = fusion != "cross_attention"
+    model = _model(fusion, numeric=numeric, modality_dropout=0.0)
+    batch = _batch(n=6, numeric=numeric)  # 3 images x K = 2 texts
+    shared = dict(batch, images=batch["images"][:3])
+    repeated = dict(batch, images=np.repeat(shared["images"], 2, axis=0))
+    expected = model(model.with_presence(repeated))
+    out = model(model.with_presence(shared))
+    jitted = tf.function(lambda x: model(x), jit_compile=True)(model.with_presence(shared))
+    for head in HEADS:
+        np.testing.assert_allclose(out[head], expected[head], atol=1e-5, err_msg=f"{fusion}/{head}")
+        np.testing.assert_allclose(jitted[head], expected[head], atol=1e-5, err_msg=f"{fusion}/{head}")
+    assert model.with_presence(shared)["image_present"].shape == (6,)  # masks follow the text rows
+    with pytest.raises(ValueError, match="K rows per image"):
+        model(dict(shared, images=batch["images"][:4]))
+
+
 def test_three_modalities_and_cross_attention_limit():
     model = _model("early", numeric=True)
     batch = _batch()

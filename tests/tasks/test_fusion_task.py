@@ -14,7 +14,7 @@ from mmkeras.tasks.fusion_task import FusionTask
 TINY = ["--set", "data.num_train=24", "--set", "data.num_test=12", "--set", "data.num_val=4",
         "--set", "data.image_size=32", "--set", "image_encoder.image_size=32",
         "--set", "image_encoder.num_layers=1", "--set", "text_encoder.num_layers=1",
-        "--epochs", "1", "--global-batch", "32", "--no-jit"]
+        "--epochs", "1", "--global-batch", "33", "--no-jit"]
 
 
 def test_train_evaluate_export_and_eval_again(tmp_path, capsys):
@@ -67,7 +67,8 @@ def test_train_evaluate_export_and_eval_again(tmp_path, capsys):
 
 def test_training_stream_masks_each_example_to_its_own_head(tmp_path):
     config = zoo.config("shapes-fusion-concat-tiny", **{"data.num_train": 8, "data.num_test": 2,
-                                                          "data.num_val": 2, "train.global_batch_size": 8})
+                                                          "data.num_val": 2, "train.global_batch_size": 8,
+                                                          "data.texts_per_image": 1})  # (image, text) pairs
     task = FusionTask(config, str(tmp_path))
     examples = task.examples("train")
     # 5 questions and 4 hard matching pairs per scene, plus one easy negative and one more true caption.
@@ -81,6 +82,45 @@ def test_training_stream_masks_each_example_to_its_own_head(tmp_path):
     other = next(iter(task.epoch_dataset(tf.constant(1, tf.int64))))[0]["token_ids"]
     np.testing.assert_array_equal(again, x["token_ids"])
     assert not np.array_equal(other, x["token_ids"])
+
+
+def test_several_texts_per_image_stream(tmp_path):
+    """`data.texts_per_image=K`: B images a step, each with K of its own examples beside it."""
+    k, batch = 3, 4  # 4 scenes = 12 texts a step
+    config = zoo.config("shapes-fusion-concat-tiny", **{"data.num_train": 8, "data.num_test": 2,
+                                                          "data.num_val": 2, "train.global_batch_size": batch * k,
+                                                          "data.texts_per_image": k})
+    task = FusionTask(config, str(tmp_path))
+    assert task.steps_per_epoch == 2  # every scene once an epoch
+    examples = task.examples("train")
+    scenes = task.preprocessor(task.shapes.images("train")).numpy()
+
+    def epoch(number):
+        rows = []
+        for x, y, w in task.epoch_dataset(tf.constant(number, tf.int64)):
+            assert x["images"].shape == (batch, 64, 64, 3) and x["token_ids"].shape == (batch * k, 24)
+            assert x["image_present"].shape == (batch * k,) and w["match"].shape == (batch * k,)
+            np.testing.assert_array_equal(w["answer"].numpy() + w["match"].numpy(), np.ones(batch * k))
+            for i, image in enumerate(x["images"].numpy()):
+                scene = int(np.flatnonzero(np.all(np.abs(scenes - image) < 1e-6, axis=(1, 2, 3)))[0])
+                own = examples["token_ids"][examples["scene"] == scene]
+                for ids in x["token_ids"].numpy()[i * k:(i + 1) * k]:  # image i's texts side by side
+                    assert np.any(np.all(own == ids, axis=1)), "a text beside an image that is not its own"
+                rows.append((scene, x["token_ids"].numpy()[i * k:(i + 1) * k].tobytes()))
+        return rows
+
+    first = epoch(0)
+    assert sorted(scene for scene, _ in first) == list(range(8))  # each scene exactly once
+    assert epoch(0) == first  # a pure function of (seed, epoch)
+    assert epoch(1) != first  # other scene order and other texts drawn
+    with pytest.raises(ValueError, match="`data.texts_per_image`=12 is more than the 11 training examples"):
+        _ = FusionTask(zoo.config("shapes-fusion-concat-tiny", **{"data.num_train": 8, "data.texts_per_image": 12,
+                                                                  "train.global_batch_size": 24}),
+                       str(tmp_path / "k")).epoch_dataset(tf.constant(0, tf.int64))
+    with pytest.raises(ValueError, match="`train.global_batch_size`=64 must be a multiple of `data.texts_per_image`=11"):
+        _ = FusionTask(zoo.config("shapes-fusion-concat-tiny", **{"data.num_train": 8,
+                                                                  "train.global_batch_size": 64}),
+                       str(tmp_path / "b")).steps_per_epoch
 
 
 def test_bad_configs_name_the_field(tmp_path):

@@ -113,6 +113,7 @@ def test_fusion_trains_and_evaluates_on_memes_jsonl(memes_file, tmp_path):
     model = task.train(verbose=0)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["model"]["heads"] == {"label": {"type": "binary", "labels": ["0", "1"]}}
+    assert saved["data"]["texts_per_image"] == 1  # the preset's 11 texts per Shapes scene do not apply
     report = task.skip_report()
     assert dict(report.skipped) == {"missing image": 1, "corrupt image": 1, "missing label": 1}
     assert report.kept == num_rows - 3

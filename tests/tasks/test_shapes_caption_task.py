@@ -51,3 +51,6 @@ def test_tasks_that_pair_one_caption_per_image_refuse_captions_per_image(tmp_pat
     config = zoo.config("shapes-clip-tiny", **OVERRIDES, **{"data.captions_per_image": 2})
     with pytest.raises(ValueError, match="`data.captions_per_image` must be 1 for MatchingTask"):
         MatchingTask(config, str(tmp_path))
+    config = zoo.config("shapes-clip-tiny", **OVERRIDES, **{"data.texts_per_image": 2})
+    with pytest.raises(ValueError, match="`data.texts_per_image` must be 1 for MatchingTask"):
+        MatchingTask(config, str(tmp_path))

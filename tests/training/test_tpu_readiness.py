@@ -13,6 +13,7 @@ As a proxy, for every family:
 
 import re
 
+import keras
 import pytest
 import tensorflow as tf
 
@@ -69,8 +70,10 @@ def _fully_defined(spec):
 @pytest.fixture(scope="module")
 def tasks(tmp_path_factory):
     root = tmp_path_factory.mktemp("tpu")
+    # Fusion batches hold whole scenes: 2 scenes with the preset's 11 texts each.
+    batch = {"fusion": {"train.global_batch_size": 22}}
     return {
-        family: task_for_config(zoo.config(preset, **TINY), str(root / family))
+        family: task_for_config(zoo.config(preset, **{**TINY, **batch.get(family, {})}), str(root / family))
         for family, preset in PRESETS.items()
     }
 
@@ -83,8 +86,10 @@ def test_train_step_compiles_to_hlo_with_static_shapes(tasks, family):
     # The stream `Task.train` fits on keeps the static shapes.
     assert _fully_defined(task.training_stream(0, 1).element_spec)
     batch = next(iter(dataset))
-    for spec in tf.nest.flatten(dataset.element_spec):
-        assert spec.shape[0] == task.config["train"]["global_batch_size"]
+    rows = task.config["train"]["global_batch_size"]
+    images = rows // task.config["data"].get("texts_per_image", 1)  # one image per K texts (fusion)
+    for path, spec in keras.tree.flatten_with_path(dataset.element_spec):
+        assert spec.shape[0] == (images if path[-1] == "images" else rows), path
 
     model = task.build_model()
     task.compile_model(model, total_steps=4)
