@@ -4,11 +4,11 @@ import inspect
 import keras
 from keras import ops
 
-from mmkeras.layers.repeat_to_batch import RepeatToBatch
 from mmkeras.layers.fusions.factory import FUSIONS
 from mmkeras.layers.fusions.late_fusion import LateFusion
 from mmkeras.layers.fusions.modality_dropout import ModalityDropout
 from mmkeras.layers.fusions.sum_fusion import SumFusion
+from mmkeras.layers.repeat_to_batch import RepeatToBatch
 
 HEAD_TYPES = ("multiclass", "binary", "multilabel", "regression")
 _HEAD_KEYS = ("type", "num_classes", "labels", "loss_weight", "hidden_dim")
