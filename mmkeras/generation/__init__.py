@@ -8,6 +8,7 @@ from mmkeras.generation.caption_generator import CaptionGenerator
 from mmkeras.generation.decoder_steps import cached_step
 from mmkeras.generation.decoder_steps import uncached_step
 from mmkeras.generation.sampling_search import sampling_search
+from mmkeras.generation.token_selection import greedy_tokens
 from mmkeras.generation.token_selection import mask_logits
 from mmkeras.generation.token_selection import sample_tokens
 from mmkeras.generation.token_selection import top_k_filter
@@ -17,6 +18,7 @@ __all__ = [
     "CaptionGenerator",
     "beam_search",
     "cached_step",
+    "greedy_tokens",
     "mask_logits",
     "sample_tokens",
     "sampling_search",

@@ -6,6 +6,7 @@ from mmkeras.generation.beam_search import beam_search
 from mmkeras.generation.decoder_steps import cached_step
 from mmkeras.generation.decoder_steps import uncached_step
 from mmkeras.generation.sampling_search import sampling_search
+from mmkeras.generation.token_selection import greedy_tokens
 from mmkeras.generation.token_selection import sample_tokens
 
 STRATEGIES = ("greedy", "beam", "top_k", "top_p")
@@ -153,7 +154,7 @@ class CaptionGenerator:
             )
         else:
             if self.strategy == "greedy":
-                select = lambda logits, index: ops.argmax(logits, axis=-1)  # noqa: E731
+                select = lambda logits, index: greedy_tokens(logits)  # noqa: E731
             else:
                 filters = {"k": self.k} if self.strategy == "top_k" else {"p": self.p}
                 select = lambda logits, index: sample_tokens(  # noqa: E731

@@ -40,6 +40,29 @@ def mask_logits(logits, index, *, pad_id, bos_id, eos_id, min_length=0):
     return ops.where(forbidden[None, :], NEG_INF, logits)
 
 
+def greedy_tokens(logits):
+    """The index of each row's largest logit (the first one on ties), as int32 `[N]`.
+
+    The same result as `argmax`, computed as a max reduction followed by a
+    min reduction over the positions that reach it. XLA on CPU lowers
+    `argmax` to one variadic (value, index) reduction that it does not
+    vectorise; over a `[32, 8192]` vocabulary that took about 1 ms of a 14 ms
+    greedy decoding step, and the two plain reductions made the greedy
+    decode of the benchmark model about 7% faster (same tokens).
+
+    Example:
+
+    >>> import numpy as np
+    >>> greedy_tokens(np.array([[0.0, 2.0, 2.0], [5.0, 1.0, 0.0]], "float32")).numpy().tolist()
+    [1, 0]
+    """
+    logits = ops.convert_to_tensor(logits)
+    vocabulary_size = logits.shape[-1]
+    best = ops.max(logits, axis=-1, keepdims=True)
+    positions = ops.arange(vocabulary_size, dtype="int32")
+    return ops.min(ops.where(logits >= best, positions, vocabulary_size), axis=-1)
+
+
 def top_k_filter(logits, k):
     """Keeps the `k` largest logits of each row (ties with the k-th kept too).
 

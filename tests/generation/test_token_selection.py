@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mmkeras.generation.token_selection import greedy_tokens
 from mmkeras.generation.token_selection import mask_logits
 from mmkeras.generation.token_selection import sample_tokens
 from mmkeras.generation.token_selection import top_k_filter
@@ -14,6 +15,20 @@ def test_mask_logits():
     assert kept.tolist() == [[False, True, False, False, True, True]] * 2
     kept = mask_logits(logits, 1, pad_id=0, bos_id=2, eos_id=3, min_length=2).numpy() > -1e8
     assert kept[0].tolist() == [False, True, False, True, True, True]
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_greedy_tokens_equal_argmax_first_on_ties(jit_compile):
+    rng = np.random.default_rng(0)
+    # Rounded logits give many ties, including ties for the maximum; -1e9 rows mimic masked entries.
+    logits = np.round(rng.normal(size=(64, 50)), 1).astype("float32")
+    logits[3] = 2.0
+    logits[5, :10] = -1e9
+    select = tf.function(greedy_tokens, jit_compile=jit_compile)
+    tokens = select(logits).numpy()
+    assert tokens.dtype == np.int32
+    np.testing.assert_array_equal(tokens, np.argmax(logits, axis=-1))
+    assert tokens[3] == 0
 
 
 def test_top_k_and_top_p_filters():
