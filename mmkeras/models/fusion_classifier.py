@@ -5,7 +5,6 @@ import keras
 from keras import ops
 
 from mmkeras.layers.fusions.factory import FUSIONS
-from mmkeras.layers.fusions.late_fusion import LateFusion
 from mmkeras.layers.fusions.modality_dropout import ModalityDropout
 from mmkeras.layers.fusions.sum_fusion import SumFusion
 from mmkeras.layers.repeat_to_batch import RepeatToBatch

@@ -1,6 +1,6 @@
 import pytest
 
-from mmkeras.data import CocoCaptions, FlickrCaptions, ImageFolder, Manifest, ShapesSource, TfdsSource, open_source
+from mmkeras.data import CocoCaptions, FlickrCaptions, ImageFolder, ShapesSource, TfdsSource, open_source
 
 
 def test_specs(tmp_path):

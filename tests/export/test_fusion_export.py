@@ -44,8 +44,7 @@ def exported(tmp_path_factory):
         paths.append(str(path))
     export_fusion_classifier(model, tokenizer, preprocessor, str(root / "export"))
     raw = [open(p, "rb").read() for p in paths]
-    # Example 3 has no image (empty bytes), example 1 no text (empty string).
-    image_bytes = raw + [b""]
+    # Example 3 has no image (empty bytes in the export, image_present 0 here), example 1 no text (empty string).
     texts = ["is there a red circle", "", "two blue squares", "how many shapes"]
     inputs = {
         "images": preprocessor(tf.constant(raw + [raw[0]])).numpy(),

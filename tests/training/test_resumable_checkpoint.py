@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import keras
-import tensorflow as tf
 
 from mmkeras.training.resumable_checkpoint import ResumableCheckpoint
 
