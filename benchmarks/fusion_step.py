@@ -52,12 +52,14 @@ def main():
                 times[name].append((time.perf_counter() - start) / args.steps * 1000)
         per_step = {name: statistics.median(t) for name, t in times.items()}
         per_text = {name: per_step[name] / runs[name][2] * 1000 for name in runs}
-        print(
-            f"{fusion:16s} pairs (64 texts, 64 images): {per_step['pairs']:6.1f} ms/step "
-            f"{per_text['pairs']:7.0f} ms/1k texts | shared (66 texts, 6 images): {per_step['shared']:6.1f} "
-            f"ms/step {per_text['shared']:7.0f} ms/1k texts | {per_text['pairs'] / per_text['shared']:.2f}x "
-            f"per text (median of {args.repeats} x {args.steps} steps)"
-        )
+        columns = []
+        for name, overrides in SETTINGS.items():
+            texts = overrides["train.global_batch_size"]
+            images = texts // overrides["data.texts_per_image"]
+            columns.append(f"{name} ({texts} texts, {images} images): {per_step[name]:6.1f} ms/step "
+                           f"{per_text[name]:7.0f} ms/1k texts")
+        print(f"{fusion:16s} " + " | ".join(columns) + f" | {per_text['pairs'] / per_text['shared']:.2f}x "
+              f"per text (median of {args.repeats} x {args.steps} steps)")
 
 
 if __name__ == "__main__":

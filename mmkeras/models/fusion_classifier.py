@@ -223,7 +223,7 @@ class FusionClassifier(keras.Model):
             inputs[modality] = keras.Input(tuple(shape), name=modality)
             key = "pooled" if len(shape) == 1 else "sequence"
             features[modality] = {key: inputs[modality]}
-        rows = next((inputs[m] for m in ("token_ids", *extra_inputs) if m in inputs), None)
+        rows = next((inputs[m] for m in _row_input_names(extra_inputs) if m in inputs), None)
         if "image" in features and rows is not None:
             # Several texts per image: one image encoding serves its K rows ([images * K]).
             repeat = RepeatToBatch(name="texts_per_image")
@@ -300,7 +300,7 @@ class FusionClassifier(keras.Model):
 
     def _reference_input(self):
         # The per-row inputs first: `images` may hold one row per K texts.
-        for name in ("token_ids", *self.extra_inputs, "images"):
+        for name in (*_row_input_names(self.extra_inputs), "images"):
             if name in self.input:
                 return name
         raise ValueError("the model has no feature input")  # unreachable: checked in __init__
@@ -659,6 +659,11 @@ def _check_rate(rate):
     for value in rates:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
             raise ValueError(f"`modality_dropout` rates must be floats in [0, 1), got {rate!r}.")
+
+
+def _row_input_names(extra_inputs):
+    """The inputs with one row per example (`images` may hold one row per K texts instead)."""
+    return ("token_ids", *extra_inputs)
 
 
 def _normalize_extra_inputs(extra_inputs):

@@ -63,6 +63,7 @@ class FusionTask(ShapesTask):
 
     def __init__(self, config, output_dir):
         super().__init__(config, output_dir)
+        self.images_per_batch = self._images_per_batch()  # a batch of K texts per scene splits evenly
         if config["data"]["augment"]:
             raise ValueError(
                 "`data.augment` must be false for the fusion task: flips and crops would change the "
@@ -173,9 +174,8 @@ class FusionTask(ShapesTask):
     def texts_per_image(self):
         return self.config["data"]["texts_per_image"]
 
-    @property
-    def images_per_batch(self):
-        """Scenes a step: `global_batch_size` (texts) divided by `texts_per_image`."""
+    def _images_per_batch(self):
+        """Scenes a step: `global_batch_size` (texts) divided by `texts_per_image` (checked once, in `__init__`)."""
         batch, k = self.config["train"]["global_batch_size"], self.texts_per_image
         if batch % k:
             raise ValueError(
@@ -291,8 +291,7 @@ class FusionTask(ShapesTask):
 
         return (
             tf.data.Dataset.from_tensor_slices(order)
-            .batch(self.images_per_batch if k > 1 else self.config["train"]["global_batch_size"],
-                   drop_remainder=True)  # static shapes
+            .batch(self.images_per_batch, drop_remainder=True)  # static shapes (K=1: global_batch_size)
             .map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
         )
 
