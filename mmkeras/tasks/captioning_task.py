@@ -103,12 +103,11 @@ class CaptioningTask(ShapesCaptionTask):
         return {"loss": MaskedSequenceLoss(), "metrics": [MaskedTokenAccuracy(), MaskedPerplexity()]}
 
     def epoch_dataset(self, epoch):
-        tokenizer, preprocessor = self.tokenizer, self.preprocessor
-        rows = self.config["train"]["global_batch_size"] * self.config["data"]["captions_per_image"]
+        preprocessor = self.preprocessor
 
-        def to_model_inputs(images, texts):
-            texts = tf.reshape(texts, [-1])  # [B, K] -> [B * K], image i's captions side by side
-            token_ids = tf.ensure_shape(tokenizer(texts), [rows, None])
+        def to_model_inputs(images, token_ids):
+            # [B, K, L] -> [B * K, L]: image i's captions side by side
+            token_ids = tf.reshape(token_ids, [-1, token_ids.shape[-1]])
             return split_for_teacher_forcing({"images": preprocessor(images), "token_ids": token_ids})
 
         batches = self.caption_batches(epoch, self.config["data"]["captions_per_image"])

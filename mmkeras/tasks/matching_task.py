@@ -34,10 +34,10 @@ class MatchingTask(ShapesCaptionTask):
     """
 
     def epoch_dataset(self, epoch):
-        tokenizer, preprocessor = self.tokenizer, self.preprocessor
+        preprocessor = self.preprocessor
 
-        def to_model_inputs(images, texts):
-            return {"images": preprocessor(images), "token_ids": tokenizer(texts)}
+        def to_model_inputs(images, token_ids):
+            return {"images": preprocessor(images), "token_ids": token_ids}
 
         return self.with_static_batch(
             self.caption_batches(epoch).map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)

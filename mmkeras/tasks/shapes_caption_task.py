@@ -8,7 +8,9 @@ class ShapesCaptionTask(ShapesTask):
 
     Matching and captioning share it: each epoch pairs every training image
     with one of its captions; the order and the draws are pure functions of
-    `(train.seed, epoch)`, which is what makes exact resume possible.
+    `(train.seed, epoch)`, which is what makes exact resume possible. The
+    captions are tokenized once, when the stream is first built, so the input
+    pipeline only gathers token ids and leaves the CPU to the training step.
 
     Args:
         config: a resolved run config.
@@ -18,7 +20,7 @@ class ShapesCaptionTask(ShapesTask):
 
     ```python
     task = MatchingTask(zoo.config("shapes-clip-tiny"), "runs/clip")  # a subclass
-    images, captions = next(iter(task.caption_batches(tf.constant(0, tf.int64))))
+    images, token_ids = next(iter(task.caption_batches(tf.constant(0, tf.int64))))
     ```
     """
 
@@ -39,22 +41,25 @@ class ShapesCaptionTask(ShapesTask):
     def _training_tensors(self):
         if self._train_tensors is None:
             scenes = self.shapes.scenes("train")
+            per_scene = len(scenes[0]["captions"])
             with tf.init_scope():  # eager constants, even when first asked for inside a traced dataset fn
+                token_ids = self.tokenizer(tf.constant([c for s in scenes for c in s["captions"]]))
                 self._train_tensors = (
                     tf.constant(self.shapes.images("train")),
-                    tf.constant([s["captions"] for s in scenes]),
+                    tf.reshape(token_ids, [len(scenes), per_scene, -1]),
                 )
         return self._train_tensors
 
     def caption_batches(self, epoch, captions_per_image=1):
-        """Batches of `(uint8 images [B, H, W, 3], caption strings)` for one epoch.
+        """Batches of `(uint8 images [B, H, W, 3], caption token ids)` for one epoch.
 
-        The captions are `[B]` strings, or `[B, K]` with `captions_per_image=K > 1`:
-        K distinct reference captions of each image, drawn anew every epoch.
+        The token ids (`self.tokenizer`'s) are `[B, L]`, or `[B, K, L]` with
+        `captions_per_image=K > 1`: K distinct reference captions of each image,
+        drawn anew every epoch.
         """
         seed = tf.cast(self.config["train"]["seed"], tf.int64)
-        images, captions = self._training_tensors()
-        count, per_image = tf.shape(captions, out_type=tf.int64)[0], captions.shape[1]
+        images, token_ids = self._training_tensors()
+        count, per_image = tf.shape(token_ids, out_type=tf.int64)[0], token_ids.shape[1]
         if not 1 <= captions_per_image <= per_image:
             raise ValueError(
                 f"`data.captions_per_image` must be in [1, {per_image}] (the captions of each scene), "
@@ -70,7 +75,7 @@ class ShapesCaptionTask(ShapesTask):
             picks = tf.argsort(noise, axis=1)[:, :captions_per_image]
 
         def pair(index):
-            return images[index], tf.gather(captions[index], picks[index])
+            return images[index], tf.gather(token_ids[index], picks[index])
 
         return (
             tf.data.Dataset.from_tensor_slices(order)

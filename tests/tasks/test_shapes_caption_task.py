@@ -16,19 +16,35 @@ def _task(tmp_path, **overrides):
 
 def test_k_distinct_reference_captions_per_image_redrawn_each_epoch(tmp_path):
     task = _task(tmp_path)
-    references = {tuple(s["captions"]) for s in task.shapes.scenes("train")}
+    # Every scene's captions as token-id rows, tokenized here independently of the stream.
+    references = [
+        {tuple(row) for row in task.tokenizer(tf.constant(s["captions"])).numpy().tolist()}
+        for s in task.shapes.scenes("train")
+    ]
     epochs = []
     for epoch in (0, 1):
-        images, captions = next(iter(task.caption_batches(tf.constant(epoch, tf.int64), captions_per_image=3)))
-        assert images.shape[0] == 8 and captions.shape == (8, 3)
-        rows = [[c.decode() for c in row] for row in captions.numpy()]
+        images, token_ids = next(iter(task.caption_batches(tf.constant(epoch, tf.int64), captions_per_image=3)))
+        assert images.shape[0] == 8 and token_ids.shape[:2] == (8, 3)
+        assert token_ids.dtype == tf.int32
+        rows = [[tuple(c) for c in row] for row in token_ids.numpy().tolist()]
         for row in rows:
             assert len(set(row)) == 3  # distinct captions ...
-            assert any(set(row) <= set(ref) for ref in references)  # ... of one scene
+            assert any(set(row) <= ref for ref in references)  # ... of one scene
         epochs.append(rows)
     assert epochs[0] != epochs[1]
     again = next(iter(task.caption_batches(tf.constant(0, tf.int64), captions_per_image=3)))[1]
-    assert [[c.decode() for c in row] for row in again.numpy()] == epochs[0]  # pure function of (seed, epoch)
+    assert [[tuple(c) for c in row] for row in again.numpy().tolist()] == epochs[0]  # pure function of (seed, epoch)
+
+
+def test_one_caption_per_image_pairs_each_image_with_one_of_its_own_captions(tmp_path):
+    task = _task(tmp_path)
+    scenes, all_images = task.shapes.scenes("train"), task.shapes.images("train")
+    images, token_ids = next(iter(task.caption_batches(tf.constant(0, tf.int64))))
+    assert token_ids.shape[0] == 8 and token_ids.shape.rank == 2
+    for image, ids in zip(images.numpy(), token_ids.numpy().tolist()):
+        index = int(np.flatnonzero((all_images == image).all(axis=(1, 2, 3)))[0])
+        own = task.tokenizer(tf.constant(scenes[index]["captions"])).numpy().tolist()
+        assert ids in own
 
 
 def test_captions_per_image_feeds_the_captioner_k_rows_per_image(tmp_path):
