@@ -32,7 +32,11 @@ def full_batch_captions(generator, images, batch, prepare=None):
 
 
 def caption_scores(hypotheses, references, prefix=""):
-    """Corpus BLEU-1..4 and CIDEr-D of captions against their references.
+    """Corpus BLEU-1..4 and CIDEr-D of captions against their references, and how varied they are.
+
+    `mean_words` (words per caption) and `distinct_captions` (how many different
+    captions) show what the scores alone hide: a decoder that plays safe repeats
+    a few short, generic sentences.
 
     Args:
         hypotheses: list of N generated captions.
@@ -40,17 +44,20 @@ def caption_scores(hypotheses, references, prefix=""):
         prefix: prepended to every key.
 
     Returns:
-        `{prefix + "bleu_1": ..., ..., prefix + "bleu_4": ..., prefix + "cider_d": ...}` (floats).
+        `{prefix + "bleu_1": ..., ..., prefix + "bleu_4": ..., prefix + "cider_d": ...,
+        prefix + "mean_words": ..., prefix + "distinct_captions": ...}`.
 
     Example:
 
     >>> scores = caption_scores(["a red circle"], [["a red circle", "one red disk"]])
-    >>> round(scores["bleu_1"], 3)
-    1.0
+    >>> round(scores["bleu_1"], 3), scores["mean_words"], scores["distinct_captions"]
+    (1.0, 3.0, 1)
     """
     hyps, refs = dict(enumerate(hypotheses)), dict(enumerate(references))
     scores = {f"{prefix}bleu_{n + 1}": float(b) for n, b in enumerate(corpus_bleu(hyps, refs))}
     scores[f"{prefix}cider_d"] = float(cider_d(hyps, refs)[0])
+    scores[f"{prefix}mean_words"] = sum(len(h.split()) for h in hypotheses) / max(len(hypotheses), 1)
+    scores[f"{prefix}distinct_captions"] = len(set(hypotheses))
     return scores
 
 
@@ -162,7 +169,7 @@ class CaptioningTask(ShapesCaptionTask):
              "references": references[i]}
             for i in range(min(NUM_SAMPLES, len(scenes)))
         ]
-        self.run_dir.write_json("samples.json", samples)
+        self.write_evaluation_file("samples", samples)
         return metrics
 
     def export(self, model, path):

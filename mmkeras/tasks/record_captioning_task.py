@@ -62,5 +62,5 @@ class RecordCaptioningTask(RecordTask, CaptioningTask):
             {"image_id": i, "generated": generated[i], "references": references[i]}
             for i in range(min(NUM_SAMPLES, len(generated)))
         ]
-        self.run_dir.write_json("samples.json", samples)
+        self.write_evaluation_file("samples", samples)
         return metrics

@@ -48,6 +48,10 @@ class Task:
     # (`captions_per_image`: Shapes captioning; `texts_per_image`: Shapes fusion).
     per_image_fields = ()
 
+    # Appended to the names of the evaluation's files (`metrics{suffix}.json`, `samples{suffix}.json`):
+    # `mmkeras eval --set` evaluates another way without overwriting what the training run wrote.
+    evaluation_suffix = ""
+
     def __init__(self, config, output_dir):
         self.config = config
         self.model = None  # the trained model, once `run` has trained it
@@ -238,10 +242,14 @@ class Task:
         metrics = {}
         if evaluate:
             metrics = self.evaluate(model)
-            self.run_dir.write_json("metrics.json", metrics)
+            self.write_evaluation_file("metrics", metrics)
         if export:
             self.export(model, self.run_dir.export)
         return metrics
+
+    def write_evaluation_file(self, stem, data):
+        """Writes an evaluation result `data` to `{stem}{evaluation_suffix}.json` in the run directory."""
+        self.run_dir.write_json(f"{stem}{self.evaluation_suffix}.json", data)
 
     def load_model(self):
         return keras.saving.load_model(self.run_dir.model)

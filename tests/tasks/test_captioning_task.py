@@ -43,6 +43,24 @@ def test_train_evaluate_export_caption(tmp_path, capsys):
 
     assert main(["eval", str(run)]) == 0
     assert json.loads((run / "metrics.json").read_text())["cider_d"] == metrics["cider_d"]
+    generated = [s["generated"] for s in samples]
+    assert metrics["distinct_captions"] == len(set(generated))
+    assert abs(metrics["mean_words"] - sum(len(g.split()) for g in generated) / 16) < 1e-9
+
+    # Another decoding of the same run: its own files, and what training wrote stays as it was.
+    before = (run / "samples.json").read_text()
+    assert main(["eval", str(run), "--set", "eval.num_beams=1", "--set", "eval.length_penalty=0"]) == 0
+    suffix = "-num_beams=1-length_penalty=0"
+    greedy = json.loads((run / f"metrics{suffix}.json").read_text())
+    greedy_samples = json.loads((run / f"samples{suffix}.json").read_text())
+    assert greedy["caption_accuracy"] == sum(s["correct"] for s in greedy_samples) / 16
+    assert json.loads((run / "metrics.json").read_text()) == metrics
+    assert (run / "samples.json").read_text() == before
+    capsys.readouterr()
+    assert main(["eval", str(run), "--set", "train.epochs=3"]) == 2
+    assert "only `eval.*` fields" in capsys.readouterr().err
+    assert main(["eval", str(run), "--set", "eval.num_beam=2"]) == 2
+    assert "eval.num_beam" in capsys.readouterr().err
 
 
 def test_evaluation_decodes_as_eval_jit_compile_says_and_the_export_with_xla(tmp_path, monkeypatch):
