@@ -92,6 +92,9 @@ _PLURALS = {
     "shape": "shapes",
     "object": "objects",
 }
+_NAMED_SHAPE_WORDS = frozenset(
+    word for words in _SHAPE_WORDS.values() for one in words for word in (one, _PLURALS[one])
+)
 _SIZE_WORDS = {"small": ("small", "little"), "large": ("large", "big")}
 _GENERIC_NOUNS = ("shape", "object")
 _IMAGE_NOUNS = ("image", "picture")
@@ -1053,6 +1056,24 @@ class Shapes:
         """
         images, records = self._data(split)
         return [dict(record, image=images[i]) for i, record in enumerate(records)]
+
+    @staticmethod
+    def names_a_shape(caption):
+        """Whether a caption names a shape ("circle", "boxes", ...), not only "shape" / "object".
+
+        Captions that name shapes are the hard ones to get right: a caption that
+        only counts ("there are three shapes") or names colours needs no shape
+        recognition. `CaptioningTask` reports its `caption_accuracy` on them apart.
+
+        Args:
+            caption: a caption string.
+
+        Example:
+
+        >>> Shapes.names_a_shape("two red disks"), Shapes.names_a_shape("there are two red shapes")
+        (True, False)
+        """
+        return not _NAMED_SHAPE_WORDS.isdisjoint(str(caption).split())
 
     @staticmethod
     def true_captions(scene):

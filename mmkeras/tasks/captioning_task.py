@@ -77,6 +77,9 @@ class CaptioningTask(ShapesCaptionTask):
     captions in `samples.json`. `caption_accuracy` is the fraction of captions
     that are true of their scene (`Shapes.true_captions`): n-gram scores
     reward wording, this rewards being right about counts, colours and places.
+    `shape_caption_share` is the share of captions that name a shape and
+    `shape_caption_accuracy` the `caption_accuracy` on those alone: a
+    captioner can be right more often by only counting or naming colours.
 
     Export: a SavedModel with `caption(image_bytes) -> {captions, scores}`.
 
@@ -163,6 +166,10 @@ class CaptioningTask(ShapesCaptionTask):
             metrics.update(caption_scores(hypotheses, list(references.values()), prefix))
             correct = [h in true for h, true in zip(hypotheses, true_captions)]
             metrics[f"{prefix}caption_accuracy"] = sum(correct) / max(len(correct), 1)
+            # The same on the captions that name a shape: counting or naming colours is easier.
+            naming = [ok for h, ok in zip(hypotheses, correct) if Shapes.names_a_shape(h)]
+            metrics[f"{prefix}shape_caption_share"] = len(naming) / max(len(correct), 1)
+            metrics[f"{prefix}shape_caption_accuracy"] = sum(naming) / max(len(naming), 1)
         metrics["num_test_images"] = len(scenes)
         samples = [
             {"image_id": i, "generated": generated[i], "correct": generated[i] in true_captions[i],

@@ -626,3 +626,17 @@ def test_true_captions_are_exactly_the_true_grammar_sentences(train):
             assert claim is not None and claim_is_true(claim, scene["objects"]), (caption, scene["objects"])
     objects = train[0]["objects"]
     assert Shapes.true_captions(objects) == Shapes.true_captions(train[0])
+
+
+def test_names_a_shape_tells_shape_captions_from_counts_and_colours(train):
+    assert Shapes.names_a_shape("a small green triangle in the top left")
+    assert Shapes.names_a_shape("two red disks and a blue box")
+    assert not Shapes.names_a_shape("there are three shapes in the picture")
+    assert not Shapes.names_a_shape("one green object on a textured background")
+    assert not Shapes.names_a_shape("starry hexagonal")  # whole words only
+    # Over real captions: exactly those that contain one of the grammar's shape nouns.
+    nouns = {"circle", "disk", "square", "box", "triangle", "star", "hexagon"}
+    for scene in train[:40]:
+        for caption in scene["captions"]:
+            words = {w[:-2] if w.endswith("xes") else w.rstrip("s") for w in caption.split()}
+            assert Shapes.names_a_shape(caption) == bool(words & nouns), caption

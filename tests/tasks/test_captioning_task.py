@@ -46,6 +46,11 @@ def test_train_evaluate_export_caption(tmp_path, capsys):
     generated = [s["generated"] for s in samples]
     assert metrics["distinct_captions"] == len(set(generated))
     assert abs(metrics["mean_words"] - sum(len(g.split()) for g in generated) / 16) < 1e-9
+    from mmkeras.data.shapes import Shapes
+
+    naming = [s["correct"] for s in samples if Shapes.names_a_shape(s["generated"])]
+    assert metrics["shape_caption_share"] == len(naming) / 16
+    assert metrics["shape_caption_accuracy"] == (sum(naming) / len(naming) if naming else 0.0)
 
     # Another decoding of the same run: its own files, and what training wrote stays as it was.
     before = (run / "samples.json").read_text()
