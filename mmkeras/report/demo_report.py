@@ -17,7 +17,13 @@ SECTIONS = {
     "curves": "Training curves",
 }
 _MATCHING_ROWS = [(f"{d} R@{k}", f"{d}_r{k}") for d in ("i2t", "t2i") for k in (1, 5, 10)]
-_CAPTIONING_ROWS = [("BLEU-4", "bleu_4"), ("CIDEr-D", "cider_d")]
+# Caption accuracy (captions true of their scene) exists for Shapes only: rows missing from a run are left out.
+_CAPTIONING_ROWS = [
+    ("BLEU-4", "bleu_4"),
+    ("CIDEr-D", "cider_d"),
+    ("caption accuracy", "caption_accuracy"),
+    ("shape-caption acc", "shape_caption_accuracy"),
+]
 _FUSION_ROWS = [("QA accuracy", "answer_accuracy"), ("matching accuracy", "match_accuracy")]
 _FUSION_DETAIL = [
     ("QA accuracy", "answer_accuracy"),
@@ -58,7 +64,7 @@ class DemoReport:
     Add each run with `add_run` (its `metrics.json` content and `history.json`),
     then what the report shows of it: `add_caption_samples` (captioner),
     `add_retrieval` (dual encoder), `add_confusion` (fusion classifiers). `rows()`
-    / `table()` give the results (R@K both ways, BLEU-4, CIDEr-D, fusion
+    / `table()` give the results (R@K both ways, BLEU-4, CIDEr-D, caption accuracy, fusion
     accuracies) next to a chance level or baseline; `write(output_dir)` writes
     the self-contained `report.html` (images inlined as base64 PNG) and the same
     plots as PNG files under `output_dir/plots/`.
@@ -169,8 +175,9 @@ class DemoReport:
                     rows.append((run["name"], label, key, m.get(key), "chance", ref, None))
             elif run["task"] == "captioning":
                 for label, key in _CAPTIONING_ROWS:
-                    rows.append((run["name"], label, key, m.get(key), "nearest-neighbour",
-                                 m.get(f"baseline_nearest_{key}"), None))
+                    if key in m:
+                        rows.append((run["name"], label, key, m[key], "nearest-neighbour",
+                                     m.get(f"baseline_nearest_{key}"), None))
             else:
                 for label, key in _FUSION_ROWS:
                     head = key.split("_", 1)[0]

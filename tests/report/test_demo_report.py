@@ -12,7 +12,9 @@ from mmkeras.report.html_report import read_html_report
 
 MATCHING = {"i2t_r1": 0.21, "i2t_r5": 0.52, "i2t_r10": 0.71, "t2i_r1": 0.05, "t2i_r5": 0.2, "t2i_r10": 0.33,
             "num_test_images": 50, "num_test_captions": 250}
-CAPTIONING = {"bleu_4": 0.31, "cider_d": 0.9, "baseline_nearest_bleu_4": 0.2, "baseline_nearest_cider_d": 0.5}
+CAPTIONING = {"bleu_4": 0.31, "cider_d": 0.9, "baseline_nearest_bleu_4": 0.2, "baseline_nearest_cider_d": 0.5,
+              "caption_accuracy": 0.7, "baseline_nearest_caption_accuracy": 0.2, "shape_caption_accuracy": 0.3,
+              "baseline_nearest_shape_caption_accuracy": 0.1}
 
 
 def _fusion(accuracy):
@@ -43,12 +45,20 @@ def _report():
 def test_results_rows_and_table():
     report = _report()
     rows = report.rows()
-    assert [r["key"] for r in rows] == ["i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10",
-                                        "bleu_4", "cider_d"] + ["answer_accuracy", "match_accuracy"] * 2
+    assert [r["key"] for r in rows] == (
+        ["i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10"]
+        + ["bleu_4", "cider_d", "caption_accuracy", "shape_caption_accuracy"]
+        + ["answer_accuracy", "match_accuracy"] * 2
+    )
     by_key = {(r["model"], r["key"]): r for r in rows}
     assert by_key["clip", "t2i_r5"]["reference_value"] == pytest.approx(0.1)
     assert by_key["clip", "i2t_r1"]["reference_value"] == pytest.approx(5 / 250)
     assert by_key["cap", "cider_d"]["reference"] == "nearest-neighbour 0.500"
+    assert by_key["cap", "shape_caption_accuracy"]["reference"] == "nearest-neighbour 0.100"
+    # Real-data captioners have no caption accuracy (no grammar to judge by): those rows are left out.
+    real = DemoReport()
+    real.add_run("coco", "captioning", {k: v for k, v in CAPTIONING.items() if "accuracy" not in k})
+    assert [r["key"] for r in real.rows()] == ["bleu_4", "cider_d"]
     assert by_key["early", "answer_accuracy"]["reference_value"] == pytest.approx(10 / (10 + 23 * 2))
     assert by_key["late", "match_accuracy"]["reference_value"] == pytest.approx(0.5)
     table = report.table()
