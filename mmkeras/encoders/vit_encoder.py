@@ -26,7 +26,9 @@ class ViTEncoder(Encoder):
         image_size: int, side of the (square) input image.
         patch_size: int, side of a patch.
         hidden_dim: int, token width.
-        num_layers: int, number of encoder blocks.
+        num_layers: int, number of encoder blocks; 0 gives the (conv) stem's
+            tokens with their positions, layer-normed, each token seeing only its
+            own patch's neighbourhood.
         num_heads: int, attention heads per block.
         mlp_dim: int, MLP width per block.
         pooling: "cls", "mean" or "attention".
@@ -84,8 +86,13 @@ class ViTEncoder(Encoder):
     ):
         if pooling not in POOLINGS:
             raise ValueError(f"`pooling` must be one of {POOLINGS}, got {pooling!r}.")
-        if int(num_layers) < 1:
-            raise ValueError(f"`num_layers` must be >= 1, got {num_layers!r}.")
+        if int(num_layers) < 0:
+            raise ValueError(f"`num_layers` must be >= 0, got {num_layers!r}.")
+        if int(num_layers) == 0 and pooled_only and pooling == "cls":
+            raise ValueError(
+                "`num_layers`=0 with `pooling`='cls' and `pooled_only`: the class token would never see the "
+                "patches. Use at least one block, or `pooling`='mean' / 'attention'."
+            )
         if not float(position_stddev) > 0.0:
             raise ValueError(f"`position_stddev` must be > 0, got {position_stddev!r}.")
 

@@ -68,3 +68,20 @@ def test_position_stddev(tmp_path):
     assert ViTEncoder.from_config(encoder.get_config()).get_config()["position_stddev"] == 1.0
     with pytest.raises(ValueError, match="position_stddev"):
         ViTEncoder(position_stddev=0.0, **TINY)
+
+
+def test_no_blocks_gives_each_patch_its_own_token(tmp_path):
+    encoder = ViTEncoder(pooling="mean", **{**TINY, "num_layers": 0})
+    assert not [w for w in encoder.weights if "block_" in w.path]
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    out = run_model_checks(encoder, images, str(tmp_path))
+    assert out["sequence"].shape == (2, 16, 16)
+    changed = images.copy()
+    changed[:, :8, :8] = -changed[:, :8, :8]  # the first 8x8 patch only
+    before, after = out["sequence"], encoder(changed)["sequence"].numpy()
+    assert np.abs(before[:, 0] - after[:, 0]).max() > 1e-3  # its token moves ...
+    np.testing.assert_allclose(before[:, 1:], after[:, 1:], atol=1e-6)  # ... no other does
+    with pytest.raises(ValueError, match="must be >= 0"):
+        ViTEncoder(**{**TINY, "num_layers": -1})
+    with pytest.raises(ValueError, match="class token would never see the patches"):
+        ViTEncoder(pooling="cls", pooled_only=True, **{**TINY, "num_layers": 0})
