@@ -120,6 +120,18 @@ def test_config_and_keras_file_round_trip(tmp_path):
         np.testing.assert_allclose(a, b, atol=1e-6, rtol=0)
 
 
+def test_a_saved_model_loads_after_import_mmkeras_alone(tmp_path):
+    """`model.keras` files of `mmkeras train` hold a FusedAdamW: `import mmkeras` must register it."""
+    _fit(_fused(), epochs=1).save(tmp_path / "m.keras")
+    code = (
+        "import keras, mmkeras\n"
+        "from mmkeras.testing.distributed import print_results\n"
+        f"model = keras.saving.load_model({str(tmp_path / 'm.keras')!r})\n"
+        "print_results({'optimizer': type(model.optimizer).__name__, 'steps': int(model.optimizer.iterations)})\n"
+    )
+    assert run_python(["-c", code]) == {"optimizer": "FusedAdamW", "steps": 6}
+
+
 def test_mixed_bfloat16_updates_float32_variables():
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
