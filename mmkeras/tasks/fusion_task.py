@@ -90,7 +90,6 @@ class FusionTask(ShapesTask):
             if not config.get(cfg_key):
                 raise ValueError(f"The fusion task needs `{cfg_key}`: Shapes examples are image + text.")
         self._examples = {}
-        self._train_tensors = None
 
     # --- data ---------------------------------------------------------------
     def tokenizer_corpus(self):
@@ -222,13 +221,6 @@ class FusionTask(ShapesTask):
         column = np.arange(len(scene)) - np.repeat(np.cumsum(counts) - counts, counts)
         table[scene[order], column] = order
         return table
-
-    @tf.autograph.experimental.do_not_convert
-    def _training_tensors(self):
-        if self._train_tensors is None:
-            with tf.init_scope():  # eager, even when first asked for inside a traced dataset fn
-                self._train_tensors = self._make_training_tensors()
-        return self._train_tensors
 
     def _make_training_tensors(self):
         ex = self.examples("train")

@@ -24,10 +24,6 @@ class ShapesCaptionTask(ShapesTask):
     ```
     """
 
-    def __init__(self, config, output_dir):
-        super().__init__(config, output_dir)
-        self._train_tensors = None
-
     @property
     def steps_per_epoch(self):
         num_train = self.config["data"]["num_train"]
@@ -38,17 +34,13 @@ class ShapesCaptionTask(ShapesTask):
             )
         return num_train // batch
 
-    def _training_tensors(self):
-        if self._train_tensors is None:
-            scenes = self.shapes.scenes("train")
-            per_scene = len(scenes[0]["captions"])
-            with tf.init_scope():  # eager constants, even when first asked for inside a traced dataset fn
-                token_ids = self.tokenizer(tf.constant([c for s in scenes for c in s["captions"]]))
-                self._train_tensors = (
-                    tf.constant(self.shapes.images("train")),
-                    tf.reshape(token_ids, [len(scenes), per_scene, -1]),
-                )
-        return self._train_tensors
+    def _make_training_tensors(self):
+        scenes = self.shapes.scenes("train")
+        token_ids = self.tokenizer(tf.constant([c for s in scenes for c in s["captions"]]))
+        return (
+            tf.constant(self.shapes.images("train")),
+            tf.reshape(token_ids, [len(scenes), self.shapes.num_captions, -1]),
+        )
 
     def caption_batches(self, epoch, captions_per_image=1):
         """Batches of `(uint8 images [B, H, W, 3], caption token ids)` for one epoch.

@@ -53,6 +53,23 @@ class ShapesTask(Task):
         )
         self.preprocessor = ImagePreprocessor(image_size=data["image_size"], resize="pad")
         self._tokenizer = None
+        self._train_tensors = None
+
+    @tf.autograph.experimental.do_not_convert
+    def _training_tensors(self):
+        """The training split as eager tensors (`_make_training_tensors`), built once and cached.
+
+        Made eagerly even when first asked for inside a traced dataset function,
+        so every epoch's pipeline gathers from the same constants.
+        """
+        if self._train_tensors is None:
+            with tf.init_scope():
+                self._train_tensors = self._make_training_tensors()
+        return self._train_tensors
+
+    def _make_training_tensors(self):
+        """The tensors `epoch_dataset` draws its batches from (subclasses that stream the split)."""
+        raise NotImplementedError
 
     def tokenizer_corpus(self):
         """The training text the tokenizer learns its vocabulary from (default: the captions)."""
