@@ -178,11 +178,20 @@ def resolve_config(preset_config, overrides=None):
     >>> cfg = resolve_config({"task": "matching"}, {"train.epochs": 2})
     >>> cfg["train"]["epochs"], cfg["train"]["precision"]
     (2, 'float32')
+    >>> resolve_config({"task": "captioning"}, {"eval.length_penalty": 0})["eval"]["length_penalty"]
+    0.0
     """
     config = merge({k: v for k, v in SECTION_DEFAULTS.items()}, preset_config)
     for key, value in (overrides or {}).items():
         config = merge(config, _nest(key, value))
     validate_config(config)
+    # An int given for a float field (`--set eval.length_penalty=0`) becomes a float, so one
+    # setting has one spelling wherever the config is written or named.
+    for section, defaults in SECTION_DEFAULTS.items():
+        values = config[section]
+        for key, default in defaults.items():
+            if isinstance(default, float) and isinstance(values.get(key), int):
+                values[key] = float(values[key])
     return config
 
 

@@ -10,6 +10,13 @@ def test_defaults_fill_in_and_overrides_apply():
     assert config["train"]["precision"] == "float32"
 
 
+def test_an_int_given_for_a_float_field_becomes_a_float():
+    config = resolve_config({"task": "captioning", "train": {"learning_rate": 1}}, {"eval.length_penalty": 0})
+    assert config["eval"]["length_penalty"] == 0.0 and isinstance(config["eval"]["length_penalty"], float)
+    assert isinstance(config["train"]["learning_rate"], float)
+    assert isinstance(config["eval"]["num_beams"], int)  # int fields stay ints
+
+
 @pytest.mark.parametrize(
     "config,message",
     [

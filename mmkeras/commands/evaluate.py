@@ -26,10 +26,19 @@ def run(args):
             raise ValueError(
                 f"`mmkeras eval --set` changes only `eval.*` fields (the model is already trained), got {key!r}."
             )
-    config = RunDirectory(args.run_dir).read_json("config.json")
-    task = task_for_config(resolve_config(config, overrides), args.run_dir)
-    task.evaluation_suffix = "".join(f"-{key[len('eval.'):]}={value}" for key, value in overrides.items())
+    config = resolve_config(RunDirectory(args.run_dir).read_json("config.json"), overrides)
+    task = task_for_config(config, args.run_dir)
+    task.evaluation_suffix = evaluation_suffix(overrides, config)
     metrics = task.evaluate(task.load_model())
     task.write_evaluation_file("metrics", metrics)
     print(json.dumps(metrics, indent=2, sort_keys=True))
     return 0
+
+
+def evaluation_suffix(overrides, config):
+    """The file-name suffix of an evaluation with `overrides` (e.g. `-num_beams=6-length_penalty=0.5`).
+
+    Each value is spelled as the resolved `config` holds it, so `eval.length_penalty=0` and
+    `eval.length_penalty=0.0` name the same files.
+    """
+    return "".join(f"-{field}={config['eval'][field]}" for field in (key[len("eval."):] for key in overrides))

@@ -27,8 +27,9 @@ class RecordFusionTask(RecordTask, FusionTask):
     otherwise; it is written into the run's `config.json`. Records without a
     label are skipped and counted ("missing label"); records without a text
     are kept with the text marked missing (`text_present = 0`). Each record
-    pairs one image with one text, so `data.texts_per_image` is set to 1 and
-    `global_batch_size` records make a step.
+    pairs one image with one text, so `data.texts_per_image` is set to 1 (and
+    a notice printed when the config said otherwise) and `global_batch_size`
+    records make a step.
 
     Evaluation on the held-out split: accuracy, macro-F1, AUROC (binary;
     one-vs-rest macro for more classes) and per-class precision / recall /
@@ -59,7 +60,12 @@ class RecordFusionTask(RecordTask, FusionTask):
     def __init__(self, config, output_dir):
         # A record is one image and one text: the Shapes presets' `data.texts_per_image` does not apply.
         config = copy.deepcopy(config)
-        config["data"]["texts_per_image"] = 1
+        if config["data"]["texts_per_image"] != 1:
+            print(
+                f"mmkeras: `data.texts_per_image`={config['data']['texts_per_image']} does not apply to "
+                f"{config['data']['dataset']} records (one image and one text each); using 1."
+            )
+            config["data"]["texts_per_image"] = 1
         super().__init__(config, output_dir)
         for field in ("image_encoder", "text_encoder"):
             if not config.get(field):

@@ -55,7 +55,7 @@ def test_train_evaluate_export_caption(tmp_path, capsys):
     # Another decoding of the same run: its own files, and what training wrote stays as it was.
     before = (run / "samples.json").read_text()
     assert main(["eval", str(run), "--set", "eval.num_beams=1", "--set", "eval.length_penalty=0"]) == 0
-    suffix = "-num_beams=1-length_penalty=0"
+    suffix = "-num_beams=1-length_penalty=0.0"  # the resolved value's spelling
     greedy = json.loads((run / f"metrics{suffix}.json").read_text())
     greedy_samples = json.loads((run / f"samples{suffix}.json").read_text())
     assert greedy["caption_accuracy"] == sum(s["correct"] for s in greedy_samples) / 16

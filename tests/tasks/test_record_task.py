@@ -104,11 +104,13 @@ def test_conversion_skips_counts_and_reports_broken_records(coco_files, tmp_path
         task_for_config(_coco_config(coco_files, **{"data.val_fraction": 0.5}), tmp_path / "run")
 
 
-def test_fusion_trains_and_evaluates_on_memes_jsonl(memes_file, tmp_path):
+def test_fusion_trains_and_evaluates_on_memes_jsonl(memes_file, tmp_path, capsys):
     path, num_rows = memes_file
     config = zoo.config("shapes-fusion-late-tiny", **TINY, **TEXT_TOWER, **{
         "data.dataset": "jsonl", "data.path": path, "model.fusion_kwargs": {"combine": "mean", "hidden_dim": 16}})
+    capsys.readouterr()
     task = task_for_config(config, tmp_path / "run")
+    assert "`data.texts_per_image`=11 does not apply to jsonl records" in capsys.readouterr().out
     assert isinstance(task, RecordFusionTask)
     model = task.train(verbose=0)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
