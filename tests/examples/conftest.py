@@ -1,5 +1,6 @@
 """Runs an `examples/` script in a fresh CPU-only process, as a user would."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -24,3 +25,16 @@ def run_example():
         return proc
 
     return run
+
+
+@pytest.fixture
+def example_module():
+    """`example_module("script.py")` -> the script imported as a module (its functions, without running it)."""
+
+    def load(script):
+        spec = importlib.util.spec_from_file_location(script[: -len(".py")], os.path.join(EXAMPLES, script))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
