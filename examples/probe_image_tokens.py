@@ -44,7 +44,7 @@ def linear_probe_accuracy(train_x, train_y, test_x, test_y, num_classes, epochs=
         epochs: Adam epochs over the training rows (batches of 256).
         seed: random seed of the probe's initialisation and shuffling.
     """
-    import keras
+    import keras  # after mmkeras, which selects the TensorFlow backend
 
     keras.utils.set_random_seed(seed)
     probe = keras.Sequential([keras.Input((train_x.shape[-1],)), keras.layers.Dense(num_classes)])
