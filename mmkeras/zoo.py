@@ -1,7 +1,8 @@
 """The model zoo: named presets kept in the top-level `zoo/` folder.
 
 Each preset is `zoo/<name>.json` (`{"name", "task", "description", "card", ...config}`)
-with a model card `zoo/<name>.md`. They are installed as the package data
+with a model card `zoo/<name>.md`. A preset that only changes another names it
+as `"base"` and holds just what differs (deep-merged over the base). They are installed as the package data
 `mmkeras.presets`, so they work after a non-editable install.
 """
 
@@ -9,7 +10,7 @@ import builtins
 import importlib.resources
 import json
 
-from mmkeras.config import resolve_config
+from mmkeras.config import merge, resolve_config
 
 
 def _preset_files():
@@ -39,11 +40,19 @@ def get(name):
 
     >>> get("shapes-clip-tiny")["task"]
     'matching'
+    >>> get("shapes-captioner-small")["model"] == get("shapes-captioner-tiny")["model"]  # its base
+    True
     """
     names = list()
     if name not in names:
         raise ValueError(f"Unknown preset {name!r}; valid presets: {', '.join(names)}.")
-    return json.loads(_preset_files().joinpath(f"{name}.json").read_text())
+    preset = json.loads(_preset_files().joinpath(f"{name}.json").read_text())
+    base = preset.pop("base", None)
+    if base is None:
+        return preset
+    if base not in names or base == name:
+        raise ValueError(f"Preset {name!r} has `base` {base!r}, which is not another preset.")
+    return merge(get(base), preset)
 
 
 def card(name):

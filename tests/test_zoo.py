@@ -21,6 +21,23 @@ def test_build_and_overrides():
     assert model.loss_name == "siglip"
 
 
+def test_a_preset_built_on_a_base_holds_only_what_differs(tmp_path, monkeypatch):
+    small, tiny = zoo.config("shapes-captioner-small"), zoo.config("shapes-captioner-tiny")
+    assert small["train"]["epochs"] == 30 and tiny["train"]["epochs"] == 10
+    assert small["name"] == "shapes-captioner-small" and small["description"] != tiny["description"]
+    assert {k: v for k, v in small.items() if k not in ("name", "description", "train")} == {
+        k: v for k, v in tiny.items() if k not in ("name", "description", "train")}
+    assert {k: v for k, v in small["train"].items() if k != "epochs"} == {
+        k: v for k, v in tiny["train"].items() if k != "epochs"}
+    (tmp_path / "orphan.json").write_text('{"name": "orphan", "base": "nowhere", "train": {"epochs": 1}}')
+    (tmp_path / "selfish.json").write_text('{"name": "selfish", "base": "selfish"}')
+    monkeypatch.setattr(zoo, "_preset_files", lambda: tmp_path)
+    with pytest.raises(ValueError, match="Preset 'orphan' has `base` 'nowhere', which is not another preset"):
+        zoo.get("orphan")
+    with pytest.raises(ValueError, match="`base` 'selfish'"):
+        zoo.get("selfish")
+
+
 def test_unknown_preset_and_override_list_valid_names():
     with pytest.raises(ValueError, match="valid presets: .*shapes-clip-tiny"):
         zoo.get("shapes-clip-huge")
