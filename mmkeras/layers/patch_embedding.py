@@ -13,11 +13,17 @@ class PatchEmbedding(keras.layers.Layer):
     learned position embedding (one row per patch, plus the class token) is added.
 
     With `stem="conv"` the patches come from a small convolutional stem instead:
-    one 3x3 stride-2 convolution (GELU) per factor 2 of `patch_size`, widening
-    to `hidden_dim`, then a 1x1 projection. The token grid is the same; early
+    per factor 2 of `patch_size`, one 3x3 stride-2 convolution (He-normal
+    initialised), a LayerNormalization over its channels and a GELU, widening
+    to `hidden_dim`; then a 1x1 projection and a LayerNormalization of each
+    token, before the positions are added. The token grid is the same; early
     convolutions make a ViT trained from scratch learn local shape and colour
     much sooner (Xiao et al., 2021, "Early Convolutions Help Transformers See
-    Better"), which matters for small data and short budgets.
+    Better", whose stem normalises every convolution too). The normalisations
+    matter: without them a glorot-initialised stem shrinks its signal about
+    2.5x per convolution, so at the start the tokens say mostly where they are
+    (the positions) rather than what they see, and a Shapes tower learns
+    shapes far more slowly (see the README's captioning notes).
 
     Args:
         patch_size: int, side of a square patch in pixels. The image side must
@@ -26,7 +32,8 @@ class PatchEmbedding(keras.layers.Layer):
         use_class_token: bool, prepend a learned `[CLS]` token.
         stem: "linear" (one strided patch projection) or "conv" (a
             convolutional stem; `patch_size` must then be a power of 2).
-        kernel_initializer: initializer of the patch projection.
+        kernel_initializer: initializer of the patch projection (the conv
+            stem's 3x3 convolutions are always He-normal: GELU follows them).
         position_initializer: initializer of the learned position embedding
             (default: normal, stddev 0.02). Its scale against the patch
             projection's output decides how strongly a token says *where* it
@@ -72,18 +79,27 @@ class PatchEmbedding(keras.layers.Layer):
         self.stem = stem
 
         # === Layers ===
-        conv = dict(kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy)
         self.stem_layers = []
+        self.token_norm = None
         if stem == "conv":
             depth = self.patch_size.bit_length() - 1
             for i in range(depth):
                 width = max(8, self.hidden_dim >> (depth - 1 - i))
-                self.stem_layers.append(keras.layers.Conv2D(
-                    width, 3, strides=2, padding="same", activation="gelu", name=f"stem_{i}", **conv
-                ))
+                self.stem_layers += [
+                    keras.layers.Conv2D(
+                        width, 3, strides=2, padding="same", kernel_initializer="he_normal",
+                        dtype=self.dtype_policy, name=f"stem_{i}",
+                    ),
+                    keras.layers.LayerNormalization(epsilon=1e-6, dtype=self.dtype_policy, name=f"stem_{i}_norm"),
+                    keras.layers.Activation("gelu", dtype=self.dtype_policy, name=f"stem_{i}_gelu"),
+                ]
+            self.token_norm = keras.layers.LayerNormalization(
+                epsilon=1e-6, dtype=self.dtype_policy, name="token_norm"
+            )
         size = 1 if stem == "conv" else self.patch_size
         self.projection = keras.layers.Conv2D(
-            self.hidden_dim, kernel_size=size, strides=size, padding="valid", name="projection", **conv
+            self.hidden_dim, kernel_size=size, strides=size, padding="valid", name="projection",
+            kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy,
         )
 
     def build(self, input_shape):
@@ -101,6 +117,8 @@ class PatchEmbedding(keras.layers.Layer):
             layer.build(shape)
             shape = layer.compute_output_shape(shape)
         self.projection.build(shape)
+        if self.token_norm is not None:
+            self.token_norm.build(self.projection.compute_output_shape(shape))
         self.num_patches = (height // self.patch_size) * (width // self.patch_size)
         if self.use_class_token:
             self.class_token = self.add_weight(
@@ -117,6 +135,8 @@ class PatchEmbedding(keras.layers.Layer):
         for layer in self.stem_layers:
             x = layer(x)
         x = self.projection(x)
+        if self.token_norm is not None:
+            x = self.token_norm(x)
         batch = ops.shape(x)[0]
         x = ops.reshape(x, (batch, self.num_patches, self.hidden_dim))
         if self.use_class_token:

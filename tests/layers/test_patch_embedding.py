@@ -43,9 +43,25 @@ def test_conv_stem_checks_shape_and_weights(tmp_path):
     layer = PatchEmbedding(patch_size=8, hidden_dim=16, stem="conv", use_class_token=False)
     layer(images)
     kernels = {w.path.split("/")[-2]: tuple(w.shape) for w in layer.weights if w.path.endswith("kernel")}
-    # one 3x3 stride-2 convolution per factor 2 of the patch, widening to hidden_dim, then a 1x1 projection
+    # one 3x3 stride-2 convolution (+ channel norm + GELU) per factor 2 of the patch, widening to
+    # hidden_dim, then a 1x1 projection and a norm of each token
     assert kernels == {"stem_0": (3, 3, 3, 8), "stem_1": (3, 3, 8, 8), "stem_2": (3, 3, 8, 16),
                        "projection": (1, 1, 16, 16)}
+    norms = {w.path.split("/")[-2]: tuple(w.shape) for w in layer.weights if w.path.endswith("gamma")}
+    assert norms == {"stem_0_norm": (8,), "stem_1_norm": (8,), "stem_2_norm": (16,), "token_norm": (16,)}
+
+
+def test_conv_stem_tokens_say_what_they_see_louder_than_where_they_are():
+    # At initialisation each token's content is normalised (unit scale) while the
+    # learned positions start at stddev 0.02: image content must dominate, or a
+    # tower trained from scratch learns shapes slowly.
+    images = np.random.default_rng(0).uniform(-1, 1, size=(4, 64, 64, 3)).astype("float32")
+    layer = PatchEmbedding(patch_size=16, hidden_dim=32, stem="conv", use_class_token=False)
+    content = layer(images).numpy() - layer.position_embedding.numpy()
+    assert content.shape == (4, 16, 32)
+    np.testing.assert_allclose(content.std(axis=-1), 1.0, atol=0.05)
+    assert content.std(axis=(0, 1)).mean() > 0.1  # the tokens differ from image to image, not only by place
+    assert float(np.std(layer.position_embedding.numpy())) < 0.05
 
 
 def test_bad_stem_arguments_are_clear_errors():
