@@ -34,10 +34,12 @@ class ViTEncoder(Encoder):
         pooling: "cls", "mean" or "attention".
         dropout: float, dropout rate in the blocks.
         stem: "linear" patch projection or "conv" stem (see `PatchEmbedding`;
-            learns much faster from scratch on small data).
+            normalised convolutions, learns much faster from scratch on
+            small data).
         position_stddev: float, standard deviation of the learned position
             embedding at initialisation. The usual 0.02 is about a
-            fifteenth of what a small patch projection outputs, so a tower
+            fifteenth of what a small linear patch projection outputs and a
+            fiftieth of the conv stem's unit-scale tokens, so a tower
             trained from scratch starts out barely saying where its tokens
             are. In a Shapes probe, attention reading "what is in each cell"
             from the tokens only began to localise at 1.0; on the Shapes
