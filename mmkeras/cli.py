@@ -1,7 +1,17 @@
 """The `mmkeras` command line. Each sub-command lives in `mmkeras/commands/`."""
 
 import argparse
+import os
 import sys
+
+# The command line owns its process, so it may tune how TensorFlow uses the CPU.
+# TensorFlow's default CPU allocator hands freed buffers back to the system, so
+# every training step of a small model page-faults its memory in again: on the
+# Shapes captioner that was a third of the CPU time, in the kernel. The BFC
+# allocator keeps and reuses them (a step 90 -> 68 ms on 2 cores, same numbers).
+# It is read when TensorFlow first allocates, so setting it here, before any
+# command runs, is in time; a value the user set is kept.
+PROCESS_ENVIRONMENT = {"TF_CPU_ALLOCATOR_USE_BFC": "true"}
 
 
 def _parser():
@@ -33,6 +43,8 @@ def main(argv=None):
     captioner-resnet50 ...
     0
     """
+    for name, value in PROCESS_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
     from mmkeras.commands import COMMANDS
 
     parser = _parser()

@@ -18,3 +18,30 @@ def test_clear_errors(capsys, tmp_path):
     assert "train.epoch" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "not-a-run")]) == 2
     assert "run directory" in capsys.readouterr().err
+
+
+def _allocator_after_cli(env_value):
+    """In a fresh process: run `mmkeras list`, then report which CPU allocator TensorFlow uses."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
+    if env_value is not None:
+        env["TF_CPU_ALLOCATOR_USE_BFC"] = env_value
+    script = (
+        "import contextlib, io, tensorflow as tf\n"
+        "from mmkeras.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()): main(['list'])\n"
+        "tf.ones([256, 256]).numpy()\n"
+        "try:\n"
+        "    print('bfc' if tf.config.experimental.get_memory_info('CPU:0')['current'] >= 0 else '?')\n"
+        "except ValueError:\n"  # only the BFC allocator keeps statistics
+        "    print('default')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_the_cli_makes_tensorflow_reuse_cpu_buffers_unless_the_user_chose():
+    assert _allocator_after_cli(None) == "bfc"
+    assert _allocator_after_cli("false") == "default"
