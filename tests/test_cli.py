@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -22,8 +23,6 @@ def test_clear_errors(capsys, tmp_path):
 
 def _allocator_after_cli(env_value):
     """In a fresh process: run `mmkeras list`, then report which CPU allocator TensorFlow uses."""
-    import os
-
     env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
     if env_value is not None:
         env["TF_CPU_ALLOCATOR_USE_BFC"] = env_value
