@@ -6,11 +6,13 @@ KV-cached, one XLA-compiled `while_loop` with static shapes; see `CaptionGenerat
 from mmkeras.generation.beam_search import beam_search
 from mmkeras.generation.caption_generator import CaptionGenerator
 from mmkeras.generation.decoder_steps import cached_step
+from mmkeras.generation.decoder_steps import reorder_caches
 from mmkeras.generation.decoder_steps import uncached_step
 from mmkeras.generation.sampling_search import sampling_search
 from mmkeras.generation.token_selection import greedy_tokens
 from mmkeras.generation.token_selection import mask_logits
 from mmkeras.generation.token_selection import sample_tokens
+from mmkeras.generation.token_selection import top_k
 from mmkeras.generation.token_selection import top_k_filter
 from mmkeras.generation.token_selection import top_p_filter
 
@@ -20,8 +22,10 @@ __all__ = [
     "cached_step",
     "greedy_tokens",
     "mask_logits",
+    "reorder_caches",
     "sample_tokens",
     "sampling_search",
+    "top_k",
     "top_k_filter",
     "top_p_filter",
     "uncached_step",

@@ -4,6 +4,7 @@ from keras import ops
 
 from mmkeras.generation.token_selection import NEG_INF
 from mmkeras.generation.token_selection import mask_logits
+from mmkeras.generation.token_selection import top_k
 
 
 def beam_search(
@@ -18,6 +19,7 @@ def beam_search(
     eos_id=3,
     pad_id=0,
     min_length=0,
+    reorder=None,
 ):
     """Beam search in an `ops.while_loop` with static shapes.
 
@@ -42,14 +44,18 @@ def beam_search(
     Args:
         step: `step(tokens, index, caches) -> (logits [B * num_beams, V], caches)`
             over rows laid out image-major (`b * num_beams + j`).
-        caches: loop-carried caches for those rows (tensors with the rows on
-            axis 0), or `()`.
+        caches: loop-carried caches for those rows, or `()`; by default
+            tensors with the rows on axis 0 (see `reorder`).
         batch_size: int or scalar tensor, the number of images B.
         max_length: int, the most tokens to generate.
         num_beams: int, beam width.
         length_penalty: float, the exponent above.
         bos_id, eos_id, pad_id: special ids.
         min_length: int, `[EOS]` is forbidden before this many tokens.
+        reorder: `reorder(caches, source_rows) -> caches`, called after each
+            step with the parent row of every new row so that the caches
+            follow their beams; by default every cache tensor is gathered
+            along axis 0. `cached_step`'s caches need `reorder_caches`.
 
     Returns:
         `(token_ids [B, max_length] int32, scores [B] float32)`: the best
@@ -69,6 +75,8 @@ def beam_search(
     [[4, 5, 3, 0, 0]]
     """
     k = int(num_beams)
+    if reorder is None:
+        reorder = _gather_rows
     rows = batch_size * k
     columns = ops.arange(max_length + 1, dtype="int32")
     bos = ops.full((rows, 1), bos_id, dtype="int32")
@@ -97,7 +105,7 @@ def beam_search(
         vocabulary_size = log_probs.shape[-1]
         candidates = alive_log_likelihood[:, :, None] + ops.reshape(log_probs, (-1, k, vocabulary_size))
         candidates = ops.reshape(candidates, (-1, k * vocabulary_size))
-        top_log_likelihood, top_indices = ops.top_k(candidates, k=2 * k, sorted=True)
+        top_log_likelihood, top_indices = top_k(candidates, 2 * k)
         parents = top_indices // vocabulary_size
         next_tokens = ops.cast(top_indices % vocabulary_size, "int32")
 
@@ -120,7 +128,7 @@ def beam_search(
         alive_log_likelihood, keep = ops.top_k(alive_candidates, k=k, sorted=True)
         tokens = ops.reshape(ops.take_along_axis(candidate_tokens, keep[:, :, None], axis=1), (-1, max_length + 1))
         source_rows = ops.reshape(batch_offsets + ops.take_along_axis(parents, keep, axis=1), (-1,))
-        caches = tuple(ops.take(cache, source_rows, axis=0) for cache in caches)
+        caches = reorder(caches, source_rows)
         return tokens, caches, index + 1, alive_log_likelihood, finished_tokens, finished_scores
 
     tokens, _, steps, alive_log_likelihood, finished_tokens, finished_scores = ops.while_loop(
@@ -146,3 +154,7 @@ def beam_search(
     best_tokens = ops.take_along_axis(pool_tokens, best[:, :, None], axis=1)[:, 0]
     best_scores = ops.take_along_axis(pool_scores, best, axis=1)[:, 0]
     return best_tokens[:, 1:], best_scores
+
+
+def _gather_rows(caches, source_rows):
+    return tuple(ops.take(cache, source_rows, axis=0) for cache in caches)

@@ -4,6 +4,7 @@ from keras import ops
 
 from mmkeras.generation.beam_search import beam_search
 from mmkeras.generation.decoder_steps import cached_step
+from mmkeras.generation.decoder_steps import reorder_caches
 from mmkeras.generation.decoder_steps import uncached_step
 from mmkeras.generation.sampling_search import sampling_search
 from mmkeras.generation.token_selection import greedy_tokens
@@ -150,6 +151,7 @@ class CaptionGenerator:
                 self.max_length,
                 self.num_beams,
                 length_penalty=self.length_penalty,
+                reorder=reorder_caches if self.use_cache else None,
                 **special,
             )
         else:

@@ -8,21 +8,30 @@ the same one keras-hub samplers call `next(prompt, cache, index)`:
 - `index`: int32 scalar, the position whose next token is wanted.
 - returns float32 logits `[N, V]` for the token after position `index`.
 
-`cached_step` keeps, per block, a self-attention key cache and value cache,
-each `[N, heads, max_length, head_dim]`, that grow one position per step, and
-computes the image cross-attention keys/values once per image, in the same
-head-major layout; the beams of an image share them. `uncached_step`
-recomputes the whole decoder (self- and cross-attention keys/values included)
-over the fixed-size token buffer every step: the reference the cache must
-match, and the baseline of the decoding benchmark.
+`cached_step` keeps, per block, a self-attention key pool and value pool,
+each `[B, heads, max_length * num_beams, head_dim]`: at step `i`, beam `j` of
+image `b` writes its new key and value into entry `i * num_beams + j`, its
+slot `j` at position `i` (one in-place write of all beams per step).
+A table `origin [N, max_length]` says, for each row, which slot holds its
+key at each position; beam search moves only that table when beams change
+parents (`reorder_caches`), never the pools: a new beam's past is its
+parent's past, already written. Each row attends to the positions where the
+slot matches its table, so the pool of an image is one key/value matrix and
+the beams of that image are the query rows of one product against it.
+Reordering per-row caches instead copied 8 caches of 4 MB every beam step of
+the benchmark model (3.6 ms of a 24 ms step). The cross-attention keys/values
+are computed once per image, in the same head-major layout, and shared by its
+beams the same way. `uncached_step` recomputes the whole decoder (self- and
+cross-attention keys/values included) over the fixed-size token buffer
+every step: the reference the cache must match, and the baseline of the
+decoding benchmark.
 
 For speed, the cached step runs each pre-norm block as one fused single-token
 update (`_block_decode_step`): the query/key/value projections as one matrix
-product, the new key and value written in place into their caches, and
+product, the new keys and values written in place into their pools, and
 attention as two batched matrix products over head-major operands (batch and
 heads leading, contraction over trailing dimensions), so XLA neither slices a
-stacked key/value tensor nor transposes a cache at any step; the beams of an
-image are the query rows of one product against its image keys. This layout
+stacked key/value tensor nor transposes a cache at any step. This layout
 took a cached greedy step of the benchmark model from 23.5 to 18.0 ms on 2
 CPU cores (the keras-hub layout `[N, 2, L, heads, head_dim]` made XLA copy
 and transpose every cache at every step). It uses the block's own weights and
@@ -75,48 +84,70 @@ def _attention(query, keys, values, valid=None):
     return ops.einsum("bhql,bhld->bhqd", probs, values)
 
 
-def _block_decode_step(block, weights, x, index, cache, cross_cache, num_beams=1):
+def _block_decode_step(block, weights, x, index, pool, cross_cache, valid, num_beams=1):
     """One token through a pre-norm `TransformerDecoderBlock`, in inference mode.
 
     Args:
         block: the block (its layer norms and MLP layers are called).
         weights: `_fused_attention_weights(block)`.
-        x: `[N, D]` the token's hidden state.
+        x: `[N, D]` the token's hidden state, `N = B * num_beams` rows.
         index: int32 scalar, the token's position.
-        cache: `(keys, values)`, each `[N, heads, max_length, head_dim]`: the
-            self-attention cache.
-        cross_cache: `(keys, values)`, each `[N / num_beams, heads, S,
-            head_dim]`: the image's cross-attention keys/values (one copy per
-            image, shared by its beams).
+        pool: `(keys, values)`, each `[B, heads, max_length * num_beams,
+            head_dim]`: the self-attention pool, position `i` of slot `j` at
+            entry `i * num_beams + j`.
+        cross_cache: `(keys, values)`, each `[B, heads, S, head_dim]`: the
+            image's cross-attention keys/values (shared by its beams).
+        valid: bool, broadcastable to `[B, heads, num_beams, max_length *
+            num_beams]`: which pool entries each row attends to.
         num_beams: int, rows per image.
 
     Returns:
-        `(x [N, D], cache)` with the token's key/value written at `index`.
+        `(x [N, D], pool)` with each row's key/value written at `index`.
     """
     heads, head_dim = block.num_heads, block.head_dim
     scale = ops.cast(head_dim**-0.5, x.dtype)
-    # Causal self-attention over the cached positions 0..index.
+
+    def per_image(rows):  # [N, heads * head_dim] -> [B, heads, beams, head_dim]
+        return ops.transpose(ops.reshape(rows, (-1, num_beams, heads, head_dim)), (0, 2, 1, 3))
+
+    def per_row(attended):  # the inverse
+        return ops.reshape(ops.transpose(attended, (0, 2, 1, 3)), (-1, heads * head_dim))
+
+    # Causal self-attention over each row's own past in the pool.
     h = block._self_attention_layer_norm(x)
     qkv = ops.matmul(h, weights["qkv_kernel"]) + weights["qkv_bias"]
-    qkv = ops.reshape(qkv, (-1, 3, heads, 1, head_dim))  # [N, 3, H, 1, d]: one query position
-    keys, values = cache
-    keys = ops.slice_update(keys, [0, 0, index, 0], qkv[:, 1])
-    values = ops.slice_update(values, [0, 0, index, 0], qkv[:, 2])
-    valid = ops.arange(keys.shape[2], dtype="int32") <= index
-    attended = _attention(qkv[:, 0] * scale, keys, values, valid)
+    query, key, value = (per_image(part) for part in ops.split(qkv, 3, axis=-1))
+    keys, values = pool
+    keys = ops.slice_update(keys, [0, 0, index * num_beams, 0], key)
+    values = ops.slice_update(values, [0, 0, index * num_beams, 0], value)
+    attended = _attention(query * scale, keys, values, valid)
     kernel, bias = weights["self_output"]
-    x = x + ops.matmul(ops.reshape(attended, (-1, heads * head_dim)), kernel) + bias
-    # Cross-attention: the beams of an image are the query positions of one product against its keys.
+    x = x + ops.matmul(per_row(attended), kernel) + bias
+    # Cross-attention: the beams of an image are the query rows of one product against its keys.
     h = block._cross_attention_layer_norm(x)
     kernel, bias = weights["cross_query"]
-    query = ops.reshape(ops.matmul(h, kernel) + bias, (-1, num_beams, heads, head_dim)) * scale
-    attended = _attention(ops.transpose(query, (0, 2, 1, 3)), *cross_cache)  # [B, H, beams, d]
-    attended = ops.reshape(ops.transpose(attended, (0, 2, 1, 3)), (-1, heads * head_dim))
+    attended = _attention(per_image(ops.matmul(h, kernel) + bias) * scale, *cross_cache)
     kernel, bias = weights["cross_output"]
-    x = x + ops.matmul(attended, kernel) + bias
+    x = x + ops.matmul(per_row(attended), kernel) + bias
     # MLP.
     h = block._feedforward_layer_norm(x)
     return x + block._feedforward_output_dense(block._feedforward_intermediate_dense(h)), (keys, values)
+
+
+def _attended_positions(origin, index, num_beams):
+    """Which pool entries each row attends to, for `_attention`'s `valid`.
+
+    Positions `0..index`, each in the slot that `origin [N, L]` names; with
+    one beam there is one slot, so just the positions.
+    """
+    length = origin.shape[1]
+    past = ops.arange(length, dtype="int32") <= index
+    if num_beams == 1:
+        return past
+    origin = ops.reshape(origin, (-1, num_beams, length, 1))  # [B, row, L, 1]
+    slots = ops.arange(num_beams, dtype="int32")  # [slot]
+    valid = ops.logical_and(ops.equal(origin, slots), past[:, None])
+    return ops.reshape(valid, (-1, 1, num_beams, length * num_beams))  # [B, 1, row, L * slot]
 
 
 def _head_major(dense, tokens):
@@ -141,10 +172,11 @@ def cached_step(model, image_tokens, max_length, num_beams=1):
             beams' queries attend to the same per-image tensor).
 
     Returns:
-        `(step, self_caches)`: the function and the loop-carried caches (a
-        flat tuple: block 0's keys, block 0's values, block 1's keys, ...;
-        each `[N, heads, max_length, head_dim]`, rows on axis 0 so that beam
-        search can reorder them).
+        `(step, caches)`: the function and the loop-carried caches, a flat
+        tuple: the table `origin` (int32 `[N, max_length]`, rows on axis 0),
+        then block 0's key pool, block 0's value pool, block 1's key pool,
+        ... (each `[B, heads, max_length * num_beams, head_dim]`). Beam search
+        must move them with `reorder_caches`, which moves only `origin`.
 
     Example:
 
@@ -163,28 +195,48 @@ def cached_step(model, image_tokens, max_length, num_beams=1):
     """
     if not all(block.normalize_first for block in model.decoder_blocks):
         raise ValueError("`cached_step` needs pre-norm decoder blocks (`normalize_first=True`).")
-    rows = ops.shape(image_tokens)[0] * num_beams
-    cross_caches, self_caches = [], []
+    images = ops.shape(image_tokens)[0]
+    cross_caches, caches = [], [ops.zeros((images * num_beams, max_length), dtype="int32")]
     for block in model.decoder_blocks:
         attention = block._cross_attention_layer
         cross_caches.append(
             (_head_major(attention._key_dense, image_tokens), _head_major(attention._value_dense, image_tokens))
         )
-        empty = ops.zeros((rows, block.num_heads, max_length, block.head_dim), dtype=block.compute_dtype)
-        self_caches += [empty, empty]  # keys, values
+        empty = ops.zeros((images, block.num_heads, max_length * num_beams, block.head_dim), block.compute_dtype)
+        caches += [empty, empty]  # key pool, value pool
     weights = [_fused_attention_weights(block) for block in model.decoder_blocks]
+    own_slots = (ops.arange(images * num_beams, dtype="int32") % num_beams)[:, None]
 
     def step(tokens, index, caches):
         index = ops.cast(index, "int32")
+        origin = ops.slice_update(caches[0], [0, index], own_slots)  # each row writes into its own slot
+        valid = _attended_positions(origin, index, num_beams)
         current = ops.expand_dims(ops.take(tokens, index, axis=1), 1)
         x = model.embedding(current, start_index=index)[:, 0]
-        new_caches = []
+        new_caches = [origin]
         for i, (block, block_weights, cross) in enumerate(zip(model.decoder_blocks, weights, cross_caches)):
-            x, cache = _block_decode_step(block, block_weights, x, index, caches[2 * i : 2 * i + 2], cross, num_beams)
-            new_caches += cache
+            pool = caches[1 + 2 * i : 3 + 2 * i]
+            x, pool = _block_decode_step(block, block_weights, x, index, pool, cross, valid, num_beams)
+            new_caches += pool
         return model.hidden_to_logits(x), tuple(new_caches)
 
-    return step, tuple(self_caches)
+    return step, tuple(caches)
+
+
+def reorder_caches(caches, source_rows):
+    """`cached_step`'s caches after beam search gives row `i` the past of row `source_rows[i]`.
+
+    Only the `origin` table moves; the pools stay where they were written.
+
+    Args:
+        caches: the tuple `cached_step` returned (or a later step's).
+        source_rows: int32 `[N]`, the parent row of each new row.
+
+    Returns:
+        The caches, reordered.
+    """
+    origin, *pools = caches
+    return (ops.take(origin, source_rows, axis=0), *pools)
 
 
 def uncached_step(model, image_tokens, max_length, num_beams=1):

@@ -5,6 +5,7 @@ import tensorflow as tf
 from mmkeras.generation.token_selection import greedy_tokens
 from mmkeras.generation.token_selection import mask_logits
 from mmkeras.generation.token_selection import sample_tokens
+from mmkeras.generation.token_selection import top_k
 from mmkeras.generation.token_selection import top_k_filter
 from mmkeras.generation.token_selection import top_p_filter
 
@@ -29,6 +30,26 @@ def test_greedy_tokens_equal_argmax_first_on_ties(jit_compile):
     assert tokens.dtype == np.int32
     np.testing.assert_array_equal(tokens, np.argmax(logits, axis=-1))
     assert tokens[3] == 0
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("size", [4096, 5000, 300])  # blocks, blocks + padding, too short for blocks
+def test_blocked_top_k_equals_top_k_ties_included(jit_compile, size):
+    rng = np.random.default_rng(size)
+    values = rng.normal(size=(6, size)).astype("float32")
+    values[1] = np.round(values[1], 1)  # many ties, at the boundary too
+    values[2] = 0.0  # all tied: the lowest indices win
+    values[3, : size // 2] = -1e9  # masked entries
+    values[4, -3:] = 50.0  # the largest in the padded last block
+    values[5, ::2] = -np.inf
+    select = tf.function(top_k, jit_compile=jit_compile)
+    for k in (1, 8):
+        top_values, top_indices = select(values, k)
+        reference_values, reference_indices = tf.math.top_k(values, k)
+        assert top_indices.dtype == tf.int32
+        np.testing.assert_array_equal(top_values.numpy(), reference_values.numpy())
+        np.testing.assert_array_equal(top_indices.numpy(), reference_indices.numpy())
+    assert top_indices.numpy()[2].tolist() == list(range(8))
 
 
 def test_top_k_and_top_p_filters():
