@@ -2,7 +2,9 @@
 
 Each preset is `zoo/<name>.json` (`{"name", "task", "description", "card", ...config}`)
 with a model card `zoo/<name>.md`. A preset that only changes another names it
-as `"base"` and holds just what differs (deep-merged over the base). They are installed as the package data
+as `"base"` and holds just what differs, applied to the base as a JSON merge
+patch (RFC 7396: objects merge, other values replace, `null` removes the key).
+They are installed as the package data
 `mmkeras.presets`, so they work after a non-editable install.
 """
 
@@ -10,7 +12,7 @@ import builtins
 import importlib.resources
 import json
 
-from mmkeras.config import merge, resolve_config
+from mmkeras.config import resolve_config
 
 
 def _preset_files():
@@ -42,6 +44,8 @@ def get(name):
     'matching'
     >>> get("shapes-captioner-small")["model"] == get("shapes-captioner-tiny")["model"]  # its base
     True
+    >>> get("shapes-fusion-late-tiny")["model"]["fusion_kwargs"]  # base's keys removed with null
+    {'hidden_dim': 64, 'combine': 'mean'}
     """
     names = list()
     if name not in names:
@@ -52,7 +56,20 @@ def get(name):
         return preset
     if base not in names or base == name:
         raise ValueError(f"Preset {name!r} has `base` {base!r}, which is not another preset.")
-    return merge(get(base), preset)
+    return _merge_patch(get(base), preset)
+
+
+def _merge_patch(target, patch):
+    """`patch` applied to a copy of `target` as a JSON merge patch (RFC 7396)."""
+    out = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict):
+            out[key] = _merge_patch(out[key] if isinstance(out.get(key), dict) else {}, value)
+        else:
+            out[key] = value
+    return out
 
 
 def card(name):

@@ -38,6 +38,35 @@ def test_a_preset_built_on_a_base_holds_only_what_differs(tmp_path, monkeypatch)
         zoo.get("selfish")
 
 
+def test_a_base_is_patched_as_a_json_merge_patch(tmp_path, monkeypatch):
+    (tmp_path / "parent.json").write_text(
+        '{"name": "parent", "model": {"fusion": "early", "fusion_kwargs": {"hidden_dim": 64, "num_layers": 2}},'
+        ' "train": {"epochs": 3, "learning_rate": 0.001}}')
+    (tmp_path / "child.json").write_text(
+        '{"name": "child", "base": "parent", "model": {"fusion": "late", "fusion_kwargs": {"num_layers": null,'
+        ' "combine": "mean"}}, "train": null}')
+    (tmp_path / "grandchild.json").write_text('{"name": "grandchild", "base": "child", "extra": {"a": null, "b": 1}}')
+    monkeypatch.setattr(zoo, "_preset_files", lambda: tmp_path)
+    # Objects merge, other values replace, null removes the key (also a whole section).
+    assert zoo.get("child") == {"name": "child", "model": {"fusion": "late", "fusion_kwargs": {"hidden_dim": 64,
+                                                                                            "combine": "mean"}}}
+    assert zoo.get("grandchild")["extra"] == {"b": 1} and zoo.get("grandchild")["model"] == zoo.get("child")["model"]
+    assert zoo.get("parent")["train"] == {"epochs": 3, "learning_rate": 0.001}  # the base is untouched
+
+
+def test_fusion_presets_differ_from_their_base_only_in_the_fusion():
+    early = zoo.config("shapes-fusion-early-tiny")
+    for name in ("late", "sum", "concat", "gated", "bilinear", "cross-attention", "hybrid"):
+        config = zoo.config(f"shapes-fusion-{name}-tiny")
+        assert config["model"]["fusion"] == name.replace("-", "_")
+        assert {k: v for k, v in config["model"].items() if not k.startswith("fusion")} == {
+            k: v for k, v in early["model"].items() if not k.startswith("fusion")}
+        assert {k: v for k, v in config.items() if k not in ("name", "description", "model")} == {
+            k: v for k, v in early.items() if k not in ("name", "description", "model")}
+    assert zoo.config("shapes-fusion-late-tiny")["model"]["fusion_kwargs"] == {"hidden_dim": 64, "combine": "mean"}
+    assert zoo.config("shapes-fusion-gated-tiny")["model"]["fusion_kwargs"] == {"output_dim": 128}
+
+
 def test_unknown_preset_and_override_list_valid_names():
     with pytest.raises(ValueError, match="valid presets: .*shapes-clip-tiny"):
         zoo.get("shapes-clip-huge")
