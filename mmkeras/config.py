@@ -151,12 +151,26 @@ def _check_builder_arguments(task, model_args):
             )
 
 
-def merge(base, overrides):
-    """Deep-merges `overrides` into a copy of `base` (dicts merge, other values replace)."""
+def merge(base, overrides, *, none_removes=False):
+    """Deep-merges `overrides` into a copy of `base` (dicts merge, other values replace).
+
+    With `none_removes=True` it is a JSON merge patch (RFC 7396): a `None`
+    in `overrides` removes the key, as the zoo's preset bases use it.
+
+    Example:
+
+    >>> merge({"a": {"x": 1, "y": 2}, "b": 3}, {"a": {"y": None}, "b": 4})
+    {'a': {'x': 1, 'y': None}, 'b': 4}
+    >>> merge({"a": {"x": 1, "y": 2}, "b": 3}, {"a": {"y": None}, "b": 4}, none_removes=True)
+    {'a': {'x': 1}, 'b': 4}
+    """
     out = copy.deepcopy(base)
     for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
+        if value is None and none_removes:
+            out.pop(key, None)
+        elif isinstance(value, dict) and (isinstance(out.get(key), dict) or none_removes):
+            target = out[key] if isinstance(out.get(key), dict) else {}
+            out[key] = merge(target, value, none_removes=none_removes)
         else:
             out[key] = copy.deepcopy(value)
     return out

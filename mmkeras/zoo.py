@@ -12,7 +12,7 @@ import builtins
 import importlib.resources
 import json
 
-from mmkeras.config import resolve_config
+from mmkeras.config import merge, resolve_config
 
 
 def _preset_files():
@@ -56,20 +56,7 @@ def get(name):
         return preset
     if base not in names or base == name:
         raise ValueError(f"Preset {name!r} has `base` {base!r}, which is not another preset.")
-    return _merge_patch(get(base), preset)
-
-
-def _merge_patch(target, patch):
-    """`patch` applied to a copy of `target` as a JSON merge patch (RFC 7396)."""
-    out = dict(target)
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        elif isinstance(value, dict):
-            out[key] = _merge_patch(out[key] if isinstance(out.get(key), dict) else {}, value)
-        else:
-            out[key] = value
-    return out
+    return merge(get(base), preset, none_removes=True)
 
 
 def card(name):
