@@ -132,7 +132,16 @@ def top_p_filter(logits, p):
     """Nucleus filter: keeps the smallest set of top tokens whose probability reaches `p`.
 
     The token that crosses `p` is kept, so at least one token always remains
-    (a tiny `p` keeps only the argmax, i.e. greedy decoding).
+    (a tiny `p` keeps only the argmax, i.e. greedy decoding); tokens tied with
+    it are kept too.
+
+    Without sorting: the kept set is the tokens whose logit is at least a
+    threshold, and the threshold is the largest logit `t` whose tokens at or
+    above `t` carry a mass of at least `p` (the logit of the crossing token).
+    It is found exactly, one bit at a time, over the 32-bit keys that order
+    the float logits: 32 masked sums over the vocabulary. XLA on CPU sorts a
+    `[32, 8192]` batch of logits in about 35 ms, which made a top-p decoding
+    step of the bench-small model six times slower than a greedy one.
 
     Example:
 
@@ -142,14 +151,26 @@ def top_p_filter(logits, p):
     [True, True, False, False]
     """
     logits = ops.convert_to_tensor(logits)
-    vocabulary_size = logits.shape[-1]
-    sorted_logits = ops.top_k(logits, k=vocabulary_size, sorted=True)[0]
-    sorted_probs = ops.softmax(sorted_logits, axis=-1)
-    mass_before = ops.cumsum(sorted_probs, axis=-1) - sorted_probs
-    kept = ops.sum(ops.cast(mass_before < p, "int32"), axis=-1)
-    kept = ops.maximum(kept, 1)
-    threshold = ops.take_along_axis(sorted_logits, (kept - 1)[:, None], axis=-1)
-    return ops.where(logits >= threshold, logits, NEG_INF)
+    if p >= 1.0:  # everything; float32 sums of many small probabilities need not reach 1.0 exactly
+        return logits
+    probs = ops.softmax(logits, axis=-1)
+    keys = _order_keys(logits)
+    threshold = tf.zeros_like(keys[:, :1])
+    for bit in range(31, -1, -1):  # the largest key whose tokens at or above it reach p
+        candidate = tf.bitwise.bitwise_or(threshold, tf.constant(1 << bit, tf.uint32))
+        mass = ops.sum(ops.where(keys >= candidate, probs, 0.0), axis=-1, keepdims=True)
+        threshold = ops.where(mass >= p, candidate, threshold)
+    return ops.where(keys >= threshold, logits, NEG_INF)
+
+
+def _order_keys(values):
+    """uint32 keys of float32 `values` in the same order (for exact bitwise searches)."""
+    values = tf.cast(values, tf.float32)
+    values = tf.where(tf.equal(values, 0.0), tf.zeros_like(values), values)  # -0.0 and 0.0: one key
+    bits = tf.bitcast(values, tf.uint32)
+    negative = tf.bitwise.right_shift(bits, tf.constant(31, tf.uint32)) > 0
+    # Negative floats: flip all bits (larger magnitude, smaller key); others: set the sign bit.
+    return tf.where(negative, tf.bitwise.invert(bits), tf.bitwise.bitwise_or(bits, tf.constant(1 << 31, tf.uint32)))
 
 
 def sample_tokens(logits, seed, index, *, temperature=1.0, k=None, p=None):

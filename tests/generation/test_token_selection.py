@@ -61,6 +61,50 @@ def test_top_k_and_top_p_filters():
     assert (top_p_filter(logits, 1.0).numpy() > -1e8).all()
 
 
+def _nucleus_reference(logits, p):
+    """The sorted definition, in float64: the top tokens up to the one that crosses `p`, and its ties.
+
+    Also says which rows are too close to call in float32: the mass before or
+    through the crossing token within `1e-5 * p` of `p`.
+    """
+    kept = np.zeros(logits.shape, bool)
+    close = np.zeros(len(logits), bool)
+    for row, values in enumerate(logits.astype("float64")):
+        probs = np.exp(values - values.max())
+        probs /= probs.sum()
+        order = np.argsort(-values, kind="stable")
+        mass_before = np.cumsum(probs[order]) - probs[order]
+        crossing = max(int(np.sum(mass_before < p)), 1) - 1
+        kept[row] = values >= values[order[crossing]]
+        close[row] = min(abs(mass_before[crossing] - p), abs(mass_before[crossing] + probs[order[crossing]] - p)) < 1e-5 * p
+    return kept, close
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_top_p_filter_equals_the_sorted_definition(jit_compile):
+    rng = np.random.default_rng(0)
+    logits = (rng.normal(size=(40, 3000)) * rng.uniform(0.1, 8.0, size=(40, 1))).astype("float32")
+    logits[:10] = np.round(logits[:10], 1)  # many ties
+    logits[10, :] = 0.0  # all tied: all kept
+    logits[11, ::2] = -0.0
+    logits[12, :2000] = -1e9  # masked tokens
+    logits[13, 5] = 40.0  # one token holds nearly all the mass
+    logits[14] = -logits[14]  # all negative
+    select = tf.function(top_p_filter, jit_compile=jit_compile)
+    close_calls = 0
+    assert np.array_equal(select(logits, 1.0).numpy() > -1e8, logits > -1e8)  # p = 1 keeps every token
+    for p in (1e-9, 0.1, 0.5, 0.9, 0.99):
+        kept = select(logits, p).numpy() > -1e8
+        reference, close = _nucleus_reference(logits, p)
+        reference &= logits > -1e8
+        np.testing.assert_array_equal(kept[~close], reference[~close])
+        for row in np.where(close)[0]:  # at most the crossing token flips with the rounding
+            assert abs(int(kept[row].sum()) - int(reference[row].sum())) <= 1
+        close_calls += close.sum()
+    assert close_calls <= 20  # of 200 rows: the other rows were compared exactly
+    assert (select(logits, 1e-9).numpy()[13] > -1e8).sum() == 1
+
+
 @pytest.mark.parametrize("k,p", [(None, None), (2, None), (None, 0.65)])
 def test_sample_frequencies(k, p):
     probs = np.array([0.1, 0.4, 0.2, 0.3], "float32")

@@ -8,7 +8,7 @@ As a proxy, for every family:
 - the model's train step, as the task compiles it (optimizer, loss, metrics),
   wrapped in `tf.function(jit_compile=True)`, lowers to HLO — this fails on
   any op XLA cannot compile — and the HLO holds no host callback or transfer;
-- caption decoding (`CaptionGenerator`, greedy and beam) does the same.
+- caption decoding (`CaptionGenerator`: greedy, beam, top-k and top-p) does the same.
 """
 
 import re
@@ -100,7 +100,7 @@ def test_train_step_compiles_to_hlo_with_static_shapes(tasks, family):
     # Lowering only: compiling to machine code as well would cost minutes on 2 CPU cores.
 
 
-@pytest.mark.parametrize("strategy", ["greedy", "beam"])
+@pytest.mark.parametrize("strategy", ["greedy", "beam", "top_k", "top_p"])
 def test_caption_decoding_compiles_to_hlo(tasks, strategy):
     task = tasks["captioning"]
     model = task.build_model()
