@@ -17,6 +17,7 @@ Usage:
     python3 benchmarks/caption_decoding.py            # a few minutes on 2 idle CPU cores
     python3 benchmarks/caption_decoding.py --quick    # fewer timed runs
     python3 benchmarks/caption_decoding.py --dtype mixed_bfloat16
+    python3 benchmarks/caption_decoding.py --strategies top_k,top_p   # sampling (seed 0)
 """
 
 import argparse
@@ -40,7 +41,8 @@ def parse_args(argv=None):
                         help="timed cached runs per setting (default 5, quick 2); uncached: half as many")
     parser.add_argument("--dtype", default="float32", choices=["float32", "mixed_bfloat16"])
     parser.add_argument("--no-jit", action="store_true", help="run the decode loops without XLA")
-    parser.add_argument("--strategies", default="greedy,beam4", help="comma list of greedy, beam4")
+    parser.add_argument("--strategies", default="greedy,beam4",
+                        help="comma list of greedy, beam4, top_k (k=10), top_p (p=0.9); the peer has greedy and beam4")
     return parser.parse_args(argv)
 
 
@@ -104,7 +106,12 @@ def main(argv=None):
     result = {"batch": args.batch, "new_tokens": args.new_tokens, "dtype": args.dtype, "device": device,
               "jit_compile": not args.no_jit}
     for name in [s.strip() for s in args.strategies.split(",") if s.strip()]:
-        strategy_kwargs = {"greedy": {"strategy": "greedy"}, "beam4": {"strategy": "beam", "num_beams": 4}}[name]
+        strategy_kwargs = {
+            "greedy": {"strategy": "greedy"},
+            "beam4": {"strategy": "beam", "num_beams": 4},
+            "top_k": {"strategy": "top_k", "k": 10},
+            "top_p": {"strategy": "top_p", "p": 0.9},
+        }[name]
         rates = {}
         outputs = {}
         for use_cache in (True, False):
@@ -125,16 +132,19 @@ def main(argv=None):
                   f"{cpu:6.2f} CPU-s per batch, first call {first:5.1f} s)", flush=True)
         same = bool(np.array_equal(outputs[True], outputs[False]))
         speedup = rates["cached"] / rates["uncached"]
-        vs_peer = rates["cached"] / PEER_CACHED[name]
-        print(f"  {name:7s} cached/uncached = {speedup:.1f}x (bar >= 5x); cached vs HF cached peer "
-              f"({PEER_CACHED[name]:.0f} tok/s) = {vs_peer:.2f}x (goal >= 2x); same tokens: {same}", flush=True)
         result[name] = {
             "cached_tokens_per_s": round(rates["cached"], 1),
             "uncached_tokens_per_s": round(rates["uncached"], 1),
             "cached_over_uncached": round(speedup, 2),
-            "cached_over_hf_peer": round(vs_peer, 2),
             "cached_equals_uncached": same,
         }
+        line = f"  {name:7s} cached/uncached = {speedup:.1f}x"
+        if name in PEER_CACHED:  # the issue's bars are for greedy and beam search
+            line += " (bar >= 5x)"
+            vs_peer = rates["cached"] / PEER_CACHED[name]
+            result[name]["cached_over_hf_peer"] = round(vs_peer, 2)
+            line += f"; cached vs HF cached peer ({PEER_CACHED[name]:.0f} tok/s) = {vs_peer:.2f}x (goal >= 2x)"
+        print(f"{line}; same tokens: {same}", flush=True)
     print(json.dumps(result))
     if os.getloadavg()[0] > (os.cpu_count() or 1):
         print(f"note: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: other processes share "
