@@ -22,9 +22,10 @@ def test_cached_and_uncached_steps_match_the_full_forward_pass():
         expected = np.repeat(full, num_beams, axis=0)
         cached, caches = cached_step(model, image_tokens, 6, num_beams=num_beams)
         uncached, _ = uncached_step(model, image_tokens, 6, num_beams=num_beams)
-        # The origin table, then keys and values of each of the 2 blocks: [images, heads, positions * beams, head_dim]
+        # The origin table, then keys [images, heads, head_dim, positions * beams] and values
+        # [images, heads, positions * beams, head_dim] of each of the 2 blocks.
         assert len(caches) == 5 and caches[0].shape == (2 * num_beams, 6)
-        assert all(c.shape == (2, 2, 6 * num_beams, 8) for c in caches[1:])
+        assert [c.shape for c in caches[1:]] == [(2, 2, 8, 6 * num_beams), (2, 2, 6 * num_beams, 8)] * 2
         for index in range(6):
             logits, caches = cached(beam_tokens, index, caches)
             np.testing.assert_allclose(logits.numpy(), expected[:, index], atol=1e-4)
