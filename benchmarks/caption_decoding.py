@@ -30,6 +30,12 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 PEER_CACHED = {"greedy": 1720.0, "beam4": 744.0}  # HF VisionEncoderDecoder, tokens/s, this machine kind
+STRATEGIES = {  # name -> CaptionGenerator arguments
+    "greedy": {"strategy": "greedy"},
+    "beam4": {"strategy": "beam", "num_beams": 4},
+    "top_k": {"strategy": "top_k", "k": 10},
+    "top_p": {"strategy": "top_p", "p": 0.9},
+}
 
 
 def parse_args(argv=None):
@@ -43,7 +49,12 @@ def parse_args(argv=None):
     parser.add_argument("--no-jit", action="store_true", help="run the decode loops without XLA")
     parser.add_argument("--strategies", default="greedy,beam4",
                         help="comma list of greedy, beam4, top_k (k=10), top_p (p=0.9); the peer has greedy and beam4")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    unknown = sorted(set(args.strategies) - set(STRATEGIES))
+    if unknown:
+        parser.error(f"--strategies: unknown {', '.join(unknown)}; valid: {', '.join(STRATEGIES)}")
+    return args
 
 
 def build_model(dtype):
@@ -105,13 +116,8 @@ def main(argv=None):
           f"XLA {'off' if args.no_jit else 'on'}, {device}, median of {runs} runs after the compile run")
     result = {"batch": args.batch, "new_tokens": args.new_tokens, "dtype": args.dtype, "device": device,
               "jit_compile": not args.no_jit}
-    for name in [s.strip() for s in args.strategies.split(",") if s.strip()]:
-        strategy_kwargs = {
-            "greedy": {"strategy": "greedy"},
-            "beam4": {"strategy": "beam", "num_beams": 4},
-            "top_k": {"strategy": "top_k", "k": 10},
-            "top_p": {"strategy": "top_p", "p": 0.9},
-        }[name]
+    for name in args.strategies:
+        strategy_kwargs = STRATEGIES[name]
         rates = {}
         outputs = {}
         for use_cache in (True, False):
