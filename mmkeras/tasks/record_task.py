@@ -348,10 +348,12 @@ class RecordTask(Task):
         )
         return self.with_static_batch(self.map_batches(dataset.take(self.steps_per_epoch)))
 
-    def training_stream(self, first_epoch, skip_batches):
-        """Epochs `first_epoch..epochs-1` back to back (built one by one), minus the first `skip_batches`."""
+    def training_stream(self, first_epoch, skip_batches, end_epoch=None):
+        """Epochs `first_epoch..end_epoch-1` (default: `train.epochs`) back to back, built one by one,
+        minus the first `skip_batches`."""
+        end_epoch = self.config["train"]["epochs"] if end_epoch is None else end_epoch
         stream = None
-        for epoch in range(int(first_epoch), self.config["train"]["epochs"]):
+        for epoch in range(int(first_epoch), int(end_epoch)):
             dataset = self.epoch_dataset(epoch)
             stream = dataset if stream is None else stream.concatenate(dataset)
         return stream.skip(skip_batches).prefetch(tf.data.AUTOTUNE)

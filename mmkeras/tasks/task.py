@@ -5,6 +5,7 @@ import math
 import os
 import shutil
 import tempfile
+import warnings
 
 import keras
 import tensorflow as tf
@@ -155,15 +156,16 @@ class Task:
 
         return dataset.map(fix)
 
-    def training_stream(self, first_epoch, skip_batches):
-        """Epochs `first_epoch..epochs-1` back to back, minus the first `skip_batches`.
+    def training_stream(self, first_epoch, skip_batches, end_epoch=None):
+        """Epochs `first_epoch..end_epoch-1` back to back, minus the first `skip_batches`.
 
-        `epoch_dataset` only builds a pipeline, so it is traced without AutoGraph:
-        converting it (and every function it calls) costs seconds per run.
+        `end_epoch` defaults to `train.epochs`. `epoch_dataset` only builds a
+        pipeline, so it is traced without AutoGraph: converting it (and every
+        function it calls) costs seconds per run.
         """
-        epochs = self.config["train"]["epochs"]
+        end_epoch = self.config["train"]["epochs"] if end_epoch is None else end_epoch
         return (
-            tf.data.Dataset.range(first_epoch, epochs)
+            tf.data.Dataset.range(first_epoch, end_epoch)
             .flat_map(tf.autograph.experimental.do_not_convert(self.epoch_dataset))
             .skip(skip_batches)
             .prefetch(tf.data.AUTOTUNE)
@@ -204,9 +206,16 @@ class Task:
         compiled_run_eagerly, model.run_eagerly = model.run_eagerly, train["run_eagerly"]
         try:
             for first, last, length, skip in segments:
-                with _multi_worker_fit_context(model, self.strategy):
+                # Each `fit` gets exactly its segment's batches, and the end of that stream is what
+                # stops it: Keras runs whole `steps_per_execution` chunks, so when they do not divide
+                # `length`, its epochs run on into the next epoch's batches (the same batches, in the
+                # same order, with the epoch ends shifted). The stream ending is then expected, not
+                # the shortage Keras warns of, and the checkpoint's count stops there.
+                checkpoint.stop_at = last * steps
+                with _multi_worker_fit_context(model, self.strategy), warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", "Your input ran out of data", UserWarning)
                     fitted = model.fit(
-                        self.training_stream(first, skip),
+                        self.training_stream(first, skip, end_epoch=last),
                         initial_epoch=first,
                         epochs=last,
                         steps_per_epoch=length,

@@ -27,6 +27,11 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     the shared `directory` and write their copies to `write_directory`, which
     is emptied after each save.
 
+    With `steps_per_execution`, Keras reports each chunk of steps as a whole,
+    including a last chunk cut short by the end of the data; set `stop_at` to
+    the count at which the data given to `fit` ends so that the count (and the
+    checkpoint numbers) never pass it.
+
     Args:
         directory: where checkpoints go and are restored from (local or `gs://`).
         every_n_steps: save every this many batches (0: only at epoch ends).
@@ -65,6 +70,9 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self._write_manager = None
         self.saw_non_finite_loss = False
         self._epoch_start = 0
+        # The count at which the data given to `fit` ends (None: unknown). Keras reports a last,
+        # partial `steps_per_execution` chunk as a whole one; the count must not pass the data.
+        self.stop_at = None
 
     def _checkpoint_manager(self, model):
         if self._manager is None:
@@ -103,9 +111,11 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         if loss is not None and not math.isfinite(float(loss)):
             self.saw_non_finite_loss = True
             return
-        previous = int(self.step.numpy())
-        self.step.assign(self._epoch_start + batch + 1)
-        if self.every_n_steps and previous // self.every_n_steps < (self._epoch_start + batch + 1) // self.every_n_steps:
+        previous, count = int(self.step.numpy()), self._epoch_start + batch + 1
+        if self.stop_at is not None:
+            count = min(count, self.stop_at)
+        self.step.assign(count)
+        if self.every_n_steps and previous // self.every_n_steps < count // self.every_n_steps:
             self.save()
 
     def on_epoch_end(self, epoch, logs=None):
