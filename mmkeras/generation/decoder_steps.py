@@ -225,7 +225,9 @@ def cached_step(model, image_tokens, max_length, num_beams=1):
 
     def step(tokens, index, caches):
         index = ops.cast(index, "int32")
-        origin = ops.slice_update(caches[0], [0, index], own_slots)  # each row writes into its own slot
+        origin = caches[0]  # with one beam every row keeps slot 0, which the table already says
+        if num_beams > 1:
+            origin = ops.slice_update(origin, [0, index], own_slots)  # each row writes into its own slot
         valid = _attended_positions(origin, index, num_beams)
         current = ops.expand_dims(ops.take(tokens, index, axis=1), 1)
         x = model.embedding(current, start_index=index)[:, 0]
