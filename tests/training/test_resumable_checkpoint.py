@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import keras
+import tensorflow as tf
 
 from mmkeras.training.resumable_checkpoint import ResumableCheckpoint
 
@@ -21,6 +22,20 @@ def test_saves_every_n_steps_keeps_last_n_and_restores_optimizer_state(tmp_path)
     assert ResumableCheckpoint(str(tmp_path)).restore(fresh) == 6
     np.testing.assert_array_equal(fresh.get_weights()[0], model.get_weights()[0])
     assert int(fresh.optimizer.iterations.numpy()) == 6
+
+
+@pytest.mark.parametrize("stop_at, expected", [(None, 9), (8, 8)])
+def test_stop_at_caps_the_count_of_a_chunk_cut_short_by_the_data(tmp_path, stop_at, expected):
+    # 8 batches in chunks of 3: Keras reports the last chunk, cut short after 2 batches, as a whole one.
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.Adam(0.1), "mse", steps_per_execution=3)
+    data = tf.data.Dataset.from_tensor_slices((np.ones((16, 2)), np.ones((16, 1)))).batch(2)
+    checkpoint = ResumableCheckpoint(str(tmp_path), every_n_steps=4)
+    checkpoint.stop_at = stop_at
+    model.fit(data, epochs=1, steps_per_epoch=9, verbose=0, callbacks=[checkpoint])
+    assert int(model.optimizer.iterations.numpy()) == 8
+    assert int(checkpoint.step.numpy()) == expected
+    assert (tmp_path / f"ckpt-{expected}.index").exists()
 
 
 def test_corrupt_newest_checkpoint_falls_back_to_the_previous(tmp_path, capsys):
