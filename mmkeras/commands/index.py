@@ -2,7 +2,7 @@
 
 import json
 
-from mmkeras.commands.serving import load_export
+from mmkeras.commands.serving import error_reason, load_export
 
 NAME = "index"
 HELP = "embed a folder of images with an exported dual encoder into an on-disk index"
@@ -55,7 +55,7 @@ def run(args):
                     embeddings.append(embed_image(image_bytes=tf.constant([item]))["embeddings"].numpy())
                     kept.append(path)
                 except tf.errors.InvalidArgumentError as error:
-                    skipped.append((path, error.message.splitlines()[0]))
+                    skipped.append((path, error_reason(error)))
         progress.add(len(batch))
     if not kept:
         raise ValueError(f"none of the {len(paths)} files in {args.images!r} could be read as an image.")

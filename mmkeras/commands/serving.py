@@ -1,4 +1,6 @@
-"""What the serving-side commands share: loading an export's signature, reading files."""
+"""What the serving-side commands share: loading an export's signature, reading files, error reasons."""
+
+import re
 
 
 def load_export(export_dir, signature):
@@ -33,3 +35,34 @@ def read_files(paths):
         if not tf.io.gfile.exists(path):
             raise ValueError(f"image file not found: {path}")
     return [tf.io.gfile.GFile(path, "rb").read() for path in paths]
+
+
+def error_reason(error):
+    r"""The reason a serving signature gave for rejecting its input, as one readable line.
+
+    TF reports a failed in-graph check as "Graph execution error:", a node
+    trace and then `assertion failed: [part] [part] ...`; this returns the
+    assertion's parts joined (e.g. "ImagePreprocessor could not decode the
+    image bytes at batch index 0 (empty, truncated or corrupt data, or not a
+    JPEG/PNG/GIF/BMP image)"), or else the message's first informative line.
+
+    Args:
+        error: a `tf.errors.OpError` (usually `InvalidArgumentError`).
+
+    Example:
+
+    >>> import tensorflow as tf
+    >>> error = tf.errors.InvalidArgumentError(
+    ...     None, None, "Graph execution error:\n\nDetected at node A\nassertion failed: [bad bytes at] [3]")
+    >>> error_reason(error)
+    'bad bytes at 3'
+    """
+    lines = [line.strip() for line in error.message.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("assertion failed:"):
+            parts = re.findall(r"\[([^\[\]]*)\]", line)
+            if parts:
+                return " ".join(parts)
+    noise = ("Graph execution error", "Detected at node", "<stack traces unavailable>", "[[{{")
+    informative = [line for line in lines if not line.startswith(noise)]
+    return (informative or lines or [type(error).__name__])[0]

@@ -16,6 +16,7 @@ def test_index_embeds_every_readable_image_and_reports_the_rest(tmp_path, capsys
     info = json.loads((out / "index.json").read_text())
     assert len(info["paths"]) == 5 and not any(p.endswith((".txt", "broken.jpg")) for p in info["paths"])
     assert [s["path"].endswith("broken.jpg") for s in info["skipped"]] == [True]
+    assert "could not decode the image bytes" in info["skipped"][0]["reason"]
     embeddings = np.load(out / "embeddings.npy")
     # The stored vectors are the export's own embeddings of those files.
     serving = tf.saved_model.load(dual_encoder_export)

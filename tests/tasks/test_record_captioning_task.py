@@ -71,7 +71,7 @@ def test_flickr_split_json_is_the_held_out_split_and_broken_images_are_skipped(t
     assert served["captions"].numpy().tolist() == in_memory["captions"].numpy().tolist()
     capsys.readouterr()
     assert main(["caption", str(run / "export"), str(broken)]) == 2  # the truncated file: a clear error
-    assert "cannot read" in capsys.readouterr().err
+    assert "could not decode the image bytes" in capsys.readouterr().err
 
 
 class ShapesCaptionsForTest(tfds.core.GeneratorBasedBuilder):

@@ -1,0 +1,26 @@
+import tensorflow as tf
+
+from mmkeras.commands.serving import error_reason
+
+
+def _error(message):
+    return tf.errors.InvalidArgumentError(None, None, message)
+
+
+def test_error_reason_reads_the_failed_assertion_out_of_a_graph_execution_error():
+    message = (
+        "Graph execution error:\n\nDetected at node map/while/Assert/Assert defined at (most recent call last):\n"
+        "<stack traces unavailable>\nassertion failed: [ImagePreprocessor could not decode the image bytes at "
+        "batch index] [0] [(empty, truncated or corrupt data, or not a JPEG/PNG/GIF/BMP image)]\n"
+        "\t [[{{node map/while/Assert/Assert}}]] [Op:__inference_signature_wrapper_caption_4806]"
+    )
+    assert error_reason(_error(message)) == (
+        "ImagePreprocessor could not decode the image bytes at batch index 0 "
+        "(empty, truncated or corrupt data, or not a JPEG/PNG/GIF/BMP image)"
+    )
+
+
+def test_error_reason_without_an_assertion_skips_the_trace_lines():
+    message = "Graph execution error:\n\nDetected at node X\n<stack traces unavailable>\nInput is empty.\n\t [[{{node X}}]]"
+    assert error_reason(_error(message)) == "Input is empty."
+    assert error_reason(_error("Invalid JPEG data or crop window.")) == "Invalid JPEG data or crop window."
