@@ -11,6 +11,7 @@ A run config is a nested dict with these sections:
 """
 
 import copy
+import inspect
 import json
 
 TASKS = ("matching", "captioning", "fusion")
@@ -82,6 +83,50 @@ def _type_ok(value, default):
     return isinstance(value, type(default))
 
 
+def check_argument_types(function, arguments, field):
+    """Checks config `arguments` for `function` against the types of its defaults.
+
+    An argument whose default is a bool must be a bool, one whose default is
+    an int must be an int, and one whose default is a float must be a number
+    or a structure (such as per-modality rates), never a string. `None`, and
+    arguments without a default or with a `None` default, are left to
+    `function` itself.
+
+    Args:
+        function: the builder or constructor the arguments go to.
+        arguments: dict of argument name -> value, as the config holds them.
+        field: the config path of `arguments`, used in error messages.
+
+    Raises:
+        ValueError: naming `field.name`, the expected type and the value.
+
+    Example:
+
+    >>> def tower(num_layers=12, dropout=0.0, pooled_only=False, hidden_dim=None):
+    ...     pass
+    >>> check_argument_types(tower, {"num_layers": 2, "dropout": 0, "hidden_dim": 64}, "image_encoder")
+    >>> check_argument_types(tower, {"num_layers": "two"}, "image_encoder")
+    Traceback (most recent call last):
+    ...
+    ValueError: Config field `image_encoder.num_layers` must be of type int, got 'two'.
+    """
+    parameters = inspect.signature(function).parameters
+    for key, value in arguments.items():
+        default = parameters[key].default if key in parameters else None
+        if value is None or default is None or default is inspect.Parameter.empty:
+            continue
+        if isinstance(default, float):
+            ok = not isinstance(value, (str, bool))
+        elif isinstance(default, int):  # bool included: `_type_ok` tells them apart
+            ok = _type_ok(value, default)
+        else:
+            continue
+        if not ok:
+            raise ValueError(
+                f"Config field `{field}.{key}` must be of type {type(default).__name__}, got {value!r}."
+            )
+
+
 def _check_section(section, values):
     defaults = SECTION_DEFAULTS[section]
     if not isinstance(values, dict):
@@ -149,6 +194,7 @@ def _check_builder_arguments(task, model_args):
                 f"Unknown config field `model.{key}` for the {task} builder; valid fields: "
                 f"{', '.join(valid)}."
             )
+    check_argument_types(builder, model_args, "model")
 
 
 def merge(base, overrides, *, none_removes=False):

@@ -28,11 +28,26 @@ def test_an_int_given_for_a_float_field_becomes_a_float():
         ({"task": "matching", "image_encoder": {"type": "vit", "width": 3}}, "`image_encoder.width`"),
         ({"task": "matching", "image_encoder": {"type": "rnn"}}, "Unknown encoder `type`"),
         ({"task": "matching", "model": {"embedding_dim": 3}}, "`model.embedding_dim`"),
+        # Builder and tower arguments are checked against the types of their defaults.
+        ({"task": "captioning", "model": {"num_layers": "abc"}}, "`model.num_layers` must be of type int, got 'abc'"),
+        ({"task": "captioning", "model": {"tie_weights": 3}}, "`model.tie_weights` must be of type bool, got 3"),
+        ({"task": "captioning", "model": {"dropout": "abc"}}, "`model.dropout` must be of type float, got 'abc'"),
+        ({"task": "matching", "image_encoder": {"type": "vit", "num_layers": 2.5}},
+         "`image_encoder.num_layers` must be of type int, got 2.5"),
+        ({"task": "matching", "text_encoder": {"type": "text_transformer", "pooled_only": 1}},
+         "`text_encoder.pooled_only` must be of type bool, got 1"),
     ],
 )
 def test_bad_fields_are_named(config, message):
     with pytest.raises(ValueError, match=message):
         validate_config(config)
+
+
+def test_argument_types_accept_what_the_builders_take():
+    validate_config({"task": "captioning", "model": {"num_layers": 2, "dropout": 0, "hidden_dim": None},
+                     "image_encoder": {"type": "vit", "position_stddev": 1, "dtype": "mixed_bfloat16"}})
+    # A float-default argument may be a structure: per-modality dropout rates.
+    validate_config({"task": "fusion", "model": {"modality_dropout": {"image": 0.1, "text": 0.2}}})
 
 
 def test_parse_override():

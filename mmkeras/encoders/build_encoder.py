@@ -3,6 +3,8 @@
 import importlib
 import inspect
 
+from mmkeras.config import check_argument_types
+
 # type name -> "module:Class". Imported lazily so that optional towers (TF-Hub,
 # keras-hub presets) cost nothing unless used.
 ENCODER_TYPES = {
@@ -61,6 +63,8 @@ def validate_encoder_spec(spec, field="encoder"):
                 f"Unknown field `{field}.{key}` for a {spec['type']!r} encoder; valid fields: "
                 f"{', '.join(valid)}."
             )
+    arguments = {key: value for key, value in spec.items() if key != "type"}
+    check_argument_types(encoder_class(spec["type"]).__init__, arguments, field)
 
 
 def build_encoder(spec, dtype=None, field="encoder"):

@@ -102,8 +102,10 @@ class Captioner(keras.Model):
             ("sequence_length", sequence_length, 1),
             ("num_layers", num_layers, 1),
             ("num_heads", num_heads, 1),
+            ("hidden_dim", 1 if hidden_dim is None else hidden_dim, 1),
+            ("mlp_dim", 1 if mlp_dim is None else mlp_dim, 1),
         ):
-            if value is None or int(value) < minimum:
+            if not _is_int_at_least(value, minimum):
                 raise ValueError(f"`{arg}` must be an int >= {minimum}, got {value!r}.")
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}.")
@@ -385,3 +387,13 @@ def split_for_teacher_forcing(features, targets=None):
     inputs = {key: ops.convert_to_tensor(value) for key, value in features.items()}
     inputs["token_ids"] = token_ids[:, :-1]
     return inputs, token_ids[:, 1:]
+
+
+def _is_int_at_least(value, minimum):
+    """Whether `value` is a whole number (an int, or a float such as 4.0; not a bool or a string) >= `minimum`."""
+    if isinstance(value, (bool, str)) or value is None:
+        return False
+    try:
+        return int(value) == value and int(value) >= minimum
+    except (TypeError, ValueError, OverflowError):
+        return False

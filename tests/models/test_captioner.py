@@ -108,6 +108,9 @@ def test_bad_arguments():
         captioner(encoder, vocabulary_size=30, sequence_length=0)
     with pytest.raises(ValueError, match="hidden_dim"):
         captioner(encoder, vocabulary_size=30, sequence_length=8, hidden_dim=18, num_heads=4)
+    for name, value in (("hidden_dim", "abc"), ("mlp_dim", 0), ("num_layers", 1.5), ("num_heads", True)):
+        with pytest.raises(ValueError, match=f"`{name}` must be an int >= 1, got {value!r}"):
+            captioner(encoder, vocabulary_size=30, sequence_length=8, **{name: value})
     with pytest.raises(ValueError, match="dropout"):
         captioner(encoder, vocabulary_size=30, sequence_length=8, dropout=1.5)
     with pytest.raises(ValueError, match="image_encoder"):
