@@ -1,3 +1,5 @@
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -198,5 +200,9 @@ def test_bad_arguments(setup):
         CaptionGenerator(keras.Sequential([keras.layers.Dense(2)]))
     with pytest.raises(ValueError, match="images"):
         CaptionGenerator(model, jit_compile=False).generate(np.zeros((32, 32, 3), "float32"))
+    for shape in ((1, 32, 32, 1), (1, 16, 32, 3)):  # the tower takes [batch, 32, 32, 3]
+        with pytest.raises(ValueError, match=re.escape(f"`images` must have shape [batch, 32, 32, 3] for this model's "
+                                                       f"image tower, got {shape}.")):
+            CaptionGenerator(model, jit_compile=False).generate(np.zeros(shape, "float32"))
     with pytest.raises(ValueError, match="detokenizer"):
         CaptionGenerator(model, jit_compile=False).detokenize(np.zeros((1, 4), "int32"))
