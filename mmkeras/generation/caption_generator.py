@@ -200,8 +200,8 @@ class CaptionGenerator:
         images = tf.convert_to_tensor(images)
         if images.shape.rank != 4:
             raise ValueError(f"`images` must have shape [batch, height, width, channels], got {images.shape}.")
-        tower_inputs = getattr(getattr(self.model, "image_encoder", None), "inputs", None) or [images]
-        expected = tuple(tower_inputs[0].shape[1:])
+        tower = getattr(self.model, "image_encoder", None)
+        expected = tuple(tower.inputs[0].shape[1:]) if getattr(tower, "inputs", None) else ()
         if any(want is not None and got is not None and want != got for want, got in zip(expected, images.shape[1:])):
             raise ValueError(
                 f"`images` must have shape [batch, {', '.join(str(d) for d in expected)}] for this model's image "

@@ -97,14 +97,15 @@ class Captioner(keras.Model):
     ):
         if vocabulary_size is None and tokenizer is not None:
             vocabulary_size = tokenizer.vocabulary_size()
-        for arg, value, minimum in (
+        sizes = [
             ("vocabulary_size", vocabulary_size, 4),
             ("sequence_length", sequence_length, 1),
             ("num_layers", num_layers, 1),
             ("num_heads", num_heads, 1),
-            ("hidden_dim", 1 if hidden_dim is None else hidden_dim, 1),
-            ("mlp_dim", 1 if mlp_dim is None else mlp_dim, 1),
-        ):
+        ]
+        widths = (("hidden_dim", hidden_dim), ("mlp_dim", mlp_dim))
+        sizes += [(arg, value, 1) for arg, value in widths if value is not None]
+        for arg, value, minimum in sizes:
             if not _is_int_at_least(value, minimum):
                 raise ValueError(f"`{arg}` must be an int >= {minimum}, got {value!r}.")
         if not 0.0 <= float(dropout) < 1.0:

@@ -21,6 +21,7 @@ def test_error_reason_reads_the_failed_assertion_out_of_a_graph_execution_error(
 
 
 def test_error_reason_without_an_assertion_skips_the_trace_lines():
-    message = "Graph execution error:\n\nDetected at node X\n<stack traces unavailable>\nInput is empty.\n\t [[{{node X}}]]"
+    message = ("Graph execution error:\n\nDetected at node X\n<stack traces unavailable>\nInput is empty.\n"
+               "\t [[{{node X}}]]")
     assert error_reason(_error(message)) == "Input is empty."
     assert error_reason(_error("Invalid JPEG data or crop window.")) == "Invalid JPEG data or crop window."
