@@ -219,6 +219,7 @@ class Task:
                         initial_epoch=first,
                         epochs=last,
                         steps_per_epoch=length,
+                        shuffle=False,  # the stream is in each epoch's seeded order; Keras cannot reorder it
                         callbacks=callbacks,
                         verbose=verbose,
                     )
