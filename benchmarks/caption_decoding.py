@@ -84,38 +84,24 @@ def build_model(dtype):
     )
 
 
-def time_decoding(generator, images, runs):
-    """(first call s, median wall s, median process CPU s of `runs` later calls, token ids).
+def time_calls(call, runs):
+    """(first call s, median wall s, median process CPU s of `runs` later calls, the last result as numpy).
 
-    The process CPU time is reported too because this benchmark often runs on
-    a shared machine: wall time then includes waiting for the cores.
+    `call()` returns a tensor, which is read back so that the time includes
+    the work. The process CPU time is reported too because this benchmark
+    often runs on a shared machine: wall time then includes waiting for the
+    cores.
     """
     start = time.perf_counter()
-    out = generator.generate(images, seed=0)
-    out["token_ids"].numpy()
+    call().numpy()
     first = time.perf_counter() - start
     walls, cpus = [], []
     for _ in range(runs):
         start, cpu = time.perf_counter(), time.process_time()
-        out = generator.generate(images, seed=0)
-        out["token_ids"].numpy()
+        result = call().numpy()
         walls.append(time.perf_counter() - start)
         cpus.append(time.process_time() - cpu)
-    return first, statistics.median(walls), statistics.median(cpus), out["token_ids"].numpy()
-
-
-def time_image_tower(model, images, runs):
-    """Median wall seconds of `model.encode_images(images)` compiled with XLA (after one compile call)."""
-    import tensorflow as tf
-
-    encode = tf.function(model.encode_images, jit_compile=True)
-    encode(images).numpy()
-    walls = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        encode(images).numpy()
-        walls.append(time.perf_counter() - start)
-    return statistics.median(walls)
+    return first, statistics.median(walls), statistics.median(cpus), result
 
 
 def main(argv=None):
@@ -133,7 +119,8 @@ def main(argv=None):
           f"XLA {'off' if args.no_jit else 'on'}, {device}, median of {runs} runs after the compile run")
     result = {"batch": args.batch, "new_tokens": args.new_tokens, "dtype": args.dtype, "device": device,
               "jit_compile": not args.no_jit}
-    tower = time_image_tower(model, images, runs)
+    encode = tf.function(model.encode_images, jit_compile=True)
+    tower = time_calls(lambda: encode(images), runs)[1]
     result["image_tower_ms"] = round(tower * 1000, 1)
     print(f"  image tower alone: {tower * 1000:.1f} ms per batch (run once by every decode below)", flush=True)
     for name in args.strategies:
@@ -151,7 +138,9 @@ def main(argv=None):
             )
             # The uncached decode is the slow baseline: fewer timed runs.
             n = runs if use_cache else max(1, runs // 2)
-            first, median, cpu, outputs[use_cache] = time_decoding(generator, images, n)
+            first, median, cpu, outputs[use_cache] = time_calls(
+                lambda: generator.generate(images, seed=0)["token_ids"], n
+            )
             label = "cached" if use_cache else "uncached"
             rates[label] = args.batch * args.new_tokens / median
             print(f"  {name:7s} {label:9s} {rates[label]:9.1f} tok/s   ({median * 1000:8.1f} ms per batch, "

@@ -1,6 +1,6 @@
 """`mmkeras caption EXPORT_DIR IMAGE...`: captions from an exported captioner."""
 
-from mmkeras.commands.serving import error_reason, load_export, read_files
+from mmkeras.commands.serving import load_export, read_files, unreadable_image
 
 NAME = "caption"
 HELP = "caption images with an exported captioner SavedModel"
@@ -19,7 +19,7 @@ def run(args):
         try:
             out = caption(image_bytes=tf.constant([data]))
         except tf.errors.InvalidArgumentError as error:
-            raise ValueError(f"cannot read {path} as an image: {error_reason(error)}") from None
+            raise unreadable_image(path, error) from None
         text = out["captions"].numpy()[0].decode("utf-8")
         print(f"{path}\t{text}\t(score {float(out['scores'].numpy()[0]):.3f})")
     return 0

@@ -1,6 +1,6 @@
 """`mmkeras classify EXPORT_DIR --image x.jpg --text "..."`: labels from an exported fusion classifier."""
 
-from mmkeras.commands.serving import error_reason, load_export, read_files
+from mmkeras.commands.serving import load_export, read_files, unreadable_image
 
 NAME = "classify"
 HELP = "classify an image + text pair with an exported fusion classifier"
@@ -22,7 +22,7 @@ def run(args):
     try:
         out = classify(image_bytes=tf.constant([image]), text=tf.constant([args.text]))
     except tf.errors.InvalidArgumentError as error:
-        raise ValueError(f"cannot read {args.image} as an image: {error_reason(error)}") from None
+        raise unreadable_image(args.image, error) from None
     heads = sorted(k[: -len("_label")] for k in out if k.endswith("_label"))
     for head in heads:
         label = out[f"{head}_label"].numpy()[0].decode("utf-8")

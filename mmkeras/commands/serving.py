@@ -66,3 +66,8 @@ def error_reason(error):
     noise = ("Graph execution error", "Detected at node", "<stack traces unavailable>", "[[{{")
     informative = [line for line in lines if not line.startswith(noise)]
     return (informative or lines or [type(error).__name__])[0]
+
+
+def unreadable_image(path, error):
+    """The `ValueError` a command raises when a signature rejects the image at `path` (see `error_reason`)."""
+    return ValueError(f"cannot read {path} as an image: {error_reason(error)}")
