@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from mmkeras.report.html_report import HtmlReport
-from mmkeras.report.plots import GREEN, encode_png, heatmap, image_grid, line_plot, stack
+from mmkeras.report.plots import GREEN, encode_png, heatmap, image_grid, line_plot, render, stack
 
 TASK_KINDS = ("matching", "captioning", "fusion")
 SECTIONS = {
@@ -206,29 +206,29 @@ class DemoReport:
 
     # --- figures --------------------------------------------------------------
     def figures(self):
-        """The plots, as `{file name: uint8 image}`: `curves_<run>.png`, `retrieval_<run>.png`,
-        `confusion_<run>_<head>.png`."""
+        """The plots, drawn with matplotlib, as `{file name: uint8 image}`: `curves_<run>.png`,
+        `retrieval_<run>.png`, `confusion_<run>_<head>.png`."""
         figures = {}
         for run in self.runs:
             losses = {k: v for k, v in run["history"].items() if k.endswith("loss")}
             if losses:
                 names = sorted(losses, key=lambda k: (k != "loss", k))[:6]
-                figures[f"curves_{_slug(run['name'])}.png"] = line_plot(
-                    {k: losses[k] for k in names}, title=f"{run['name']}: training loss", y_label="loss")
+                figures[f"curves_{_slug(run['name'])}.png"] = render(line_plot(
+                    {k: losses[k] for k in names}, title=f"{run['name']}: training loss", y_label="loss"))
         for name, samples in self.retrieval.items():
             figures[f"retrieval_{_slug(name)}.png"] = stack([self._retrieval_grid(s) for s in samples])
         for confusion in self.confusions:
-            figures[f"confusion_{_slug(confusion['name'])}_{confusion['head']}.png"] = heatmap(
+            figures[f"confusion_{_slug(confusion['name'])}_{confusion['head']}.png"] = render(heatmap(
                 confusion["matrix"], confusion["labels"], confusion["labels"],
-                title=f"{confusion['name']}: {confusion['head']} head (test)")
+                title=f"{confusion['name']}: {confusion['head']} head (test)"))
         return figures
 
     @staticmethod
     def _retrieval_grid(sample):
         labels = [f"#{i + 1} {score:.2f}" for i, score in enumerate(sample["scores"])]
         borders = [GREEN if c else None for c in sample["correct"]]
-        return image_grid(np.asarray(sample["images"]), labels=labels, borders=borders,
-                          title=f"query: {sample['query']}")
+        return render(image_grid(np.asarray(sample["images"]), labels=labels, borders=borders,
+                                 title=f"query: {sample['query']}"))
 
     # --- output ---------------------------------------------------------------
     def html(self, figures=None):

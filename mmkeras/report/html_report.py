@@ -18,7 +18,7 @@ th, td { border: 1px solid #d0d7de; padding: 0.25rem 0.6rem; text-align: left; v
 th { background: #f6f8fa; }
 td.number { text-align: right; font-variant-numeric: tabular-nums; }
 figure { margin: 0.8rem 0; }
-figure img { max-width: 100%; image-rendering: pixelated; border: 1px solid #eaeef2; }
+figure img { max-width: 100%; border: 1px solid #eaeef2; }
 figcaption { font-size: 0.9rem; color: #57606a; }
 .gallery { display: flex; flex-wrap: wrap; gap: 1rem; }
 .card { width: 15rem; border: 1px solid #d0d7de; border-radius: 6px; padding: 0.5rem; font-size: 0.85rem; }

@@ -1,91 +1,59 @@
-"""Plots drawn with NumPy into RGB arrays and written as PNG: no plotting library needed.
+"""The report's figures, drawn with matplotlib on an Agg canvas (no GUI backend is touched).
 
-`line_plot` (training curves), `heatmap` (confusion matrices), `image_grid`
-(image galleries with labels and coloured borders) and `stack` (one figure above
-another) return uint8 arrays `[H, W, 3]`; `encode_png` turns one into PNG bytes.
-Text is drawn with the 5x7 font of `mmkeras.report.bitmap_font` (capitals only).
+`line_plot` (training curves), `heatmap` (confusion matrices) and `image_grid` (image
+galleries with labels and coloured frames) return a `matplotlib.figure.Figure`; `render`
+rasterises one into a uint8 RGB array cropped to the tight bounding box of everything it
+draws, so long labels are kept whole rather than cut at the figure's edge. `stack` puts
+rendered figures one above another and `encode_png` turns an array into PNG bytes.
 """
 
+import io
 import math
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.textpath import TextPath
+from PIL import Image
 
-from mmkeras.report.bitmap_font import GLYPH_HEIGHT, draw_text, text_size
-
-WHITE = (255, 255, 255)
-BLACK = (0, 0, 0)
-GRID = (225, 225, 225)
+DPI = 100
+PAD_INCHES = 0.1
 GREEN = (40, 160, 60)
 RED = (210, 50, 40)
 SERIES_COLORS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75))
-_LOW, _HIGH = np.array([247, 251, 255], np.float32), np.array([8, 48, 107], np.float32)
+HEATMAP_COLORMAP = "Blues"
+_GRID = (225, 225, 225)
+_MIN_PLOT_SIZE = (160, 120)
+_LABEL_POINTS = 9
 
 
-def _canvas(height, width):
-    return np.full((int(height), int(width), 3), 255, np.uint8)
+def _rgb(color):
+    """An RGB colour of 0-255 integers as matplotlib's 0-1 floats."""
+    return tuple(c / 255 for c in color)
 
 
-def _fill(canvas, x0, y0, x1, y1, color):
-    """Fills the pixel rectangle `[x0, x1) x [y0, y1)`, clipped."""
-    h, w = canvas.shape[:2]
-    x0, x1 = max(int(x0), 0), min(int(x1), w)
-    y0, y1 = max(int(y0), 0), min(int(y1), h)
-    if x1 > x0 and y1 > y0:
-        canvas[y0:y1, x0:x1] = color
+def _text_width(text, points):
+    """The width in pixels of `text` set in the default font at `points` points."""
+    return TextPath((0, 0), str(text), size=points).get_extents().width * DPI / 72
 
 
-def _frame(canvas, x0, y0, x1, y1, color, thickness=1):
-    """Draws the outline of the rectangle `[x0, x1) x [y0, y1)`, `thickness` pixels inwards."""
-    t = thickness
-    _fill(canvas, x0, y0, x1, y0 + t, color)
-    _fill(canvas, x0, y1 - t, x1, y1, color)
-    _fill(canvas, x0, y0, x0 + t, y1, color)
-    _fill(canvas, x1 - t, y0, x1, y1, color)
+def _figure(width, height):
+    """A white `width` x `height` pixel figure on its own Agg canvas (pyplot is never used).
+
+    The figure holds the plotting area only; titles, tick labels and axis labels lie
+    around it and `render` grows the image to take them in.
+    """
+    figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor="white")
+    FigureCanvasAgg(figure)
+    return figure
 
 
-def _segment(canvas, x0, y0, x1, y1, color, width=2):
-    """Draws a straight line `width` pixels thick from `(x0, y0)` to `(x1, y1)`."""
-    steps = 2 * int(max(abs(x1 - x0), abs(y1 - y0))) + 2
-    xs = np.rint(np.linspace(x0, x1, steps)).astype(int)
-    ys = np.rint(np.linspace(y0, y1, steps)).astype(int)
-    h, w = canvas.shape[:2]
-    for dy in range(-(width // 2), width - width // 2):
-        for dx in range(-(width // 2), width - width // 2):
-            px, py = xs + dx, ys + dy
-            keep = (px >= 0) & (px < w) & (py >= 0) & (py < h)
-            canvas[py[keep], px[keep]] = color
-
-
-def _nice_step(span, target_ticks=5):
-    """A 1/2/5 x 10^k tick step giving about `target_ticks` ticks over `span`."""
-    raw = span / max(target_ticks, 1)
-    power = 10.0 ** math.floor(math.log10(raw))
-    for multiple in (1, 2, 5, 10):
-        if multiple * power >= raw:
-            return multiple * power
-    return 10 * power
-
-
-def _tick_label(value, step):
-    decimals = min(max(0, -math.floor(math.log10(step) + 1e-9)), 6)
-    return f"{value:.{decimals}f}"
-
-
-def _fit_text(text, max_width, scale=1):
-    """`text` shortened with `..` so that it fits in `max_width` pixels."""
-    text = str(text)
-    if text_size(text, scale)[0] <= max_width:
-        return text
-    while text and text_size(text + "..", scale)[0] > max_width:
-        text = text[:-1]
-    return text + ".." if text else ""
-
-
-def line_plot(series, title="", x_label="epoch", y_label="", width=440, height=300):
+def line_plot(series, title="", x_label="epoch", y_label="", width=380, height=240):
     """Line chart of one or more series against 1, 2, ..., N (e.g. per-epoch training curves).
 
-    Non-finite values are skipped. Each point carries a marker, so a one-epoch
-    curve still shows.
+    Non-finite values are skipped (the line joins the points either side). Each point
+    carries a marker, so a one-epoch curve still shows. `width` x `height` is the plotting
+    area; the title and the labels around it are kept whole by `render`.
 
     Args:
         series: dict `{name: sequence of numbers}` (at most 6 series; the legend
@@ -93,17 +61,19 @@ def line_plot(series, title="", x_label="epoch", y_label="", width=440, height=3
         title: drawn above the plot.
         x_label: the horizontal axis's label.
         y_label: the vertical axis's label.
-        width: image width in pixels.
-        height: image height in pixels.
+        width: the plotting area's width in pixels (at least 160).
+        height: the plotting area's height in pixels (at least 120).
 
     Returns:
-        uint8 array `[height, width, 3]`.
+        A `matplotlib.figure.Figure` (see `render`).
 
     Example:
 
-    >>> image = line_plot({"loss": [2.0, 1.2, 0.9], "val_loss": [2.1, 1.5, 1.3]}, title="loss")
-    >>> image.shape, image.dtype.name
-    ((300, 440, 3), 'uint8')
+    >>> figure = line_plot({"loss": [2.0, 1.2, 0.9], "val_loss": [2.1, 1.5, 1.3]}, title="loss")
+    >>> [line.get_label() for line in figure.axes[0].get_lines()]
+    ['loss', 'val_loss']
+    >>> render(figure).shape[2]
+    3
     """
     if not isinstance(series, dict) or not series:
         raise ValueError(f"`series` must be a non-empty dict of name -> values, got {series!r}.")
@@ -115,89 +85,56 @@ def line_plot(series, title="", x_label="epoch", y_label="", width=440, height=3
         if array.ndim != 1:
             raise ValueError(f"`series[{name!r}]` must be a 1-D sequence of numbers.")
         values[name] = array
-    finite = np.concatenate([v[np.isfinite(v)] for v in values.values()])
-    count = max(len(v) for v in values.values())
-    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    if high - low < 1e-12:
-        pad = abs(high) * 0.1 or 1.0
-        low, high = low - pad, high + pad
-    step = _nice_step(high - low)
-    low, high = math.floor(low / step) * step, math.ceil(high / step) * step
-    y_ticks = np.arange(low, high + step / 2, step)
-
-    canvas = _canvas(height, width)
-    label_width = max(text_size(_tick_label(t, step))[0] for t in y_ticks)
-    left = label_width + (20 if y_label else 10)
-    top, right, bottom = (24 if title else 10), width - 14, height - (34 if x_label else 22)
-    if right - left < 40 or bottom - top < 40:
-        raise ValueError(f"`width`={width} x `height`={height} is too small for a plot.")
-    if title:
-        draw_text(canvas, _fit_text(title, width - 8), 6, 7)
-
-    x_low, x_high = 0.5, count + 0.5
-    def to_px(x, y):
-        px = left + (x - x_low) / (x_high - x_low) * (right - left)
-        py = bottom - (y - low) / (high - low) * (bottom - top)
-        return px, py
-
-    for tick in y_ticks:
-        _, py = to_px(x_low, tick)
-        _fill(canvas, left, round(py), right, round(py) + 1, GRID)
-        text = _tick_label(tick, step)
-        draw_text(canvas, text, left - 5 - text_size(text)[0], round(py) - GLYPH_HEIGHT // 2)
-    x_step = max(1, math.ceil(count / 10))
-    for tick in range(1, count + 1, x_step):
-        px, _ = to_px(tick, low)
-        _fill(canvas, round(px), bottom, round(px) + 1, bottom + 4, BLACK)
-        draw_text(canvas, str(tick), round(px) - text_size(str(tick))[0] // 2, bottom + 6)
-    _fill(canvas, left, top, left + 1, bottom + 1, BLACK)
-    _fill(canvas, left, bottom, right, bottom + 1, BLACK)
-    if x_label:
-        draw_text(canvas, x_label, (left + right - text_size(x_label)[0]) // 2, height - 11)
-    if y_label:
-        text = _fit_text(y_label, bottom - top)
-        draw_text(canvas, text, 3, (top + bottom - text_size(text)[0]) // 2, vertical=True)
-
+    if width < _MIN_PLOT_SIZE[0] or height < _MIN_PLOT_SIZE[1]:
+        raise ValueError(
+            f"`width`={width} x `height`={height} is too small for a plot "
+            f"(at least {_MIN_PLOT_SIZE[0]} x {_MIN_PLOT_SIZE[1]} pixels)."
+        )
+    figure = _figure(width, height)
+    axes = figure.add_axes((0, 0, 1, 1))
     for (name, ys), color in zip(values.items(), SERIES_COLORS):
-        points = [to_px(i + 1, y) for i, y in enumerate(ys) if np.isfinite(y)]
-        for (xa, ya), (xb, yb) in zip(points, points[1:]):
-            _segment(canvas, xa, ya, xb, yb, color)
-        for px, py in points:
-            _fill(canvas, round(px) - 2, round(py) - 2, round(px) + 3, round(py) + 3, color)
-
-    # Legend, top right inside the axes.
-    names = [_fit_text(n, (right - left) // 2) for n in values]
-    legend_w = max(text_size(n)[0] for n in names) + 26
-    lx, ly = right - legend_w - 4, top + 4
-    _fill(canvas, lx, ly, lx + legend_w, ly + 12 * len(names) + 4, WHITE)
-    _frame(canvas, lx, ly, lx + legend_w, ly + 12 * len(names) + 4, GRID)
-    for i, (name, color) in enumerate(zip(names, SERIES_COLORS)):
-        y = ly + 4 + 12 * i
-        _fill(canvas, lx + 4, y + 2, lx + 18, y + 5, color)
-        draw_text(canvas, name, lx + 22, y)
-    return canvas
+        keep = np.isfinite(ys)
+        epochs = np.arange(1, len(ys) + 1)
+        axes.plot(epochs[keep], ys[keep], color=_rgb(color), linewidth=2, marker="o", markersize=5, label=str(name))
+    count = max(1, max(len(ys) for ys in values.values()))
+    axes.set_xlim(0.5, count + 0.5)
+    axes.set_xticks(range(1, count + 1, math.ceil(count / 10)))
+    if not any(np.isfinite(ys).any() for ys in values.values()):
+        axes.set_ylim(0.0, 1.0)
+    axes.grid(True, color=_rgb(_GRID))
+    axes.set_axisbelow(True)
+    axes.set_title(str(title), loc="left")
+    axes.set_xlabel(str(x_label))
+    axes.set_ylabel(str(y_label))
+    axes.legend(loc="upper right", fontsize="small")
+    return figure
 
 
 def heatmap(matrix, row_labels, column_labels, title="", x_label="predicted", y_label="true", cell_size=None):
     """A confusion-matrix style heat map: cells shaded by their share of the row, counts written in.
 
+    The cells are `cell_size` pixels square whatever the labels; the row and column names
+    (written in full, the column names slanted) lie outside them and `render` keeps them.
+
     Args:
         matrix: non-negative numbers `[R, C]` (counts).
-        row_labels: R row names (drawn left of the rows).
-        column_labels: C column names (drawn vertically under the columns).
+        row_labels: R row names (left of the rows).
+        column_labels: C column names (under the columns).
         title: drawn above the map.
         x_label: label under the column names.
         y_label: label left of the row names.
-        cell_size: pixels per cell; default from the matrix size (16 to 48).
+        cell_size: pixels per cell (at least 8); default from the matrix size (24 to 48).
 
     Returns:
-        uint8 array `[H, W, 3]`.
+        A `matplotlib.figure.Figure` (see `render`).
 
     Example:
 
-    >>> image = heatmap([[8, 2], [1, 9]], ["no", "yes"], ["no", "yes"], title="match")
-    >>> image.ndim, image.dtype.name
-    (3, 'uint8')
+    >>> figure = heatmap([[8, 2], [1, 9]], ["no", "yes"], ["no", "yes"], title="match")
+    >>> [t.get_text() for t in figure.axes[0].texts]
+    ['8', '2', '1', '9']
+    >>> render(figure).dtype.name
+    'uint8'
     """
     matrix = np.asarray(matrix, dtype=np.float64)
     if matrix.ndim != 2 or matrix.size == 0:
@@ -210,44 +147,32 @@ def heatmap(matrix, row_labels, column_labels, title="", x_label="predicted", y_
             f"`row_labels` ({len(row_labels)}) and `column_labels` ({len(column_labels)}) must match "
             f"the matrix shape {matrix.shape}."
         )
-    cell = int(cell_size or max(16, min(48, 480 // max(rows, cols))))
+    cell = int(cell_size or max(24, min(48, 480 // max(rows, cols))))
+    if cell < 8:
+        raise ValueError(f"`cell_size` must be at least 8 pixels, got {cell_size!r}.")
     totals = matrix.sum(axis=1, keepdims=True)
     share = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
 
-    row_w = max(text_size(str(t))[0] for t in row_labels) + 8
-    col_h = max(text_size(str(t))[0] for t in column_labels) + 8
-    left = row_w + (14 if y_label else 4)
-    top = 24 if title else 6
-    width = max(left + cols * cell + 8, text_size(title)[0] + 12)
-    height = top + rows * cell + col_h + (16 if x_label else 4)
-    canvas = _canvas(height, width)
-    if title:
-        draw_text(canvas, title, 6, 7)
-    for i in range(rows):
-        for j in range(cols):
-            x, y = left + j * cell, top + i * cell
-            color = np.rint(_LOW + share[i, j] * (_HIGH - _LOW)).astype(np.uint8)
-            _fill(canvas, x, y, x + cell, y + cell, color)
-            if matrix[i, j] > 0:
-                value = matrix[i, j]
-                text = str(int(value)) if float(value).is_integer() else f"{value:.2f}"
-                tw, th = text_size(text)
-                if tw <= cell - 2:
-                    ink = WHITE if share[i, j] > 0.5 else BLACK
-                    draw_text(canvas, text, x + (cell - tw) // 2, y + (cell - th) // 2, ink)
-    _frame(canvas, left - 1, top - 1, left + cols * cell + 1, top + rows * cell + 1, BLACK)
-    for i, label in enumerate(row_labels):
-        tw = text_size(str(label))[0]
-        draw_text(canvas, str(label), left - 6 - tw, top + i * cell + (cell - GLYPH_HEIGHT) // 2)
-    for j, label in enumerate(column_labels):
-        tw = text_size(str(label))[0]
-        x = left + j * cell + (cell - GLYPH_HEIGHT) // 2
-        draw_text(canvas, str(label), x, top + rows * cell + 5 + (col_h - 8 - tw), vertical=True)
-    if x_label:
-        draw_text(canvas, x_label, left + (cols * cell - text_size(x_label)[0]) // 2, height - 11)
-    if y_label:
-        draw_text(canvas, y_label, 3, top + (rows * cell - text_size(y_label)[0]) // 2, vertical=True)
-    return canvas
+    figure = _figure(cols * cell, rows * cell)
+    axes = figure.add_axes((0, 0, 1, 1))
+    axes.imshow(share, cmap=HEATMAP_COLORMAP, vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
+    points_per_pixel = 72 / DPI
+    label_size = min(10.0, 0.75 * cell * points_per_pixel)
+    for (i, j), value in np.ndenumerate(matrix):
+        if value > 0:
+            text = str(int(value)) if float(value).is_integer() else f"{value:.2f}"
+            # Digits are about 0.64 em wide: the count fills at most 90% of the cell's width.
+            size = min(label_size, 0.9 * cell / (0.64 * len(text)) * points_per_pixel)
+            if size >= 4:
+                ink = "white" if share[i, j] > 0.5 else "black"
+                axes.text(j, i, text, ha="center", va="center", color=ink, fontsize=size)
+    axes.set_xticks(range(cols), [str(t) for t in column_labels], fontsize=label_size,
+                    rotation=45, ha="right", rotation_mode="anchor")
+    axes.set_yticks(range(rows), [str(t) for t in row_labels], fontsize=label_size)
+    axes.set_title(str(title), loc="left")
+    axes.set_xlabel(str(x_label))
+    axes.set_ylabel(str(y_label))
+    return figure
 
 
 def image_grid(images, columns=None, labels=None, borders=None, title="", scale=2, padding=6):
@@ -256,20 +181,21 @@ def image_grid(images, columns=None, labels=None, borders=None, title="", scale=
     Args:
         images: uint8 images `[N, H, W, 3]` (or a list of equal-sized ones).
         columns: images per row (default: all in one row).
-        labels: optional N short strings drawn under the images.
-        borders: optional N RGB colours (or None for no frame), 3 pixels wide.
-        title: drawn above the grid.
+        labels: optional N short strings written under the images.
+        borders: optional N RGB colours (0-255; or None for no frame), 3 pixels wide.
+        title: written above the grid.
         scale: integer upscaling of each image (nearest neighbour).
         padding: pixels between the images.
 
     Returns:
-        uint8 array `[H', W', 3]`.
+        A `matplotlib.figure.Figure` (see `render`).
 
     Example:
 
     >>> images = np.zeros((3, 8, 8, 3), np.uint8)
-    >>> image_grid(images, labels=["1", "2", "3"], borders=[GREEN, None, RED]).shape
-    (39, 72, 3)
+    >>> figure = image_grid(images, labels=["1", "2", "3"], borders=[GREEN, None, RED])
+    >>> len(figure.axes), figure.axes[0].get_xlabel()
+    (3, '1')
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or len(images) == 0:
@@ -278,6 +204,8 @@ def image_grid(images, columns=None, labels=None, borders=None, title="", scale=
         )
     if not isinstance(scale, int) or scale < 1:
         raise ValueError(f"`scale` must be a positive integer, got {scale!r}.")
+    if not isinstance(padding, int) or padding < 0:
+        raise ValueError(f"`padding` must be a non-negative integer, got {padding!r}.")
     count = len(images)
     for name, values in (("labels", labels), ("borders", borders)):
         if values is not None and len(values) != count:
@@ -287,30 +215,74 @@ def image_grid(images, columns=None, labels=None, borders=None, title="", scale=
         raise ValueError(f"`columns` must be >= 1, got {columns}.")
     rows = math.ceil(count / columns)
     h, w = images.shape[1] * scale, images.shape[2] * scale
-    label_h = GLYPH_HEIGHT + 4 if labels is not None else 0
-    top = GLYPH_HEIGHT + 8 if title else 0
-    cell_h, cell_w = h + label_h + padding, w + padding
-    canvas = _canvas(top + rows * cell_h + padding, max(columns * cell_w + padding, text_size(title)[0] + 8))
-    if title:
-        draw_text(canvas, _fit_text(title, canvas.shape[1] - 8), padding, 4)
+    label_h = 18 if labels is not None else 0
+    # Every column is as wide as the widest label, so that neighbouring labels never overlap.
+    label_w = max((_text_width(label, _LABEL_POINTS) for label in (() if labels is None else labels)), default=0)
+    column_w = max(w, math.ceil(label_w) + 4)
+    cell_h, cell_w = h + label_h + padding, column_w + padding
+    width, height = columns * cell_w + padding, rows * cell_h + padding
+    figure = _figure(width, height)
     for k in range(count):
         r, c = divmod(k, columns)
-        x, y = padding + c * cell_w, top + padding + r * cell_h
-        canvas[y : y + h, x : x + w] = np.repeat(np.repeat(images[k], scale, axis=0), scale, axis=1)
-        if borders is not None and borders[k] is not None:
-            _frame(canvas, x, y, x + w, y + h, borders[k], thickness=3)
+        x, y = padding + c * cell_w + (column_w - w) // 2, padding + r * cell_h
+        axes = figure.add_axes((x / width, 1 - (y + h) / height, w / width, h / height))
+        axes.imshow(images[k], interpolation="nearest", aspect="auto")
+        axes.set_xticks([])
+        axes.set_yticks([])
+        border = None if borders is None else borders[k]
+        for spine in axes.spines.values():
+            spine.set_visible(border is not None)
+            if border is not None:
+                spine.set_color(_rgb(border))
+                spine.set_linewidth(3 * 72 / DPI)
         if labels is not None:
-            text = _fit_text(labels[k], w)
-            draw_text(canvas, text, x + (w - text_size(text)[0]) // 2, y + h + 3)
-    return canvas
+            axes.set_xlabel(str(labels[k]), fontsize=_LABEL_POINTS, labelpad=3)
+    if title:
+        figure.text(padding / width, 1, str(title), ha="left", va="bottom")
+    return figure
+
+
+def render(figure, dpi=DPI):
+    """Rasterises a figure (Agg) into RGB, cropped to the tight bounding box of what it draws.
+
+    The crop (`bbox_inches="tight"`, with a white margin of `PAD_INCHES`) grows the image
+    to take in any text that sticks out of the figure, so no label is cut off.
+
+    Args:
+        figure: a `matplotlib.figure.Figure`, e.g. from `line_plot`, `heatmap` or `image_grid`.
+        dpi: pixels per inch (the figures are sized for 100).
+
+    Returns:
+        uint8 array `[H, W, 3]`.
+
+    Example:
+
+    >>> image = render(line_plot({"loss": [1.0, 0.5]}))
+    >>> image.dtype.name, image.shape[2], image[0, 0].tolist()
+    ('uint8', 3, [255, 255, 255])
+    """
+    if not isinstance(figure, Figure):
+        raise ValueError(f"`figure` must be a matplotlib Figure, got {type(figure).__name__}.")
+    if not dpi or dpi <= 0:
+        raise ValueError(f"`dpi` must be positive, got {dpi!r}.")
+    if not isinstance(figure.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pad_inches=PAD_INCHES, facecolor="white")
+    buffer.seek(0)
+    with Image.open(buffer) as png:
+        return np.asarray(png.convert("RGB"))
 
 
 def stack(figures, spacing=8):
-    """Figures one above the other, left-aligned on a white background.
+    """Rendered figures one above the other, left-aligned on a white background.
 
     Args:
-        figures: uint8 arrays `[H_i, W_i, 3]`.
+        figures: uint8 arrays `[H_i, W_i, 3]` (e.g. from `render`).
         spacing: white pixels between them.
+
+    Returns:
+        uint8 array `[sum(H_i) + spacing * (n - 1), max(W_i), 3]`.
 
     Example:
 
@@ -321,7 +293,7 @@ def stack(figures, spacing=8):
         raise ValueError("`figures` must hold at least one image.")
     width = max(f.shape[1] for f in figures)
     height = sum(f.shape[0] for f in figures) + spacing * (len(figures) - 1)
-    canvas = _canvas(height, width)
+    canvas = np.full((height, width, 3), 255, np.uint8)
     y = 0
     for figure in figures:
         canvas[y : y + figure.shape[0], : figure.shape[1]] = figure
@@ -330,19 +302,22 @@ def stack(figures, spacing=8):
 
 
 def encode_png(image):
-    """PNG bytes of a uint8 RGB image `[H, W, 3]`.
+    """PNG bytes of a uint8 image `[H, W, 1|3|4]`.
 
     Args:
         image: the image.
+
+    Returns:
+        The PNG file's bytes.
 
     Example:
 
     >>> encode_png(np.zeros((2, 2, 3), np.uint8))[:4]
     b'\\x89PNG'
     """
-    import tensorflow as tf
-
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
         raise ValueError(f"`image` must be uint8 `[H, W, 1|3|4]`, got {image.dtype} {image.shape}.")
-    return tf.io.encode_png(np.ascontiguousarray(image)).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image[..., 0] if image.shape[-1] == 1 else image)).save(buffer, "png")
+    return buffer.getvalue()
