@@ -2,6 +2,10 @@
 
 import tensorflow as tf
 
+from mmkeras.preprocessing.special_tokens import BOS_ID
+from mmkeras.preprocessing.special_tokens import EOS_ID
+from mmkeras.preprocessing.special_tokens import PAD_ID
+
 MODES = ("sample", "all")
 
 
@@ -41,9 +45,9 @@ def caption_pairs(
     image_key="image",
     captions_key="captions",
     add_special_tokens=True,
-    bos_id=2,
-    eos_id=3,
-    pad_id=0,
+    bos_id=BOS_ID,
+    eos_id=EOS_ID,
+    pad_id=PAD_ID,
 ):
     """Turns `{"image", "captions": string[K]}` elements into captioner training pairs.
 

@@ -5,6 +5,7 @@ from keras import ops
 from mmkeras.encoders.encoder import Encoder
 from mmkeras.layers.attention_pooling import AttentionPooling
 from mmkeras.layers.transformer_encoder_block import TransformerEncoderBlock
+from mmkeras.preprocessing.special_tokens import PAD_ID
 
 TEXT_POOLINGS = ("first", "last", "mean", "attention")
 
@@ -92,7 +93,7 @@ class TextTransformerEncoder(Encoder):
 
         # === Functional Model ===
         token_ids = keras.Input((sequence_length,), dtype="int32", name="token_ids")
-        padding_mask = ops.not_equal(token_ids, 0)
+        padding_mask = ops.not_equal(token_ids, PAD_ID)
         x = embedding(token_ids)
         last = ops.maximum(ops.sum(ops.cast(padding_mask, "int32"), axis=1) - 1, 0)
         one_token = pooled_only and pooling in ("first", "last")

@@ -5,6 +5,9 @@ from keras import ops
 from mmkeras.generation.token_selection import NEG_INF
 from mmkeras.generation.token_selection import mask_logits
 from mmkeras.generation.token_selection import top_k
+from mmkeras.preprocessing.special_tokens import BOS_ID
+from mmkeras.preprocessing.special_tokens import EOS_ID
+from mmkeras.preprocessing.special_tokens import PAD_ID
 
 
 def beam_search(
@@ -15,9 +18,9 @@ def beam_search(
     num_beams=4,
     *,
     length_penalty=1.0,
-    bos_id=2,
-    eos_id=3,
-    pad_id=0,
+    bos_id=BOS_ID,
+    eos_id=EOS_ID,
+    pad_id=PAD_ID,
     min_length=0,
     reorder=None,
 ):

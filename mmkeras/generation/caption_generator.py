@@ -9,6 +9,9 @@ from mmkeras.generation.decoder_steps import uncached_step
 from mmkeras.generation.sampling_search import sampling_search
 from mmkeras.generation.token_selection import greedy_tokens
 from mmkeras.generation.token_selection import sample_tokens
+from mmkeras.preprocessing.special_tokens import BOS_ID
+from mmkeras.preprocessing.special_tokens import EOS_ID
+from mmkeras.preprocessing.special_tokens import PAD_ID
 
 STRATEGIES = ("greedy", "beam", "top_k", "top_p")
 
@@ -89,9 +92,9 @@ class CaptionGenerator:
         use_cache=True,
         jit_compile=True,
         detokenizer=None,
-        bos_id=2,
-        eos_id=3,
-        pad_id=0,
+        bos_id=BOS_ID,
+        eos_id=EOS_ID,
+        pad_id=PAD_ID,
     ):
         for attribute in ("decoder_blocks", "encode_images", "decode_step", "sequence_length"):
             if not hasattr(model, attribute):

@@ -3,6 +3,9 @@
 from keras import ops
 
 from mmkeras.generation.token_selection import mask_logits
+from mmkeras.preprocessing.special_tokens import BOS_ID
+from mmkeras.preprocessing.special_tokens import EOS_ID
+from mmkeras.preprocessing.special_tokens import PAD_ID
 
 
 def _initial_tokens(batch_size, max_length, bos_id):
@@ -17,9 +20,9 @@ def sampling_search(
     max_length,
     select,
     *,
-    bos_id=2,
-    eos_id=3,
-    pad_id=0,
+    bos_id=BOS_ID,
+    eos_id=EOS_ID,
+    pad_id=PAD_ID,
     min_length=0,
     length_penalty=1.0,
 ):

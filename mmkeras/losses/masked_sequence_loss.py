@@ -2,6 +2,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from mmkeras.preprocessing.special_tokens import PAD_ID
+
 REDUCTIONS = ("sum_over_batch_size", "mean", "sum", "none", None)
 
 
@@ -49,7 +51,7 @@ class MaskedSequenceLoss(keras.losses.Loss):
     def __init__(
         self,
         label_smoothing=0.0,
-        pad_id=0,
+        pad_id=PAD_ID,
         from_logits=True,
         reduction="sum_over_batch_size",
         name="masked_sequence_loss",

@@ -2,6 +2,7 @@ import keras
 from keras import ops
 
 from mmkeras.metrics.masked_token_metric import MaskedTokenMetric
+from mmkeras.preprocessing.special_tokens import PAD_ID
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -27,7 +28,7 @@ class MaskedPerplexity(MaskedTokenMetric):
     8.0
     """
 
-    def __init__(self, pad_id=0, name="masked_perplexity", dtype=None):
+    def __init__(self, pad_id=PAD_ID, name="masked_perplexity", dtype=None):
         super().__init__(pad_id=pad_id, name=name, dtype=dtype)
 
     def token_values(self, y_true, y_pred):

@@ -2,6 +2,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from mmkeras.preprocessing.special_tokens import PAD_ID
+
 
 class MaskedTokenMetric(keras.metrics.Metric):
     """Base of the metrics that average a per-token value over real (non-padding) targets.
@@ -28,7 +30,7 @@ class MaskedTokenMetric(keras.metrics.Metric):
     True
     """
 
-    def __init__(self, pad_id=0, name=None, dtype=None):
+    def __init__(self, pad_id=PAD_ID, name=None, dtype=None):
         super().__init__(name=name, dtype=dtype)
         self.pad_id = int(pad_id)
         self.total = self.add_variable(shape=(), initializer="zeros", name="total", dtype="float32")

@@ -20,8 +20,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[BOS]", "[EOS]")
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+from mmkeras.preprocessing.special_tokens import BOS_ID
+from mmkeras.preprocessing.special_tokens import EOS_ID
+from mmkeras.preprocessing.special_tokens import PAD_ID
+from mmkeras.preprocessing.special_tokens import SPECIAL_TOKENS
+from mmkeras.preprocessing.special_tokens import UNK_ID
 
 
 def _clean_utf8(strings):
@@ -178,7 +181,7 @@ class SubwordTokenizer(keras.layers.Layer):
             strip_accents=self.strip_accents,
             split=True,
             split_on_cjk=self.split_on_cjk,
-            oov_token="[UNK]",
+            oov_token=SPECIAL_TOKENS[UNK_ID],
             dtype="int32",
         )
         self._engine = _Engine(wordpiece, self._tokenize_graph, self._detokenize_graph)
