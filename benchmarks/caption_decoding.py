@@ -1,6 +1,6 @@
 """Caption decoding throughput: KV-cached XLA decoding vs full recomputation, side by side.
 
-"bench-small" sizes (see the design brief): ViT image tower 128 px, patch 16,
+"bench-small" sizes: ViT image tower 128 px, patch 16,
 width 256, 4 layers, 4 heads, MLP 1024; decoder width 256, 4 layers, 4 heads,
 MLP 1024, vocabulary 8192; batch 32, exactly 32 new tokens (`[EOS]` forbidden
 before the last step, like the peer's `min_new_tokens`); random weights.
@@ -9,9 +9,9 @@ For greedy and beam-4 decoding it times `CaptionGenerator.generate` with the KV
 cache (the XLA while-loop) and without it (the decoder recomputed over the
 whole token buffer every step, same XLA loop), excluding the first (compiling)
 call, and prints tokens/s = batch * new_tokens / median time, the
-cached/uncached ratio, and the ratio to the peer figures (Hugging Face
-VisionEncoderDecoder, torch, measured on the 2-core CPU machine:
-1,720 tok/s greedy and 744 tok/s beam-4, cached). It also times the image
+cached/uncached ratio, and the ratio to fixed reference figures for the
+Hugging Face VisionEncoderDecoder peer (PyTorch, cached decoding of the same
+sizes on a 2-core CPU: 1,720 tok/s greedy and 744 tok/s beam-4). It also times the image
 tower alone (`encode_images` under XLA), which every decode runs once per
 batch, and prints each cached decode's time per step without it: the
 tower's share bounds how much faster any decoding loop can make the whole.
@@ -158,7 +158,7 @@ def main(argv=None):
             "cached_ms_per_step_without_tower": round(step_ms, 2),
         }
         line = f"  {name:7s} cached/uncached = {speedup:.1f}x"
-        if name in PEER_CACHED:  # the issue's bars are for greedy and beam search
+        if name in PEER_CACHED:  # the bars and peer figures cover greedy and beam-4 only
             line += " (bar >= 5x)"
             vs_peer = rates["cached"] / PEER_CACHED[name]
             result[name]["cached_over_hf_peer"] = round(vs_peer, 2)

@@ -1,6 +1,6 @@
 """Dual-encoder train step: mmkeras vs keras-hub CLIPBackbone, side by side in one run.
 
-Config "bench-small" (design.md section 4): image 128 px, patch 16, vision width 256 x
+Config "bench-small": image 128 px, patch 16, vision width 256 x
 4 layers x 4 heads (MLP 1024); text vocab 8192, context 32, width 256 x 4 layers; projection
 256; batch 64; CLIP loss; AdamW. Each (precision, XLA) setting runs in its own subprocess
 (the dtype policy is global); inside it the models are built and timed in alternating rounds,

@@ -23,7 +23,7 @@ import mmkeras.export.fusion_export as fusion_export
 
 
 class _ExportArchiveWriter:
-    """`save_signatures`' interface over `keras.export.ExportArchive` (what mmkeras used before)."""
+    """`save_signatures`' interface over `keras.export.ExportArchive`, Keras' own exporter."""
 
     @staticmethod
     def save(path, endpoints, *, models=(), layers=()):

@@ -13,10 +13,9 @@ held-out accuracy, as one JSON line, of:
 - `cell`: which of the 9 cells the token is (occupied cells): does the token still say where it is?
 - `occupied`: whether the cell holds an object at all.
 
-A captioner can only name what its image tokens carry: this is how we found that `shapes-captioner-tiny`'s
-tokens, with the old unnormalised conv stem, said the colour of their cell (0.996) but barely its shape (0.41),
-which is why its captions that name a shape were so often wrong. With the normalised stem (session 13) the shape
-probe reads 0.71 after the tiny preset and 0.91 after `shapes-captioner-small`.
+A captioner can only name what its image tokens carry, so a low `shape` probe explains captions that get the
+colour right and the shape wrong. The shape probe reads 0.71 after `shapes-captioner-tiny` and 0.91 after
+`shapes-captioner-small` (see their model cards).
 """
 
 import argparse
