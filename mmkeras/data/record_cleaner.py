@@ -33,26 +33,12 @@ def _image_format(data):
 
 
 def _jpeg_note(data):
-    """Walks the JPEG marker segments to the first start-of-frame and reads its component count."""
-    pos, n = 2, len(data)
-    for _ in range(256):
-        if pos + 4 > n or data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:
-            pos += 1
-            continue
-        if marker == 0x01 or 0xD0 <= marker <= 0xD8:
-            pos += 2
-            continue
-        length = data[pos + 2] * 256 + data[pos + 3]
-        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
-            components = data[pos + 9] if pos + 9 < n else 3
-            return {1: "grayscale image", 4: "cmyk image"}.get(components)
-        if marker in (0xDA, 0xD9):
-            return None
-        pos += 2 + length
-    return None
+    """The note ("grayscale image", "cmyk image" or None) from the JPEG header's component count."""
+    try:
+        components = int(tf.io.extract_jpeg_shape(data)[2])
+    except tf.errors.OpError:
+        return None
+    return {1: "grayscale image", 4: "cmyk image"}.get(components)
 
 
 def clean_text(text):
@@ -94,9 +80,8 @@ class RecordCleaner:
 
     - skipped: "missing image" (unreadable path), "empty image file",
       "unsupported image format" (not JPEG/PNG/GIF/BMP/WebP), "corrupt image"
-      (truncated or undecodable: the in-graph `check_image_bytes` walk that
-      `ImagePreprocessor` relies on, then a real decode with
-      `validate_images="full"`), "empty caption" (no usable caption left and
+      (truncated or undecodable by TensorFlow's decoders, which
+      `ImagePreprocessor` uses), "empty caption" (no usable caption left and
       `require_texts`), "duplicate id";
     - repaired (kept): "cmyk image", "grayscale image", "rgba image" (they
       decode to RGB in `ImagePreprocessor`), "webp re-encoded as png",
@@ -104,8 +89,9 @@ class RecordCleaner:
 
     Args:
         report: the `SkipReport` to count into (a new one if `None`).
-        validate_images: "full" (structure walk and a decode), "check" (the
-            structure walk only) or "none".
+        validate_images: "full" (a decode per image, in the worker threads),
+            "check" (one batched `check_image_bytes` call; WebP images are
+            decoded either way, to re-encode them) or "none".
         require_texts: skip records without a usable caption.
         num_threads: threads for reading and decoding images.
 
@@ -208,7 +194,7 @@ class RecordCleaner:
         formats = [p[2][0] if p[0] is not None else None for p in prepared]
         to_check = [i for i, f in enumerate(formats) if f in ("jpeg", "png", "gif", "bmp")]
         structure_ok = {}
-        if to_check and self.validate_images != "none":
+        if to_check and self.validate_images == "check":
             flags = check_image_bytes(tf.constant([prepared[i][0] for i in to_check])).numpy()
             structure_ok = dict(zip(to_check, flags.tolist()))
         out, k = [], 0

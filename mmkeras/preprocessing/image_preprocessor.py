@@ -4,51 +4,24 @@ Everything here is TensorFlow graph code: it runs eagerly, inside `tf.function`,
 inside `tf.data` and inside SavedModel signatures that take raw image bytes, with
 no Python callbacks.
 
-Bad bytes. Decoding ops raise, and a graph cannot catch an exception, so the
-image bytes are first *inspected* in-graph (`check_image_bytes`): the format is
-recognised from its magic bytes and the container structure is walked:
+Decoding uses TensorFlow's own decoders: `tf.io.decode_image` (PNG, GIF (first
+frame), WebP), `tf.io.decode_jpeg` (at 1/2, 1/4 or 1/8 scale in the DCT domain
+when that loses no resolution, sized with `tf.io.extract_jpeg_shape`) and
+`tf.io.decode_bmp`. TensorFlow returns the palette indices of 8-bit BMPs as
+gray levels, so those are looked up in the file's palette.
 
-- JPEG: the marker segments up to the first start-of-scan are walked; a
-  start-of-frame (baseline, extended, progressive or arithmetic, 8-bit, 1/3/4
-  components, non-zero size) must come first, and an end-of-image marker
-  (`FF D9`) must follow the first start-of-scan. `FF D9` cannot occur inside
-  entropy-coded data, so **every truncation that cuts into the header or the
-  scan data is detected**, including truncations that only drop the final
-  `FF D9` (TensorFlow's decoder rejects those too) and truncations of
-  progressive JPEGs. Bytes cut after the end-of-image marker are harmless and
-  the image still decodes. Not detected: damage *inside* the scan data with
-  an intact structure (libjpeg usually decodes it with garbled blocks, but
-  some damage makes it raise), and a file cut inside an APP segment that holds
-  an embedded thumbnail whose own `FF D9` survives (rare).
-- PNG: the signature and a valid `IHDR`; then either the file ends with the
-  (constant) `IEND` chunk, or, when other data follows, the chunk chain is
-  walked to `IEND` (with at least one `IDAT`, and `PLTE` for palette images).
-  Any truncation is detected. Not detected: corrupted bytes inside a chunk (a
-  CRC or zlib error) or a damaged chunk length in a file that still ends with
-  `IEND`; both make the decoder raise.
-- GIF: the header, a non-zero logical screen, then the block / sub-block
-  chains are walked like TensorFlow's decoder reads them: the first frame must
-  be complete and have a colour table (any truncation inside it is detected);
-  after it, running out of data is accepted (the decoder keeps the complete
-  frames) but an unknown block type is not. Not detected: corrupted LZW data.
-- BMP: 8, 24 or 32 bits per pixel and a size that equals the pixel offset
-  plus the padded rows, exactly as TensorFlow's decoder requires (so any
-  truncation is detected). 8-bit palette BMPs are decoded through their
-  palette. 1, 4 and 16-bit and RLE BMPs are not supported by TensorFlow and
-  are reported as undecodable.
-
-The test suite checks, for every prefix of small JPEG (baseline and
-progressive), PNG, GIF (1 and 2 frames) and BMP (8 and 24-bit) files, that
-`check_image_bytes` says `True` exactly when TensorFlow's decoder succeeds.
+Bad bytes. Decoding ops raise, and a graph cannot catch an exception, so a
+batch is decoded inside a small `tf.data` pipeline built in the graph: its
+`ignore_errors` drops the images a decoder rejects, and the others keep their
+batch index, which gives an `ok` flag per image. An image is bad exactly when
+TensorFlow's decoder raises for it (empty, truncated or corrupt data, an
+unknown format, a damaged chunk or a CRC error, a zero width or height).
+TensorFlow's decoders reject tiny files that declare a huge size without
+allocating the pixels, and refuse PNGs and JPEGs over 2**29 pixels.
 
 `ImagePreprocessor` raises an `InvalidArgumentError` naming the batch index of
-the first bad image; `try_decode_image` never raises for the cases above and
-returns an `ok` flag instead, so a `tf.data` pipeline can filter *and count*
-bad records. For the residual cases listed as "not detected" (bytes that look
-well formed but make a decoder raise), wrap the decoding in
-`map_with_error_flags`, which catches every error of a `tf.data` map function
-and turns it into an `ok=False` element (at a cost of about 1-3 ms per
-element).
+the first bad image; `try_decode_image` returns the `ok` flags instead, so a
+`tf.data` pipeline can filter *and count* bad records.
 """
 
 import math
@@ -56,324 +29,142 @@ import math
 import keras
 import tensorflow as tf
 
-_UNKNOWN, _JPEG, _PNG, _GIF, _BMP = 0, 1, 2, 3, 4
 _RESIZE_MODES = ("pad", "crop")
-_PAD_BYTES = 64
-_MAX_WALK_STEPS = 1 << 22
-# JPEG start-of-frame markers libjpeg(-turbo) can decode: baseline, extended,
-# progressive (Huffman) and extended / progressive (arithmetic).
-_JPEG_SOF_DECODABLE = (0xC0, 0xC1, 0xC2, 0xC9, 0xCA)
-# Every start-of-frame marker (C4, C8 and CC are DHT, JPG and DAC).
-_JPEG_SOF_ALL = (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF)
+_BAD_BYTES = "(empty, truncated or corrupt data, or not a JPEG/PNG/GIF/BMP image)"
 
 
 # ---------------------------------------------------------------------------
-# Byte inspection
+# Decoding
 # ---------------------------------------------------------------------------
 
 
-class _Bytes:
-    """Bounds-safe random access to the bytes of one encoded image."""
+def _bmp_rgb(image_bytes):
+    """uint8 RGB `[h, w, 3]` of a BMP; 8-bit BMPs are looked up in their palette."""
+    image = tf.io.decode_bmp(image_bytes, channels=0)
 
-    def __init__(self, image_bytes):
-        self.raw = tf.io.decode_raw(image_bytes, tf.uint8)
-        self.size = tf.size(self.raw, out_type=tf.int64)
-        self._padded = tf.concat([self.raw, tf.zeros([_PAD_BYTES], tf.uint8)], 0)
-
-    def read(self, pos, length):
-        """`length` bytes from `pos` as an int64 vector (zeros past the end)."""
-        pos = tf.reshape(tf.clip_by_value(tf.cast(pos, tf.int64), 0, self.size), [1])
-        return tf.cast(tf.slice(self._padded, pos, [length]), tf.int64)
-
-    def byte(self, pos):
-        return tf.cast(
-            tf.gather(self._padded, tf.clip_by_value(tf.cast(pos, tf.int64), 0, self.size)),
-            tf.int64,
+    def from_palette():
+        # Little-endian header fields: pixel offset (at 10), info header size (14), colours (46).
+        header = tf.io.decode_raw(tf.strings.substr(image_bytes, 10, 40), tf.int32)
+        offset, dib, colors = header[0], header[1], header[9]
+        start = 14 + dib  # the palette follows the info header, 4 bytes (BGRx) per entry
+        count = tf.minimum(tf.where(colors > 0, colors, 256), (offset - start) // 4)
+        count = tf.where(dib >= 12, tf.clip_by_value(count, 0, 256), 0)
+        entries = tf.io.decode_raw(
+            tf.strings.substr(image_bytes, tf.where(count > 0, start, 0), 4 * count), tf.uint8
         )
+        # Without a palette the index is the gray level (a gray ramp after the palette).
+        gray = tf.tile(tf.range(256, dtype=tf.int32)[:, None], [1, 3])
+        palette = tf.reverse(tf.reshape(entries, [-1, 4])[:, :3], [1])  # BGRx -> RGB
+        table = tf.concat([palette, tf.cast(gray, tf.uint8)], 0)
+        index = tf.cast(image[..., 0], tf.int32)
+        return tf.gather(table, tf.where(count > 0, tf.minimum(index, count - 1), index))
+
+    return tf.cond(tf.equal(tf.shape(image)[-1], 1), from_palette, lambda: image[..., :3])
 
 
-def _uint(values, little_endian=False):
-    """Unsigned integer from a short int64 vector of bytes."""
-    count = values.shape[0]
-    weights = [256**i for i in range(count)]
-    if not little_endian:
-        weights.reverse()
-    return tf.reduce_sum(values * tf.constant(weights, tf.int64))
+def _jpeg_ratio_index(height, width, target_h, target_w, mode):
+    """Index into (1, 2, 4, 8) of the largest DCT down-scaling that loses nothing."""
+    height = tf.cast(tf.maximum(height, 1), tf.float64)
+    width = tf.cast(tf.maximum(width, 1), tf.float64)
+    sy, sx = target_h / height, target_w / width
+    scale = tf.minimum(sy, sx) if mode == "pad" else tf.maximum(sy, sx)
+    index = tf.constant(0, tf.int32)
+    for i, ratio in enumerate((2, 4, 8)):
+        index = tf.where(ratio * scale <= 1.0, i + 1, index)
+    return index
 
 
-def _matches(values, expected):
-    return tf.reduce_all(tf.equal(values, tf.constant(list(expected), tf.int64)))
+def _decode_rgb(image_bytes, target=None, mode="pad"):
+    """uint8 RGB `[h, w, 3]` of one encoded image (a GIF's first frame); raises for bad bytes.
 
-
-def _is_one_of(value, options):
-    return tf.reduce_any(tf.equal(value, tf.constant(options, tf.int64)))
-
-
-def _color_table_size(flags):
-    """Bytes of a GIF colour table announced by a packed flags byte."""
-    return tf.where(flags >= 128, 3 * tf.bitwise.left_shift(tf.constant(2, tf.int64), flags % 8), 0)
-
-
-def _detect_format(data):
-    head = data.read(0, 8)
-    is_jpeg = _matches(head[:3], (0xFF, 0xD8, 0xFF))
-    is_png = _matches(head, b"\x89PNG\r\n\x1a\n")
-    is_gif = _matches(head[:4], b"GIF8")  # what TensorFlow's decoder requires
-    is_bmp = _matches(head[:2], b"BM")
-    codes = tf.constant([_JPEG, _PNG, _GIF, _BMP], tf.int32)
-    flags = tf.stack([is_jpeg, is_png, is_gif, is_bmp])
-    return tf.reduce_max(tf.where(flags, codes, _UNKNOWN))
-
-
-def _inspect_jpeg(data):
-    """Walks the marker segments to the first start-of-scan, then looks for `FF D9`."""
-    n = data.size
-    sof_markers = tf.constant(_JPEG_SOF_ALL, tf.int64)
-    one, two, none = tf.constant(1, tf.int64), tf.constant(2, tf.int64), tf.constant(-1, tf.int64)
-
-    def step(state):
-        """One marker: state is [pos, sos_pos, sof_pos]; sos_pos != 0 means done."""
-        pos, sos_pos, sof_pos = tf.unstack(state)
-        w = tf.unstack(data.read(pos, 4))
-        marker, length = w[1], w[2] * 256 + w[3]
-        is_ff = tf.equal(w[0], 0xFF)
-        # Standalone markers (TEM, RSTn, SOI) and fill bytes carry no length;
-        # libjpeg skips stray bytes before a marker.
-        standalone = tf.equal(marker, 0x01) | ((marker >= 0xD0) & (marker <= 0xD8))
-        advance = tf.where(
-            ~is_ff | tf.equal(marker, 0xFF), one, tf.where(standalone, two, 2 + length)
-        )
-        is_segment = is_ff & ~standalone & (marker != 0xFF) & (marker != 0xD9) & (marker != 0xDA)
-        # End of data, an end-of-image marker before any scan, or a bad
-        # segment length end the walk with no scan found (sos_pos = -1).
-        bad = (
-            (pos + 2 > n)
-            | (is_ff & tf.equal(marker, 0xD9))
-            | (is_segment & ((length < 2) | (pos + advance > n)))
-        )
-        is_sos = is_ff & tf.equal(marker, 0xDA)
-        first_sof = is_segment & tf.equal(sof_pos, 0) & tf.reduce_any(tf.equal(marker, sof_markers))
-        new = tf.stack(
-            [
-                pos + advance,
-                tf.where(bad, none, tf.where(is_sos, pos, sos_pos)),
-                tf.where(first_sof, pos, sof_pos),
-            ]
-        )
-        return tf.where(tf.equal(sos_pos, 0), new, state)
-
-    def body(state):
-        # Four markers per iteration: the loop's own bookkeeping costs about
-        # as much as a step, and headers rarely have more than a dozen markers.
-        return step(step(step(step(state))))
-
-    state = tf.while_loop(
-        lambda state: tf.equal(state[1], 0),
-        body,
-        [tf.constant([2, 0, 0], tf.int64)],
-        parallel_iterations=1,
-    )[0]
-    _, sos_pos, sof_pos = tf.unstack(state)
-    sof = tf.unstack(data.read(sof_pos, 10))
-    marker, precision, components = sof[1], sof[4], sof[9]
-    height, width = sof[5] * 256 + sof[6], sof[7] * 256 + sof[8]
-
-    def search_eoi():
-        scan = data.raw[tf.maximum(sos_pos, 0) :]
-        return tf.reduce_any(tf.equal(scan[:-1], 0xFF) & tf.equal(scan[1:], 0xD9))
-
-    # Usually the file simply ends with FF D9; only otherwise scan the data.
-    ends_with_eoi = _matches(data.read(n - 2, 2), (0xFF, 0xD9)) & (n - 2 > sos_pos)
-    has_eoi = tf.cond(ends_with_eoi | (sos_pos <= 0), lambda: ends_with_eoi, search_eoi)
-    ok = (
-        (sos_pos > 0)
-        & (sof_pos > 0)
-        & (sof_pos + 10 <= sos_pos)
-        & _is_one_of(marker, _JPEG_SOF_DECODABLE)
-        & tf.equal(precision, 8)
-        & (height > 0)
-        & (width > 0)
-        & _is_one_of(components, (1, 3, 4))
-        & has_eoi
-    )
-    return ok, height, width
-
-
-def _inspect_png(data):
-    """Checks `IHDR`, then walks the chunk chain to `IEND`."""
-    n = data.size
-    ihdr = data.read(8, 21)
-    width, height = _uint(ihdr[8:12]), _uint(ihdr[12:16])
-    depth, color, interlace = ihdr[16], ihdr[17], ihdr[20]
-    depth_ok = tf.where(
-        tf.equal(color, 0),
-        _is_one_of(depth, (1, 2, 4, 8, 16)),
-        tf.where(tf.equal(color, 3), _is_one_of(depth, (1, 2, 4, 8)), _is_one_of(depth, (8, 16))),
-    )
-    header_ok = (
-        _matches(ihdr[:8], b"\x00\x00\x00\x0dIHDR")
-        & (width > 0)
-        & (height > 0)
-        & _is_one_of(color, (0, 2, 3, 4, 6))
-        & depth_ok
-        & (interlace <= 1)
-        & (n >= 33)
-    )
-    iend, idat, plte = (_uint(tf.constant(list(t), tf.int64)) for t in (b"IEND", b"IDAT", b"PLTE"))
-
-    def cond(pos, done, *_):
-        return tf.logical_not(done)
-
-    def body(pos, done, ended, seen_idat, seen_plte, steps):
-        w = data.read(pos, 8)
-        length, kind = _uint(w[:4]), _uint(w[4:])
-        fits = pos + 12 + length <= n
-        return (
-            pos + 12 + length,
-            ~fits | tf.equal(kind, iend) | (steps >= _MAX_WALK_STEPS),
-            fits & tf.equal(kind, iend),
-            seen_idat | (fits & tf.equal(kind, idat)),
-            seen_plte | (fits & tf.equal(kind, plte)),
-            steps + 1,
-        )
-
-    def walk():
-        init = (
-            tf.constant(33, tf.int64),
-            ~header_ok,
-            tf.constant(False),
-            tf.constant(False),
-            tf.constant(False),
-            tf.constant(0, tf.int64),
-        )
-        _, _, ended, seen_idat, seen_plte, _ = tf.while_loop(cond, body, init)
-        return ended & seen_idat & (~tf.equal(color, 3) | seen_plte)
-
-    # A complete file normally ends with the constant 12-byte IEND chunk, and a
-    # truncated one cannot; only files with data after IEND need the walk.
-    ends_with_iend = _matches(data.read(n - 12, 12), b"\x00\x00\x00\x00IEND\xaeB`\x82") & (n >= 45)
-    ok = header_ok & tf.cond(ends_with_iend | ~header_ok, lambda: ends_with_iend, walk)
-    return ok, height, width
-
-
-def _inspect_gif(data):
-    """Walks the blocks (and their sub-block chains) to the trailer.
-
-    Mirrors TensorFlow's GIF decoder: the first image must be complete and have
-    a colour table; after it, running out of data anywhere is accepted (the
-    decoder keeps the complete frames), but an unknown block type is not.
+    With `target` (height, width), JPEGs are decoded at the smallest DCT scale
+    that still covers the `mode` resize to `target`.
     """
-    n = data.size
-    head = data.read(0, 13)
-    width, height = _uint(head[6:8], little_endian=True), _uint(head[8:10], little_endian=True)
-    has_global_table = head[10] >= 128
-    start = 13 + _color_table_size(head[10])
-    header_ok = (width > 0) & (height > 0) & (start <= n)
 
-    def skip_chain(pos):
-        """Follows sub-block lengths to the 0 terminator; returns (next pos, complete)."""
-        end = tf.while_loop(
-            lambda p: (p < n) & tf.not_equal(data.byte(p), 0),
-            lambda p: p + 1 + data.byte(p),
-            [pos],
-        )[0]
-        return end + 1, end < n
-
-    def cond(pos, done, ok, images, steps):
-        return tf.logical_not(done)
-
-    def body(pos, done, ok, images, steps):
-        w = tf.unstack(data.read(pos, 10))
-        is_ext, is_image, is_trailer = (
-            tf.equal(w[0], 0x21),
-            tf.equal(w[0], 0x2C),
-            tf.equal(w[0], 0x3B),
+    def jpeg():
+        if target is None:
+            return tf.io.decode_jpeg(image_bytes, channels=3)
+        shape = tf.io.extract_jpeg_shape(image_bytes)
+        index = _jpeg_ratio_index(shape[0], shape[1], *target, mode)
+        return tf.switch_case(
+            index,
+            [lambda r=r: tf.io.decode_jpeg(image_bytes, channels=3, ratio=r) for r in (1, 2, 4, 8)],
         )
-        # Image: 9-byte descriptor, optional local colour table, LZW code size.
-        chain_start = tf.where(is_ext, pos + 2, pos + 11 + _color_table_size(w[9]))
-        walk = (is_ext | is_image) & (chain_start <= n)
-        next_pos, complete = tf.cond(
-            walk, lambda: skip_chain(chain_start), lambda: (pos, tf.constant(False))
+
+    def other():
+        return tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+
+    is_jpeg = tf.equal(tf.strings.substr(image_bytes, 0, 3), b"\xff\xd8\xff")
+    is_bmp = tf.equal(tf.strings.substr(image_bytes, 0, 2), b"BM")
+    branch = tf.where(is_jpeg, 1, tf.where(is_bmp, 2, 0))
+    image = tf.switch_case(branch, [other, jpeg, lambda: _bmp_rgb(image_bytes)])
+    return tf.ensure_shape(image, [None, None, 3])
+
+
+def _decode_flagged(image_bytes, fn, shape):
+    """`(outputs, ok)` of `fn` (bytes -> float32 `shape`) on `[N]` bytes; zeros where it raised."""
+    n = tf.shape(image_bytes)[0]
+    decoded = (
+        tf.data.Dataset.from_tensor_slices((tf.range(n), image_bytes))
+        .map(lambda i, b: (i, fn(b)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        .ignore_errors()
+        .batch(tf.cast(tf.maximum(n, 1), tf.int64))
+    )
+    none = tf.data.Dataset.from_tensors((tf.zeros([0], tf.int32), tf.zeros([0, *shape])))
+    index, values = decoded.concatenate(none).take(1).get_single_element()
+    ok = tf.scatter_nd(index[:, None], tf.ones_like(index), [n]) > 0
+    return tf.scatter_nd(index[:, None], values, tf.stack([n, *shape])), ok
+
+
+def _check_graph(image_bytes):
+    def decode(encoded):
+        return tf.cast(tf.size(_decode_rgb(encoded)), tf.float32)
+
+    return _decode_flagged(image_bytes, decode, [])[1]
+
+
+def _decode_graph(image_bytes, target_h, target_w, mode, strict, who):
+    def decode(encoded):
+        image = tf.cast(_decode_rgb(encoded, (target_h, target_w), mode), tf.float32) / 255.0
+        return _fit(image[tf.newaxis], target_h, target_w, mode)[0]
+
+    images, ok = _decode_flagged(image_bytes, decode, [target_h, target_w, 3])
+    if strict:
+        first_bad = tf.argmin(tf.concat([tf.cast(ok, tf.int32), [0]], 0), output_type=tf.int32)
+        message = f"{who} could not decode the image bytes at batch index"
+        check = tf.debugging.Assert(
+            tf.reduce_all(ok), [message, first_bad, _BAD_BYTES], summarize=1
         )
-        out_of_data = (pos >= n) | ((is_ext | is_image) & ~(walk & complete))
-        # Frames need a colour table; only the first one is checked.
-        has_table = has_global_table | (w[9] >= 128) | (images > 0)
-        new_image = is_image & walk & complete
-        wrong = ~out_of_data & ((~is_ext & ~is_image & ~is_trailer) | (new_image & ~has_table))
-        finished = out_of_data | is_trailer | wrong | (steps >= _MAX_WALK_STEPS)
-        images = images + tf.cast(new_image & ~wrong, tf.int64)
-        return next_pos, finished, (images > 0) & ~wrong, images, steps + 1
-
-    init = (
-        start,
-        ~header_ok,
-        tf.constant(False),
-        tf.constant(0, tf.int64),
-        tf.constant(0, tf.int64),
-    )
-    _, _, ok, _, _ = tf.while_loop(cond, body, init)
-    return header_ok & ok, height, width
+        with tf.control_dependencies([check]):
+            images = tf.identity(images)
+    return images, ok
 
 
-def _bmp_header(data):
-    h = data.read(0, 54)
-    offset, dib = _uint(h[10:14], True), _uint(h[14:18], True)
-    width, raw_height = _uint(h[18:22], True), _uint(h[22:26], True)
-    height = tf.abs(tf.where(raw_height >= 2**31, raw_height - 2**32, raw_height))
-    bpp, compression, colors = _uint(h[28:30], True), _uint(h[30:34], True), _uint(h[46:50], True)
-    return offset, dib, width, height, bpp, compression, colors
+_TRACED = {}
 
 
-def _inspect_bmp(data):
-    """Mirrors TensorFlow's BMP decoder: 1, 3 or 4 bytes per pixel and an exact size."""
-    offset, _, width, height, bpp, _, _ = _bmp_header(data)
-    channels = bpp // 8
-    row_size = (channels * width + 3) // 4 * 4
-    ok = (
-        (width > 0)
-        & (width < 2**31)
-        & (height > 0)
-        & _is_one_of(channels, (1, 3, 4))
-        & tf.equal(data.size, offset + row_size * height)
-    )
-    return ok, height, width
+def _traced(fn, *static_args):
+    """`fn(tensor, *static_args)` as one cached `tf.function` per configuration.
 
-
-def _inspect_one(image_bytes):
-    data = _Bytes(image_bytes)
-    fmt = _detect_format(data)
-    zero = tf.constant(0, tf.int64)
-    ok, height, width = tf.switch_case(
-        fmt,
-        [
-            lambda: (tf.constant(False), zero, zero),
-            lambda: _inspect_jpeg(data),
-            lambda: _inspect_png(data),
-            lambda: _inspect_gif(data),
-            lambda: _inspect_bmp(data),
-        ],
-    )
-    return ok, fmt, height, width
-
-
-# `(ok, format, height, width)` of one encoded image. Traced once per process
-# and called as a function from every graph that uses it, so callers'
-# `tf.function`s and `tf.data` maps do not re-trace the loops.
-_inspect = tf.function(
-    _inspect_one, input_signature=[tf.TensorSpec([], tf.string)], autograph=False
-)
+    Tracing the decoding graph once per process and calling it (eagerly, or as
+    a function-call op from a caller's `tf.function`, `tf.data` map or
+    SavedModel signature) avoids re-tracing it in every graph that uses it.
+    """
+    key = (fn.__name__,) + static_args
+    if key not in _TRACED:
+        _TRACED[key] = tf.function(
+            lambda t: fn(t, *static_args),
+            input_signature=[tf.TensorSpec([None], tf.string)],
+            autograph=False,
+        )
+    return _TRACED[key]
 
 
 def check_image_bytes(image_bytes):
     """Tells, without raising, which encoded images `ImagePreprocessor` can decode.
 
-    Recognises JPEG, PNG, GIF and BMP from their magic bytes and walks their
-    container structure in-graph (see the module docstring for exactly which
-    damage is detected). Empty strings, other formats, truncated files and
-    malformed headers give `False`. A truncated file is rejected even where
-    the decoder would cope: a JPEG cut inside its final end-of-image marker
-    (ending in a lone `0xFF`) gives `False`, while libjpeg decodes some of
-    those by supplying the missing marker.
+    Runs TensorFlow's decoders (see the module docstring): empty strings,
+    other formats, truncated files and corrupt data give `False`.
 
     Args:
         image_bytes: a `tf.string` scalar or tensor of encoded images.
@@ -390,87 +181,8 @@ def check_image_bytes(image_bytes):
     [True, False, False, False]
     """
     image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
-    ok = _traced(_check_batch)(tf.reshape(image_bytes, [-1]))
+    ok = _traced(_check_graph)(tf.reshape(image_bytes, [-1]))
     return tf.reshape(ok, tf.shape(image_bytes))
-
-
-# ---------------------------------------------------------------------------
-# Decoding
-# ---------------------------------------------------------------------------
-
-
-def _decode_bmp_rgb(image_bytes):
-    data = _Bytes(image_bytes)
-    image = tf.io.decode_bmp(image_bytes, channels=0)
-    offset, dib, _, _, _, _, colors = _bmp_header(data)
-
-    def from_palette():
-        # The palette follows the info header; without a usable one, index = gray level.
-        start = 14 + dib
-        count = tf.where(colors > 0, colors, 256)
-        count = tf.clip_by_value(tf.minimum(count, (offset - start) // 4), 0, 256)
-        count = tf.where((dib >= 12) & (start <= offset) & (offset <= data.size), count, 0)
-
-        def lookup():
-            entries = tf.reshape(data.raw[start : start + 4 * count], [-1, 4])
-            palette = tf.reverse(entries[:, :3], axis=[1])  # BGRx -> RGB
-            index = tf.minimum(tf.cast(image[..., 0], tf.int64), count - 1)
-            return tf.gather(palette, index)
-
-        return tf.cond(count > 0, lookup, lambda: tf.image.grayscale_to_rgb(image[..., :1]))
-
-    channels = tf.shape(image)[-1]
-    rgb = tf.cond(
-        tf.equal(channels, 1),
-        from_palette,
-        lambda: image[..., :3],
-    )
-    return tf.ensure_shape(rgb, [None, None, 3])
-
-
-def _jpeg_ratio_index(height, width, target_h, target_w, mode):
-    """Index into (1, 2, 4, 8) of the largest DCT down-scaling that loses nothing."""
-    height = tf.cast(tf.maximum(height, 1), tf.float64)
-    width = tf.cast(tf.maximum(width, 1), tf.float64)
-    sy, sx = target_h / height, target_w / width
-    scale = tf.minimum(sy, sx) if mode == "pad" else tf.maximum(sy, sx)
-    index = tf.constant(0, tf.int32)
-    for i, ratio in enumerate((2, 4, 8)):
-        index = tf.where(ratio * scale <= 1.0, i + 1, index)
-    return index
-
-
-def _decode_rgb_one(image_bytes, fmt, jpeg_ratio_index):
-    def jpeg():
-        return tf.switch_case(
-            jpeg_ratio_index,
-            [lambda r=r: tf.io.decode_jpeg(image_bytes, channels=3, ratio=r) for r in (1, 2, 4, 8)],
-        )
-
-    image = tf.switch_case(
-        fmt,
-        [
-            lambda: tf.zeros([1, 1, 3], tf.uint8),
-            jpeg,
-            lambda: tf.io.decode_png(image_bytes, channels=3),
-            lambda: tf.io.decode_gif(image_bytes)[0],
-            lambda: _decode_bmp_rgb(image_bytes),
-        ],
-    )
-    return tf.ensure_shape(image, [None, None, 3])
-
-
-# Decodes one recognised image to uint8 RGB `[h, w, 3]` (first GIF frame);
-# traced once per process like `_inspect`.
-_decode_rgb = tf.function(
-    _decode_rgb_one,
-    input_signature=[
-        tf.TensorSpec([], tf.string),
-        tf.TensorSpec([], tf.int32),
-        tf.TensorSpec([], tf.int32),
-    ],
-    autograph=False,
-)
 
 
 # ---------------------------------------------------------------------------
@@ -641,85 +353,6 @@ def _to_rgb(images):
     )
 
 
-_TRACED = {}
-
-
-def _traced(fn, *static_args, shape=(None,)):
-    """`fn(tensor, *static_args)` as one cached `tf.function` per configuration.
-
-    The decoding graph (byte inspection loops, decoders, resizing, inside a
-    `tf.map_fn`) has about a thousand ops. Tracing it once per process and
-    calling the traced function (eagerly, or as a function-call op from a
-    caller's `tf.function`, `tf.data` map or SavedModel signature) avoids
-    re-tracing it in every graph that uses it, and avoids running it op by op
-    in eager mode, which is two orders of magnitude slower.
-    """
-    key = (fn.__name__, tuple(shape)) + static_args
-    if key not in _TRACED:
-        _TRACED[key] = tf.function(
-            lambda t: fn(t, *static_args),
-            input_signature=[tf.TensorSpec(shape, tf.string)],
-            autograph=False,
-        )
-    return _TRACED[key]
-
-
-def _check_batch(image_bytes):
-    return tf.map_fn(lambda b: _inspect(b)[0], image_bytes, fn_output_signature=tf.bool)
-
-
-def _decode_batch(image_bytes, target_h, target_w, mode, strict, who):
-    """Decodes and fits a `[N]` batch of encoded images; returns float [0, 1] pixels and ok flags."""
-    if image_bytes.shape[0] == 1:  # e.g. one record per `tf.data` element: no `map_fn` loop
-        return _traced(_decode_single_graph, target_h, target_w, mode, strict, who, shape=[1])(
-            image_bytes
-        )
-    return _traced(_decode_batch_graph, target_h, target_w, mode, strict, who)(image_bytes)
-
-
-def _decode_one(encoded, index, target_h, target_w, mode, strict, who):
-    """Decodes and fits one encoded image; returns float [0, 1] pixels and the ok flag."""
-    ok, fmt, height, width = _inspect(encoded)
-
-    def decode():
-        ratio_index = _jpeg_ratio_index(height, width, target_h, target_w, mode)
-        image = _decode_rgb(encoded, fmt, ratio_index)
-        image = tf.cast(image, tf.float32)[tf.newaxis] / 255.0
-        return _fit(image, target_h, target_w, mode)[0]
-
-    if strict:
-        check = tf.debugging.Assert(
-            ok,
-            [
-                f"{who} could not decode the image bytes at batch index",
-                index,
-                "(empty, truncated or corrupt data, or not a JPEG/PNG/GIF/BMP image)",
-            ],
-            summarize=1,
-        )
-        with tf.control_dependencies([check]):
-            image = decode()
-    else:
-        image = tf.cond(ok, decode, lambda: tf.zeros([target_h, target_w, 3], tf.float32))
-    return image, ok
-
-
-def _decode_single_graph(image_bytes, target_h, target_w, mode, strict, who):
-    image, ok = _decode_one(image_bytes[0], tf.constant(0), target_h, target_w, mode, strict, who)
-    return image[tf.newaxis], ok[tf.newaxis]
-
-
-def _decode_batch_graph(image_bytes, target_h, target_w, mode, strict, who):
-    return tf.map_fn(
-        lambda args: _decode_one(args[0], args[1], target_h, target_w, mode, strict, who),
-        (image_bytes, tf.range(tf.shape(image_bytes)[0])),
-        fn_output_signature=(
-            tf.TensorSpec([target_h, target_w, 3], tf.float32),
-            tf.TensorSpec([], tf.bool),
-        ),
-    )
-
-
 def _validate_options(image_size, resize, mean, std):
     if isinstance(image_size, bool) or not (
         (isinstance(image_size, int) and image_size > 0)
@@ -762,9 +395,9 @@ def try_decode_image(
 ):
     """Decodes encoded images like `ImagePreprocessor`, flagging bad ones instead of raising.
 
-    Never raises for empty strings, unknown formats, truncated files or
-    malformed headers (see the module docstring for the exact checks); those
-    give `ok=False` and an all-zero image. Use it in `tf.data` to filter and
+    Never raises for bytes TensorFlow's decoders reject (empty strings,
+    unknown formats, truncated files, corrupt data); those give `ok=False`
+    and an all-zero image. Use it in `tf.data` to filter and
     count bad records:
 
     ```python
@@ -796,9 +429,8 @@ def try_decode_image(
     (target_h, target_w), mean, std = _validate_options(image_size, resize, mean, std)
     image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
     batch, restore = _string_batch(image_bytes)
-    images, ok = _decode_batch(
-        batch, target_h, target_w, resize, strict=False, who="try_decode_image"
-    )
+    decode = _traced(_decode_graph, target_h, target_w, resize, False, "try_decode_image")
+    images, ok = decode(batch)
     images = (images - mean) / std
     images = tf.where(ok[:, None, None, None], images, 0.0)
     return restore(images), restore(ok)
@@ -808,9 +440,9 @@ def map_with_error_flags(dataset, map_fn, num_parallel_calls=tf.data.AUTOTUNE):
     """Maps `map_fn` over a dataset, turning any error it raises into a flag.
 
     Each output element is `(outputs, ok)`. When `map_fn` raises for an
-    element (any `tf.errors.OpError`, e.g. a PNG with a CRC error that passed
-    `check_image_bytes`), that element becomes `(zeros, False)` instead of
-    ending the epoch, so the pipeline can count and drop it. The zeros have the
+    element (any `tf.errors.OpError`, e.g. from a decoder or a shape check),
+    that element becomes `(zeros, False)` instead of ending the epoch, so the
+    pipeline can count and drop it. The zeros have the
     structure and dtypes of `map_fn`'s output, with unknown dimensions set to 0.
     Order is preserved. Each element runs in its own tiny dataset, which costs
     about 1-3 ms of CPU per element: use it around the decoding step, not
@@ -870,8 +502,9 @@ class ImagePreprocessor(keras.layers.Layer):
     """Decodes, resizes and normalises images in-graph, from bytes or pixels.
 
     Takes either encoded image bytes (`tf.string`, any size, JPEG / PNG / GIF
-    (first frame) / BMP, grayscale, RGB or RGBA) or decoded pixels (`uint8`
-    in [0, 255], `uint16`, or float in [0, 1]; 1, 3 or 4 channels), and returns
+    (first frame) / BMP / WebP, grayscale, palette, RGB or RGBA) or decoded
+    pixels (`uint8` in [0, 255], `uint16`, or float in [0, 1]; 1, 3 or 4
+    channels), and returns
     `[N, height, width, 3]` images in the layer's compute dtype, normalised as
     `(pixel - mean) / std` (the default maps [0, 1] to [-1, 1]). Alpha is
     dropped. Downscaling box-filters before the bilinear resize so large photos
@@ -930,9 +563,10 @@ class ImagePreprocessor(keras.layers.Layer):
         inputs = tf.convert_to_tensor(inputs)
         if inputs.dtype == tf.string:
             batch, restore = _string_batch(inputs)
-            images, _ = _decode_batch(
-                batch, self._height, self._width, self.resize, True, "ImagePreprocessor"
+            decode = _traced(
+                _decode_graph, self._height, self._width, self.resize, True, "ImagePreprocessor"
             )
+            images, _ = decode(batch)
             return restore(self._normalize(images))
         rank = inputs.shape.rank
         if rank not in (3, 4):

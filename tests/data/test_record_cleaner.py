@@ -4,14 +4,15 @@ from mmkeras.data import RecordCleaner
 from mmkeras.data.record_cleaner import clean_text
 
 
-def test_broken_images_are_skipped_or_repaired_and_counted(image_dir, image_set):
+@pytest.mark.parametrize("validate_images", ["full", "check"])
+def test_broken_images_are_skipped_or_repaired_and_counted(image_dir, image_set, validate_images):
     GOOD, REPAIRED, SKIPPED = image_set.good, image_set.repaired, image_set.skipped
     raws = [
         {"id": name, "image_path": str(image_dir / name), "texts": ["a caption"]}
         for name in image_set.files
     ]
     raws.append({"id": "missing.jpg", "image_path": str(image_dir / "missing.jpg"), "texts": ["x"]})
-    cleaner = RecordCleaner(num_threads=2)
+    cleaner = RecordCleaner(validate_images=validate_images, num_threads=2)
     kept = cleaner.clean(raws)
     assert [r["id"] for r in kept] == list(GOOD) + list(REPAIRED)
     report = cleaner.report
