@@ -1,17 +1,20 @@
-"""Optimizer cost: `FusedAdamW` (ours, one `ResourceApplyAdam` per variable) vs `keras.optimizers.AdamW`.
+"""Optimizer cost: `FusedAdamW` (one `ResourceApplyAdam` per variable) vs `keras.optimizers.AdamW`.
 
 Both optimizers have the default optimizer's settings (warmup-cosine schedule,
 weight decay 0.05 with biases and norms excluded, `clipnorm` 1.0, beta_2 0.98)
 and update the trainable variables of the same (untrained) model, in one
-process, alternating which goes first. For each it prints:
+process, alternating which goes first. For each, as a plain `tf.function` and
+under XLA (`jit_compile=True`, the training default), it prints:
 
-- the seconds to trace `optimizer.apply` into a `tf.function` (paid on the
-  first step of every `fit`, and again for every new train function);
-- the ops in that graph;
-- the milliseconds per `apply` once traced (median of 50).
+- the seconds of the first `optimizer.apply` (tracing, and compiling under XLA:
+  paid once per train function);
+- the milliseconds per `apply` in steady state: after one more warm-up call,
+  the two traced steps are called in turn, 100 times each per repeat, so
+  that a neighbouring pair of calls sees the same load on the machine.
 
     python benchmarks/optimizer_trace.py            # shapes-fusion-early-tiny at preset size
     python benchmarks/optimizer_trace.py --quick    # the demo's --quick model
+    python benchmarks/optimizer_trace.py --repeats 2   # fewer repeats (about 50 s each on 2 CPU cores)
 """
 
 import statistics
@@ -25,6 +28,7 @@ from mmkeras.training import FusedAdamW
 
 SETTINGS = dict(weight_decay=0.05, clipnorm=1.0, beta_2=0.98)
 EXCLUDED = ["bias", "gamma", "beta", "log_scale", "norm"]
+STEPS = 100
 
 
 def _schedule():
@@ -41,43 +45,52 @@ def _fused():
     return FusedAdamW(_schedule(), exclude_from_weight_decay=EXCLUDED, **SETTINGS)
 
 
-def _measure(make, variables):
+def _traced(make, variables, jit_compile):
+    """`(step, seconds)`: a `tf.function` applying `make()` to `variables`, and the time of its first call."""
     optimizer = make()
     optimizer.build(variables)
     grads = [tf.random.normal(v.shape, stddev=1e-2, seed=i) for i, v in enumerate(variables)]
-    step = tf.function(lambda: optimizer.apply(grads, variables))
+    step = tf.function(lambda: optimizer.apply(grads, variables), jit_compile=jit_compile)
     start = time.perf_counter()
-    graph = step.get_concrete_function().graph
-    trace = time.perf_counter() - start
     step()
-    runs = []
-    for _ in range(50):
-        start = time.perf_counter()
-        step()
-        runs.append(time.perf_counter() - start)
-    return trace, len(graph.get_operations()), statistics.median(runs) * 1e3
+    first = time.perf_counter() - start
+    step()
+    return step, first
+
+
+def _seconds(step):
+    start = time.perf_counter()
+    step()
+    return time.perf_counter() - start
 
 
 def main():
     args, task = early_fusion_task(__doc__.splitlines()[0])
-    model = task.build_model()
-    variables = model.trainable_variables
-    results = {"FusedAdamW": [], "keras AdamW": []}
+    variables = task.build_model().trainable_variables
     makers = [("FusedAdamW", _fused), ("keras AdamW", _keras_adamw)]
-    for repeat in range(args.repeats):
-        for label, make in makers if repeat % 2 == 0 else makers[::-1]:
-            results[label].append(_measure(make, variables))
     print(f"model: {NAME}{' (--quick)' if args.quick else ''}, {len(variables)} trainable variables, "
-          f"{args.repeats} repeats each, medians")
-    medians = {}
-    for label, rows in results.items():
-        trace, ops, ms = (statistics.median(column) for column in zip(*rows))
-        medians[label] = trace, ops, ms
-        print(f"{label:12s} trace {trace:5.2f} s   {ops:5.0f} ops   apply {ms:6.2f} ms   "
-              f"(traces: {', '.join('%.2f' % r[0] for r in rows)})")
-    (ours_trace, ours_ops, ours_ms), (keras_trace, keras_ops, keras_ms) = medians.values()
-    print(f"ratio        trace {keras_trace / ours_trace:5.2f}x faster, {keras_ops / ours_ops:.2f}x fewer ops, "
-          f"apply {keras_ms / ours_ms:.2f}x faster")
+          f"{args.repeats} repeats of {STEPS} alternating applies, medians")
+    for jit_compile in (False, True):
+        mode = "XLA" if jit_compile else "tf.function"
+        first = {label: [] for label, _ in makers}
+        steady = {label: [] for label, _ in makers}
+        for repeat in range(args.repeats):
+            order = makers if repeat % 2 == 0 else makers[::-1]
+            steps = {}
+            for label, make in order:
+                steps[label], seconds = _traced(make, variables, jit_compile)
+                first[label].append(seconds)
+            for _ in range(STEPS):
+                for label, _ in order:
+                    steady[label].append(_seconds(steps[label]))
+        for label, _ in makers:
+            print(f"{mode:11s} {label:11s}  first apply {statistics.median(first[label]):5.2f} s   "
+                  f"steady {statistics.median(steady[label]) * 1e3:6.2f} ms")
+        # Each pair of neighbouring calls ran under the same load: the median of their ratios.
+        paired = statistics.median(k / f for f, k in zip(steady["FusedAdamW"], steady["keras AdamW"]))
+        print(f"{mode:11s} keras/fused: first apply "
+              f"{statistics.median(first['keras AdamW']) / statistics.median(first['FusedAdamW']):.2f}x, "
+              f"steady {paired:.2f}x (median of paired ratios)")
 
 
 if __name__ == "__main__":

@@ -19,12 +19,29 @@ def test_bad_arguments():
         default_optimizer(10, warmup_fraction=1.5)
 
 
-def _trained_weights(accumulate, batch_size, x, y):
+def _model(kind):
     import keras
 
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16, activation="relu"),
-                              keras.layers.Dense(5)])
+    if kind == "embedding":  # an embedding's gradient is sparse (`tf.IndexedSlices`), with repeated rows
+        return keras.Sequential([keras.Input((5,), dtype="int32"), keras.layers.Embedding(7, 4),
+                                 keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(5)])
+    return keras.Sequential([keras.Input((6,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(5)])
+
+
+def _data(kind, clip_scale):
+    rng = np.random.default_rng(0)
+    if kind == "embedding":
+        x = rng.integers(0, 3, size=(16, 5))  # 3 of the 7 rows, each many times a batch
+    else:
+        x = (rng.normal(size=(16, 6)) * clip_scale).astype("float32")
+    return x, rng.integers(0, 5, size=(16,))
+
+
+def _trained_weights(kind, accumulate, batch_size, x, y):
+    import keras
+
+    model = _model(kind)
     model.compile(
         optimizer=default_optimizer(total_steps=10**6, learning_rate=1e-2, warmup_fraction=0.0,
                                     accumulate=accumulate),
@@ -34,22 +51,16 @@ def _trained_weights(accumulate, batch_size, x, y):
     return model.get_weights()
 
 
-@pytest.mark.parametrize("clip_scale", [1.0, 100.0])
-def test_accumulation_equals_one_step_on_the_larger_batch(clip_scale):
+@pytest.mark.parametrize("kind, clip_scale", [("dense", 1.0), ("dense", 100.0), ("embedding", 1.0)])
+def test_accumulation_equals_one_step_on_the_larger_batch(kind, clip_scale):
     # Two updates: 4 micro-batches of 4 with accumulate=2 against 2 batches of 8.
     # `clip_scale` 100 makes gradient norms far above `clipnorm`=1, so clipping
-    # must act on the accumulated gradient, as it would on the large batch.
-    rng = np.random.default_rng(0)
-    x = (rng.normal(size=(16, 6)) * clip_scale).astype("float32")
-    y = rng.integers(0, 5, size=(16,))
-    accumulated = _trained_weights(2, 4, x, y)
-    large = _trained_weights(1, 8, x, y)
+    # must act on the accumulated gradient, as it would on the large batch. An
+    # embedding's sparse gradient must update as the dense gradient it sums to.
+    x, y = _data(kind, clip_scale)
+    accumulated = _trained_weights(kind, 2, 4, x, y)
+    large = _trained_weights(kind, 1, 8, x, y)
     for a, b in zip(accumulated, large):
         np.testing.assert_allclose(a, b, atol=1e-6)
-    import keras
-
-    keras.utils.set_random_seed(0)
-    initial = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16, activation="relu"),
-                                keras.layers.Dense(5)]).get_weights()
     # The comparison is between trained weights, not two untouched models.
-    assert any(np.abs(a - b).max() > 1e-4 for a, b in zip(initial, large))
+    assert any(np.abs(a - b).max() > 1e-4 for a, b in zip(_model(kind).get_weights(), large))
