@@ -1,7 +1,8 @@
 """Classification metrics for fusion classifiers: accuracy, macro-F1, AUROC, per-class report.
 
-Plain NumPy, no scikit-learn. Every function returns Python floats / ints /
-strings so the results can be written to a `metrics.json` as they are.
+Thin wrappers around `sklearn.metrics` that check their inputs (clear
+`ValueError`s) and return Python floats / ints / strings, so the results can be
+written to a `metrics.json` as they are.
 
 Classes that never occur (policy used by `macro_f1`, `per_class_report` and
 `classification_metrics`):
@@ -16,6 +17,7 @@ Classes that never occur (policy used by `macro_f1`, `per_class_report` and
 """
 
 import numpy as np
+from sklearn import metrics as sk
 
 
 def _check_labels(values, name):
@@ -71,26 +73,12 @@ def _resolve_num_classes(num_classes, class_names, *label_arrays):
     return int(num_classes)
 
 
-def _confusion_counts(y_true, y_pred, num_classes):
-    """Per-class true positives, predicted counts and true counts (int64 arrays)."""
-    tp = np.bincount(y_true[y_true == y_pred], minlength=num_classes)
-    predicted = np.bincount(y_pred, minlength=num_classes)
-    support = np.bincount(y_true, minlength=num_classes)
-    return tp, predicted, support
-
-
-def _safe_ratio(numerator, denominator):
-    numerator = numerator.astype(np.float64)
-    return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
-
-
-def _per_class_scores(y_true, y_pred, num_classes):
-    tp, predicted, support = _confusion_counts(y_true, y_pred, num_classes)
-    precision = _safe_ratio(tp, predicted)
-    recall = _safe_ratio(tp, support)
-    f1 = _safe_ratio(2 * tp, predicted + support)  # = 2PR / (P + R), 0 when both are 0
-    occurs = (predicted + support) > 0
-    return precision, recall, f1, support, occurs
+def _labels_and_predictions(y_true, y_pred):
+    """Both label arrays, checked and of the same length."""
+    y_true = _check_labels(y_true, "y_true")
+    y_pred = _check_labels(y_pred, "y_pred")
+    _check_same_length(y_true, y_pred, "y_pred")
+    return y_true, y_pred
 
 
 def accuracy(y_true, y_pred):
@@ -111,18 +99,16 @@ def accuracy(y_true, y_pred):
     >>> accuracy([0, 1, 2, 2], [0, 2, 2, 2])
     0.75
     """
-    y_true = _check_labels(y_true, "y_true")
-    y_pred = _check_labels(y_pred, "y_pred")
-    _check_same_length(y_true, y_pred, "y_pred")
-    return float(np.mean(y_true == y_pred))
+    return float(sk.accuracy_score(*_labels_and_predictions(y_true, y_pred)))
 
 
 def macro_f1(y_true, y_pred, num_classes=None):
     """Unweighted mean of the per-class F1 scores.
 
-    Averages over the classes that occur in `y_true` or `y_pred` (see the
-    module docstring): a class only predicted counts with F1 = 0, a class in
-    neither is left out.
+    `sklearn.metrics.f1_score(average="macro", zero_division=0)`: averages
+    over the classes that occur in `y_true` or `y_pred` (see the module
+    docstring): a class only predicted counts with F1 = 0, a class in neither
+    is left out.
 
     Args:
         y_true: 1-D array of integer labels.
@@ -142,21 +128,17 @@ def macro_f1(y_true, y_pred, num_classes=None):
     >>> round(macro_f1([0, 0, 1, 1], [0, 1, 1, 1]), 4)  # F1 = 2/3 and 4/5
     0.7333
     """
-    y_true = _check_labels(y_true, "y_true")
-    y_pred = _check_labels(y_pred, "y_pred")
-    _check_same_length(y_true, y_pred, "y_pred")
-    num_classes = _resolve_num_classes(num_classes, None, y_true, y_pred)
-    _, _, f1, _, occurs = _per_class_scores(y_true, y_pred, num_classes)
-    return float(f1[occurs].mean())
+    y_true, y_pred = _labels_and_predictions(y_true, y_pred)
+    _resolve_num_classes(num_classes, None, y_true, y_pred)  # checks the labels' range
+    return float(sk.f1_score(y_true, y_pred, average="macro", zero_division=0))
 
 
 def auroc(y_true, y_score):
     """Area under the ROC curve of a binary classifier.
 
-    Computed as the Mann-Whitney statistic: the probability that a random
-    positive scores higher than a random negative, a tie counting 1/2
-    (average ranks). Only the order of the scores matters (probabilities or
-    logits).
+    `sklearn.metrics.roc_auc_score`: the probability that a random positive
+    scores higher than a random negative, a tie counting 1/2. Only the order
+    of the scores matters (probabilities or logits).
 
     Args:
         y_true: 1-D array of binary labels (0 / 1 or bool).
@@ -197,16 +179,14 @@ def auroc(y_true, y_score):
             "`y_true` must contain both classes for AUROC, got only "
             f"{'negatives' if num_pos == 0 else 'positives'}."
         )
-    # 1-based ranks of the scores, tied scores sharing the average of their ranks.
-    _, inverse, counts = np.unique(y_score, return_inverse=True, return_counts=True)
-    average_rank = np.cumsum(counts) - (counts - 1) / 2.0
-    ranks = average_rank[inverse]
-    u_statistic = ranks[y_true == 1].sum() - num_pos * (num_pos + 1) / 2.0
-    return float(u_statistic / (num_pos * num_neg))
+    return float(sk.roc_auc_score(y_true, y_score))
 
 
 def per_class_report(y_true, y_pred, class_names=None, num_classes=None):
     """Precision, recall, F1 and support of every class.
+
+    `sklearn.metrics.precision_recall_fscore_support` over every label, with
+    `zero_division=0`.
 
     Args:
         y_true: 1-D array of integer labels.
@@ -230,14 +210,14 @@ def per_class_report(y_true, y_pred, class_names=None, num_classes=None):
     >>> report["dog"]
     {'precision': 0.5, 'recall': 1.0, 'f1': 0.6666666666666666, 'support': 1}
     """
-    y_true = _check_labels(y_true, "y_true")
-    y_pred = _check_labels(y_pred, "y_pred")
-    _check_same_length(y_true, y_pred, "y_pred")
+    y_true, y_pred = _labels_and_predictions(y_true, y_pred)
     num_classes = _resolve_num_classes(num_classes, class_names, y_true, y_pred)
     names = list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]
     if len(set(names)) != len(names):
         raise ValueError(f"`class_names` must be unique, got {names!r}.")
-    precision, recall, f1, support, _ = _per_class_scores(y_true, y_pred, num_classes)
+    precision, recall, f1, support = sk.precision_recall_fscore_support(
+        y_true, y_pred, labels=np.arange(num_classes), average=None, zero_division=0
+    )
     return {
         name: {
             "precision": float(precision[c]),
@@ -272,8 +252,8 @@ def classification_metrics(y_true, y_output, class_names=None, threshold=0.5):
         `macro_f1_excluded_classes` (names of classes in neither `y_true` nor
         the predictions), `per_class` (see `per_class_report`) and, for
         scores: `auroc` for two classes, or `auroc_ovr_macro` (mean one-vs-rest
-        AUROC over the classes with both positives and negatives in `y_true`)
-        for more. An AUROC that is undefined (a class missing from `y_true`)
+        AUROC over the classes with both positives and negatives in `y_true`;
+        scores such as logits need not sum to 1) for more. An AUROC that is undefined (a class missing from `y_true`)
         is stored as `None`.
 
     Raises:
@@ -329,27 +309,26 @@ def classification_metrics(y_true, y_output, class_names=None, threshold=0.5):
     num_classes = _resolve_num_classes(num_classes, class_names, y_true, y_pred)
     names = list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]
 
-    _, _, f1, _, occurs = _per_class_scores(y_true, y_pred, num_classes)
+    occurs = np.union1d(y_true, y_pred)
     metrics = {
         "num_examples": int(y_true.size),
         "num_classes": int(num_classes),
         "accuracy": accuracy(y_true, y_pred),
-        "macro_f1": float(f1[occurs].mean()),
-        "macro_f1_excluded_classes": [names[c] for c in np.flatnonzero(~occurs)],
+        "macro_f1": macro_f1(y_true, y_pred),
+        "macro_f1_excluded_classes": [names[c] for c in range(num_classes) if c not in occurs],
         "per_class": per_class_report(y_true, y_pred, class_names=names),
     }
     if scores is not None:
+        # One column per class, kept where `y_true` has both positives and negatives.
+        one_hot = y_true[:, None] == np.arange(num_classes)
+        defined = (one_hot.sum(axis=0) > 0) & (one_hot.sum(axis=0) < y_true.size)
         if num_classes == 2:
             positive_scores = scores if scores.ndim == 1 else scores[:, 1]
-            has_both = 0 < int((y_true == 1).sum()) < y_true.size
-            metrics["auroc"] = auroc(y_true, positive_scores) if has_both else None
+            metrics["auroc"] = auroc(y_true, positive_scores) if defined.all() else None
         else:
-            per_class_auroc = [
-                auroc(y_true == c, scores[:, c])
-                for c in range(num_classes)
-                if 0 < int((y_true == c).sum()) < y_true.size
-            ]
+            # Macro one-vs-rest AUROC as a multilabel average, so logits are scored as they are.
             metrics["auroc_ovr_macro"] = (
-                float(np.mean(per_class_auroc)) if per_class_auroc else None
+                float(sk.roc_auc_score(one_hot[:, defined], scores[:, defined], average="macro"))
+                if defined.any() else None
             )
     return metrics

@@ -1,6 +1,7 @@
 import doctest
 import itertools
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -125,6 +126,60 @@ def test_classification_metrics_multiclass_probabilities():
     assert metrics["auroc_ovr_macro"] == pytest.approx(expected_ovr, abs=1e-12)
     assert 0.5 < metrics["auroc_ovr_macro"] < 1.0
     json.dumps(metrics)
+
+
+def _counted_scores(y_true, y_pred, num_classes):
+    """Reference precision, recall and F1 per class by counting, with the module's zero policy."""
+    rows = []
+    for c in range(num_classes):
+        tp = sum(t == c and p == c for t, p in zip(y_true, y_pred))
+        predicted, support = sum(p == c for p in y_pred), sum(t == c for t in y_true)
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        rows.append((precision, recall, f1, support, predicted + support > 0))
+    return rows
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_f1_and_report_match_counting_on_random_labels(seed):
+    # 6 classes, 20 examples: some classes are missing from y_true, y_pred or both.
+    rng = np.random.default_rng(seed)
+    y_true, y_pred = rng.integers(0, 5, size=20), rng.integers(1, 6, size=20)
+    rows = _counted_scores(y_true, y_pred, 6)
+    expected_macro = np.mean([f1 for _, _, f1, _, occurs in rows if occurs])
+    assert macro_f1(y_true, y_pred, num_classes=6) == pytest.approx(expected_macro, abs=1e-12)
+    report = per_class_report(y_true, y_pred, num_classes=6)
+    for c, (precision, recall, f1, support, _) in enumerate(rows):
+        assert report[str(c)] == pytest.approx(
+            {"precision": precision, "recall": recall, "f1": f1, "support": support}, abs=1e-12
+        )
+
+
+def test_multiclass_auroc_skips_classes_absent_from_y_true_and_takes_logits():
+    # Class 1 never occurs in y_true: the mean runs over classes 0, 2 and 3 only.
+    rng = np.random.default_rng(1)
+    y_true = np.array([0, 2, 3, 3, 0, 2, 0, 3, 2, 2])
+    logits = rng.normal(size=(10, 4)) * 3.0  # rows do not sum to 1
+    metrics = classification_metrics(y_true, logits)
+    expected = np.mean([_auroc_by_pairs(y_true == c, logits[:, c]) for c in (0, 2, 3)])
+    assert metrics["auroc_ovr_macro"] == pytest.approx(expected, abs=1e-12)
+    # A monotone transform of each column keeps every one-vs-rest AUROC.
+    assert classification_metrics(y_true, np.exp(logits))["auroc_ovr_macro"] == pytest.approx(expected)
+    # One class in y_true: no class has both positives and negatives.
+    assert classification_metrics([1, 1, 1], logits[:3])["auroc_ovr_macro"] is None
+
+
+def test_edge_cases_give_values_not_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert macro_f1([0, 0], [1, 1], num_classes=3) == 0.0  # both classes at F1 = 0, class 2 left out
+        assert per_class_report([0, 0], [0, 0], num_classes=2)["1"] == {
+            "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+        single = classification_metrics([2, 2], np.array([[0.1, 0.2, 0.7], [0.5, 0.3, 0.2]]))
+    assert single["accuracy"] == 0.5 and single["auroc_ovr_macro"] is None
+    assert single["macro_f1"] == pytest.approx((0 + 2 / 3) / 2)  # class 0 predicted, never true
+    assert single["macro_f1_excluded_classes"] == ["1"]
 
 
 @pytest.mark.parametrize(
