@@ -1,6 +1,7 @@
 """Losses: CLIP / SigLIP contrastive losses, their learnable logit scale and cross-replica gathering."""
 
 from mmkeras.losses.clip_loss import ClipLoss
+from mmkeras.losses.contrastive_loss import ContrastiveLoss
 from mmkeras.losses.cross_replica import all_gather_with_grad
 from mmkeras.losses.cross_replica import gather_global_batch
 from mmkeras.losses.cross_replica import replica_info
@@ -10,6 +11,7 @@ from mmkeras.losses.siglip_loss import SigLipLoss
 
 __all__ = [
     "ClipLoss",
+    "ContrastiveLoss",
     "LogitScale",
     "MaskedSequenceLoss",
     "SigLipLoss",

@@ -1,95 +1,12 @@
-from collections.abc import Mapping
-
 import keras
 from keras import ops
 
+from mmkeras.losses.contrastive_loss import ContrastiveLoss
 from mmkeras.losses.cross_replica import gather_global_batch
 
 
-def _as_float32_embeddings(image_embeddings, text_embeddings):
-    """Casts both embedding matrices to float32 and checks their shapes."""
-    image_embeddings = ops.cast(ops.convert_to_tensor(image_embeddings), "float32")
-    text_embeddings = ops.cast(ops.convert_to_tensor(text_embeddings), "float32")
-    for name, value in (("image_embeddings", image_embeddings), ("text_embeddings", text_embeddings)):
-        if len(value.shape) != 2:
-            raise ValueError(f"`{name}` must have shape [batch, dim], got shape {tuple(value.shape)}.")
-    image_shape, text_shape = tuple(image_embeddings.shape), tuple(text_embeddings.shape)
-    for axis, what in ((0, "batch size"), (1, "embedding dim")):
-        a, b = image_shape[axis], text_shape[axis]
-        if a is not None and b is not None and a != b:
-            raise ValueError(
-                f"`image_embeddings` and `text_embeddings` must have the same {what}, got "
-                f"shapes {image_shape} and {text_shape}."
-            )
-    return image_embeddings, text_embeddings
-
-
-def _as_float32_scalar(value, name):
-    if value is None:
-        raise ValueError(f"`{name}` is required (a scalar, e.g. from `LogitScale`), got None.")
-    value = ops.cast(ops.convert_to_tensor(value), "float32")
-    if len(value.shape) > 1 or (len(value.shape) == 1 and value.shape[0] != 1):
-        raise ValueError(f"`{name}` must be a scalar, got shape {tuple(value.shape)}.")
-    return ops.reshape(value, ())
-
-
-def _unpack_y_pred(y_pred, loss_name):
-    if not isinstance(y_pred, Mapping):
-        raise ValueError(
-            f"{loss_name}: `y_pred` must be a dict with keys 'image_embeddings', "
-            f"'text_embeddings', 'logit_scale' and optionally 'logit_bias', got {type(y_pred).__name__}."
-        )
-    missing = [k for k in ("image_embeddings", "text_embeddings", "logit_scale") if k not in y_pred]
-    if missing:
-        raise ValueError(
-            f"{loss_name}: `y_pred` is missing the keys {missing}; it has {sorted(y_pred)}."
-        )
-    return (
-        y_pred["image_embeddings"],
-        y_pred["text_embeddings"],
-        y_pred["logit_scale"],
-        y_pred.get("logit_bias"),
-    )
-
-
-def _dispatch_contrastive_call(loss, image_embeddings, text_embeddings, logit_scale, logit_bias):
-    """Routes the three call forms of a contrastive loss to `loss.call`.
-
-    Shared by `ClipLoss` and `SigLipLoss`: `loss(img, txt, scale[, bias])`,
-    `loss(y_pred_dict)` and the Keras form `loss(y_true, y_pred_dict[, None])`.
-    """
-    if isinstance(image_embeddings, Mapping):
-        if text_embeddings is not None or logit_scale is not None or logit_bias is not None:
-            raise ValueError(
-                f"{loss.name}: when the first argument is a `y_pred` dict, pass nothing else."
-            )
-        y_pred = image_embeddings
-    elif isinstance(text_embeddings, Mapping):
-        # Keras form: loss(y_true, y_pred, sample_weight). y_true is ignored.
-        if logit_scale is not None:
-            raise ValueError(
-                f"{loss.name}: `sample_weight` is not supported by contrastive losses, got "
-                f"{logit_scale!r}."
-            )
-        if logit_bias is not None:
-            raise ValueError(f"{loss.name}: too many arguments for the (y_true, y_pred) form.")
-        y_pred = text_embeddings
-    else:
-        if text_embeddings is None:
-            raise ValueError(f"{loss.name}: `text_embeddings` is required, got None.")
-        y_pred = {
-            "image_embeddings": image_embeddings,
-            "text_embeddings": text_embeddings,
-            "logit_scale": logit_scale,
-        }
-        if logit_bias is not None:
-            y_pred["logit_bias"] = logit_bias
-    with keras.name_scope(loss.name):
-        return loss.call(None, y_pred)
-
-
 @keras.saving.register_keras_serializable(package="mmkeras")
-class ClipLoss(keras.losses.Loss):
+class ClipLoss(ContrastiveLoss):
     """Symmetric InfoNCE (CLIP) loss with negatives from every replica.
 
     With `logits = logit_scale * image_embeddings @ text_embeddings^T` over the
@@ -137,24 +54,10 @@ class ClipLoss(keras.losses.Loss):
     """
 
     def __init__(self, gather_across_replicas=True, name="clip_loss"):
-        super().__init__(name=name, reduction="sum_over_batch_size", dtype="float32")
-        if not isinstance(gather_across_replicas, bool):
-            raise ValueError(
-                f"`gather_across_replicas` must be a bool, got {gather_across_replicas!r}."
-            )
-        self.gather_across_replicas = gather_across_replicas
+        super().__init__(gather_across_replicas=gather_across_replicas, name=name)
 
-    def __call__(self, image_embeddings, text_embeddings=None, logit_scale=None, logit_bias=None):
-        return _dispatch_contrastive_call(
-            self, image_embeddings, text_embeddings, logit_scale, logit_bias
-        )
-
-    def call(self, y_true, y_pred):
-        del y_true
-        image_embeddings, text_embeddings, logit_scale, _ = _unpack_y_pred(y_pred, self.name)
-        image_embeddings, text_embeddings = _as_float32_embeddings(image_embeddings, text_embeddings)
-        logit_scale = _as_float32_scalar(logit_scale, "logit_scale")
-
+    def batch_loss(self, image_embeddings, text_embeddings, logit_scale, logit_bias):
+        del logit_bias  # a constant shift cancels in the softmax
         (all_images, all_texts), row_offset, global_size = gather_global_batch(
             [image_embeddings, text_embeddings], gather=self.gather_across_replicas
         )
@@ -170,6 +73,3 @@ class ClipLoss(keras.losses.Loss):
             text_embeddings, all_images
         )
         return total / (2.0 * ops.cast(ops.maximum(global_size, 1), "float32"))
-
-    def get_config(self):
-        return {"name": self.name, "gather_across_replicas": self.gather_across_replicas}

@@ -2,10 +2,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from mmkeras.losses.clip_loss import _as_float32_embeddings
-from mmkeras.losses.clip_loss import _as_float32_scalar
-from mmkeras.losses.clip_loss import _dispatch_contrastive_call
-from mmkeras.losses.clip_loss import _unpack_y_pred
+from mmkeras.losses.contrastive_loss import ContrastiveLoss
+from mmkeras.losses.contrastive_loss import _as_float32_scalar
 from mmkeras.losses.cross_replica import gather_global_batch
 
 
@@ -81,7 +79,7 @@ def _chunked_sigmoid_nll(images, texts, scale, bias, row_ids, chunk_size):
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
-class SigLipLoss(keras.losses.Loss):
+class SigLipLoss(ContrastiveLoss):
     """Pairwise sigmoid (SigLIP) loss with negatives from every replica.
 
     With `logits = logit_scale * image_embeddings @ text_embeddings^T +
@@ -139,32 +137,15 @@ class SigLipLoss(keras.losses.Loss):
     """
 
     def __init__(self, chunk_size=None, gather_across_replicas=True, name="siglip_loss"):
-        super().__init__(name=name, reduction="sum_over_batch_size", dtype="float32")
+        super().__init__(gather_across_replicas=gather_across_replicas, name=name)
         if chunk_size is not None and (
             isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
         ):
             raise ValueError(f"`chunk_size` must be None or a positive int, got {chunk_size!r}.")
-        if not isinstance(gather_across_replicas, bool):
-            raise ValueError(
-                f"`gather_across_replicas` must be a bool, got {gather_across_replicas!r}."
-            )
         self.chunk_size = chunk_size
-        self.gather_across_replicas = gather_across_replicas
 
-    def __call__(self, image_embeddings, text_embeddings=None, logit_scale=None, logit_bias=None):
-        return _dispatch_contrastive_call(
-            self, image_embeddings, text_embeddings, logit_scale, logit_bias
-        )
-
-    def call(self, y_true, y_pred):
-        del y_true
-        image_embeddings, text_embeddings, logit_scale, logit_bias = _unpack_y_pred(
-            y_pred, self.name
-        )
-        image_embeddings, text_embeddings = _as_float32_embeddings(image_embeddings, text_embeddings)
-        logit_scale = _as_float32_scalar(logit_scale, "logit_scale")
+    def batch_loss(self, image_embeddings, text_embeddings, logit_scale, logit_bias):
         logit_bias = _as_float32_scalar(0.0 if logit_bias is None else logit_bias, "logit_bias")
-
         (all_texts,), row_offset, global_size = gather_global_batch(
             [text_embeddings], gather=self.gather_across_replicas
         )
@@ -182,8 +163,4 @@ class SigLipLoss(keras.losses.Loss):
         return total / ops.cast(ops.maximum(global_size, 1), "float32")
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "chunk_size": self.chunk_size,
-            "gather_across_replicas": self.gather_across_replicas,
-        }
+        return {**super().get_config(), "chunk_size": self.chunk_size}
