@@ -24,7 +24,6 @@ from mmkeras.tasks import task_for_config
 SMOKE = {
     "data.image_size": 32,
     "data.vocabulary_size": 60,
-    "image_encoder.image_size": 32,
     "image_encoder.patch_size": 16,
     "image_encoder.num_layers": 1,
     "image_encoder.hidden_dim": 16,

@@ -24,7 +24,7 @@ from mmkeras import zoo
 from mmkeras.tasks import task_for_config
 
 # Tiny towers and one short epoch: what `--smoke` trains.
-SMOKE = {"data.image_size": 32, "data.vocabulary_size": 60, "image_encoder.image_size": 32,
+SMOKE = {"data.image_size": 32, "data.vocabulary_size": 60,
          "image_encoder.patch_size": 16, "model.fusion_kwargs": {"combine": "mean", "hidden_dim": 16},
          "eval.batch_size": 16, "train.epochs": 1, "train.global_batch_size": 8, "train.jit_compile": False,
          "train.strategy": "cpu"}

@@ -31,7 +31,6 @@ SMOKE = {
     "data.num_test": 2,
     "data.image_size": 32,
     "data.vocabulary_size": 60,
-    "image_encoder.image_size": 32,
     "image_encoder.patch_size": 16,
     "image_encoder.num_layers": 1,
     "train.epochs": 1,

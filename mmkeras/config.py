@@ -11,8 +11,10 @@ A run config is a nested dict with these sections:
 """
 
 import copy
-import inspect
 import json
+
+from mmkeras.data.open_source import DATASET_KINDS
+from mmkeras.validation import check_argument_types, type_matches
 
 TASKS = ("matching", "captioning", "fusion")
 
@@ -67,64 +69,8 @@ CHOICES = {
     "task": TASKS,
     "train.precision": ("float32", "mixed_bfloat16", "mixed_float16"),
     "train.strategy": ("auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu"),
-    "data.dataset": ("shapes", "coco", "flickr", "csv", "jsonl", "folder", "tfds", "tfrecord"),
+    "data.dataset": DATASET_KINDS,
 }
-
-
-def _type_ok(value, default):
-    if default is None or value is None:
-        return True
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(default, int):
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, type(default))
-
-
-def check_argument_types(function, arguments, field):
-    """Checks config `arguments` for `function` against the types of its defaults.
-
-    An argument whose default is a bool must be a bool, one whose default is
-    an int must be an int, and one whose default is a float must be a number
-    or a structure (such as per-modality rates), never a string. `None`, and
-    arguments without a default or with a `None` default, are left to
-    `function` itself.
-
-    Args:
-        function: the builder or constructor the arguments go to.
-        arguments: dict of argument name -> value, as the config holds them.
-        field: the config path of `arguments`, used in error messages.
-
-    Raises:
-        ValueError: naming `field.name`, the expected type and the value.
-
-    Example:
-
-    >>> def tower(num_layers=12, dropout=0.0, pooled_only=False, hidden_dim=None):
-    ...     pass
-    >>> check_argument_types(tower, {"num_layers": 2, "dropout": 0, "hidden_dim": 64}, "image_encoder")
-    >>> check_argument_types(tower, {"num_layers": "two"}, "image_encoder")
-    Traceback (most recent call last):
-    ...
-    ValueError: Config field `image_encoder.num_layers` must be of type int, got 'two'.
-    """
-    parameters = inspect.signature(function).parameters
-    for key, value in arguments.items():
-        default = parameters[key].default if key in parameters else None
-        if value is None or default is None or default is inspect.Parameter.empty:
-            continue
-        if isinstance(default, float):
-            ok = not isinstance(value, (str, bool))
-        elif isinstance(default, int):  # bool included: `_type_ok` tells them apart
-            ok = _type_ok(value, default)
-        else:
-            continue
-        if not ok:
-            raise ValueError(
-                f"Config field `{field}.{key}` must be of type {type(default).__name__}, got {value!r}."
-            )
 
 
 def _check_section(section, values):
@@ -137,7 +83,7 @@ def _check_section(section, values):
             raise ValueError(
                 f"Unknown config field `{field}`; valid fields: {', '.join(sorted(defaults))}."
             )
-        if not _type_ok(value, defaults[key]):
+        if not type_matches(value, defaults[key]):
             raise ValueError(
                 f"Config field `{field}` must be of type {type(defaults[key]).__name__}, "
                 f"got {value!r}."
@@ -176,6 +122,22 @@ def validate_config(config):
             validate_encoder_spec(config[tower], tower)
     if "model" in config:
         _check_builder_arguments(config["task"], config["model"])
+    _check_sizes_agree(config)
+
+
+def _check_sizes_agree(config):
+    """A size is set once: a tower spec that repeats a `data` size must give the same value."""
+    from mmkeras.models.build_from_config import TOWER_SIZES_FROM_DATA
+
+    data = config.get("data", {})
+    for tower, fields in TOWER_SIZES_FROM_DATA.items():
+        spec = config.get(tower) or {}
+        for field in fields:
+            if field in spec and field in data and spec[field] is not None and spec[field] != data[field]:
+                raise ValueError(
+                    f"Config fields `data.{field}` ({data[field]!r}) and `{tower}.{field}` ({spec[field]!r}) "
+                    f"disagree: set `data.{field}` alone (the tower takes it from there)."
+                )
 
 
 def _check_builder_arguments(task, model_args):

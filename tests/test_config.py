@@ -56,3 +56,23 @@ def test_parse_override():
     assert parse_override("data.path=a=b") == ("data.path", "a=b")
     with pytest.raises(ValueError, match="section.field=value"):
         parse_override("epochs")
+
+
+def test_the_image_size_is_set_once_in_data():
+    from mmkeras import zoo
+    from mmkeras.models import build_from_config
+
+    config = zoo.config("shapes-clip-tiny", **{"data.image_size": 32, "image_encoder.patch_size": 16,
+                                               "image_encoder.num_layers": 1, "text_encoder.num_layers": 1})
+    model = build_from_config(config)
+    assert tuple(model.input["images"].shape[1:3]) == (32, 32)
+    assert model.input["token_ids"].shape[1] == config["data"]["sequence_length"]
+
+
+@pytest.mark.parametrize("field, value", [("image_encoder.image_size", 48), ("text_encoder.sequence_length", 7)])
+def test_a_tower_size_that_contradicts_data_fails_naming_both_fields(field, value):
+    from mmkeras import zoo
+
+    data_field = "data." + field.split(".")[1]
+    with pytest.raises(ValueError, match=rf"`{data_field}` .* and `{field}` \({value}\) disagree"):
+        zoo.config("shapes-clip-tiny", **{field: value})

@@ -21,7 +21,7 @@ BUDGETS = {
 # --quick: a smoke run of the whole pipeline in under a minute. The towers are shrunk as
 # well (32-px images, one Transformer layer each), so its scores say little; use the full demo.
 _QUICK_COMMON = {
-    "data.num_val": 8, "data.image_size": 32, "image_encoder.image_size": 32, "image_encoder.num_layers": 1,
+    "data.num_val": 8, "data.image_size": 32, "image_encoder.num_layers": 1,
     "train.epochs": 1, "train.global_batch_size": 32, "train.jit_compile": False,
     "train.graph_optimization": False, "train.run_eagerly": True, "eval.jit_compile": False,
 }

@@ -56,7 +56,7 @@ def overrides(args):
 
 def data_overrides(args):
     """The `data.*` overrides of `--data KIND:PATH` and its companion flags."""
-    from mmkeras.tasks.record_task import RECORD_KINDS
+    from mmkeras.data.open_source import RECORD_KINDS
 
     companions = {
         "data.images": args.images,

@@ -1,6 +1,12 @@
 """`open_source`: a loader from a `KIND:ARGUMENT` spec (the `mmkeras data convert --source` syntax)."""
 
+# The one list of data kinds. Sources are read record by record; "tfrecord" is a shard folder
+# written by `mmkeras data convert`, read as it is.
 SOURCE_KINDS = ("shapes", "coco", "flickr", "csv", "jsonl", "folder", "tfds")
+DATASET_KINDS = SOURCE_KINDS + ("tfrecord",)
+RECORD_KINDS = DATASET_KINDS[1:]  # everything but the built-in Shapes data
+FILE_KINDS = ("coco", "flickr", "csv", "jsonl", "folder", "tfrecord")  # `data.path` is a file or folder
+UNLABELLED_KINDS = ("coco", "flickr")  # captions only: no class label for a fusion head
 
 
 def open_source(spec, images=None, split_json=None, split=None, data_dir=None, **kwargs):

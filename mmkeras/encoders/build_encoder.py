@@ -3,7 +3,7 @@
 import importlib
 import inspect
 
-from mmkeras.config import check_argument_types
+from mmkeras.validation import check_argument_types
 
 # type name -> "module:Class". Imported lazily so that optional towers (TF-Hub,
 # keras-hub presets) cost nothing unless used.

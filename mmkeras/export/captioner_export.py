@@ -2,12 +2,12 @@
 
 import tensorflow as tf
 
-from mmkeras.export.serving_signatures import save_signatures
+from mmkeras.export.serving_signatures import preprocessing_of, save_signatures
 
 IMAGE_BYTES = tf.TensorSpec([None], tf.string, name="image_bytes")
 
 
-def export_captioner(generator, preprocessor, path):
+def export_captioner(generator, path):
     """Writes a SavedModel with the signature `caption(image_bytes) -> {captions, scores}`.
 
     `caption(image_bytes: string[N]) -> {"captions": string[N], "scores": float32[N],
@@ -18,21 +18,22 @@ def export_captioner(generator, preprocessor, path):
     Loading needs only TensorFlow and `import tensorflow_text`.
 
     Args:
-        generator: a `mmkeras.generation.CaptionGenerator` with a detokenizer
-            (its model's tokenizer or one passed in).
-        preprocessor: the `ImagePreprocessor` used in training.
+        generator: a `mmkeras.generation.CaptionGenerator` whose model has
+            a `preprocessor` (its image converter decodes the bytes; its
+            tokenizer is the default detokenizer).
         path: output directory (local or `gs://`).
 
     Example:
 
     ```python
-    generator = CaptionGenerator(model, strategy="beam", num_beams=3, detokenizer=tokenizer)
-    export_captioner(generator, ImagePreprocessor(64), "runs/cap/export")
+    generator = CaptionGenerator(model, strategy="beam", num_beams=3)
+    export_captioner(generator, "runs/cap/export")  # or export_model(model, ..., strategy="beam")
     tf.saved_model.load("runs/cap/export").signatures["caption"](image_bytes=...)["captions"]
     ```
     """
+    _, preprocessor = preprocessing_of(generator.model, need_tokenizer=False, need_images=True)
     if generator.detokenizer is None:
-        raise ValueError("`generator` has no detokenizer: pass `detokenizer=` to CaptionGenerator.")
+        raise ValueError("`generator` has no detokenizer: give the model a preprocessor with a tokenizer.")
     seed = tf.constant([0, 0], tf.int32)  # beam and greedy ignore it; sampling is reproducible
 
     def caption(image_bytes):

@@ -2,13 +2,13 @@
 
 import tensorflow as tf
 
-from mmkeras.export.serving_signatures import save_signatures
+from mmkeras.export.serving_signatures import preprocessing_of, save_signatures
 
 IMAGE_BYTES = tf.TensorSpec([None], tf.string, name="image_bytes")
 TEXT = tf.TensorSpec([None], tf.string, name="text")
 
 
-def export_dual_encoder(model, tokenizer, preprocessor, path):
+def export_dual_encoder(model, path):
     """Writes a SavedModel with `embed_image`, `embed_text` and `similarity` signatures.
 
     - `embed_image(image_bytes: string[N]) -> {"embeddings": float32[N, D]}`: JPEG,
@@ -25,19 +25,18 @@ def export_dual_encoder(model, tokenizer, preprocessor, path):
     `import tensorflow_text` (for the tokenizer's ops), not mmkeras.
 
     Args:
-        model: a `DualEncoder`.
-        tokenizer: the `SubwordTokenizer` used in training.
-        preprocessor: the `ImagePreprocessor` used in training.
+        model: a `DualEncoder` with a `preprocessor` (tokenizer and image converter).
         path: output directory (local or `gs://`).
 
     Example:
 
     ```python
-    export_dual_encoder(model, tokenizer, ImagePreprocessor(64), "runs/clip/export")
+    export_dual_encoder(model, "runs/clip/export")  # or export_model(model, ...)
     serving = tf.saved_model.load("runs/clip/export")
     serving.signatures["embed_text"](text=tf.constant(["a red circle"]))["embeddings"]
     ```
     """
+    tokenizer, preprocessor = preprocessing_of(model, need_tokenizer=True, need_images=True)
     image_model, text_model = model.image_model, model.text_model
     sigmoid = model.loss_name == "siglip"
 

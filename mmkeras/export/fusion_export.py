@@ -3,13 +3,13 @@
 import numpy as np
 import tensorflow as tf
 
-from mmkeras.export.serving_signatures import save_signatures
+from mmkeras.export.serving_signatures import preprocessing_of, save_signatures
 
 IMAGE_BYTES = tf.TensorSpec([None], tf.string, name="image_bytes")
 TEXT = tf.TensorSpec([None], tf.string, name="text")
 
 
-def export_fusion_classifier(model, tokenizer, preprocessor, path):
+def export_fusion_classifier(model, path):
     """Writes a SavedModel with a `classify(image_bytes, text)` signature.
 
     `classify(image_bytes: string[N], text: string[N])` returns, for every head
@@ -34,10 +34,9 @@ def export_fusion_classifier(model, tokenizer, preprocessor, path):
     tokenizer's ops), not mmkeras.
 
     Args:
-        model: a `FusionClassifier` with image and / or text towers and no
-            extra (non image / text) inputs.
-        tokenizer: the `SubwordTokenizer` used in training.
-        preprocessor: the `ImagePreprocessor` used in training.
+        model: a `FusionClassifier` with image and / or text towers, no
+            extra (non image / text) inputs, and a `preprocessor` whose
+            tokenizer / image converter serve its towers.
         path: output directory (local or `gs://`).
 
     Returns:
@@ -46,7 +45,7 @@ def export_fusion_classifier(model, tokenizer, preprocessor, path):
     Example:
 
     ```python
-    export_fusion_classifier(model, tokenizer, ImagePreprocessor(64), "runs/fusion/export")
+    export_fusion_classifier(model, "runs/fusion/export")  # or export_model(model, ...)
     serving = tf.saved_model.load("runs/fusion/export")
     out = serving.signatures["classify"](image_bytes=tf.constant([jpeg, b""]),
                                          text=tf.constant(["is there a red circle?", ""]))
@@ -63,10 +62,7 @@ def export_fusion_classifier(model, tokenizer, preprocessor, path):
         )
     has_image = "image" in model.modalities
     has_text = "text" in model.modalities
-    if has_text and tokenizer is None:
-        raise ValueError("`tokenizer` is required for a model with a text tower.")
-    if has_image and preprocessor is None:
-        raise ValueError("`preprocessor` is required for a model with an image tower.")
+    tokenizer, preprocessor = preprocessing_of(model, need_tokenizer=has_text, need_images=has_image)
     blank = tf.io.encode_png(np.zeros((8, 8, 3), np.uint8)).numpy()  # stands in for absent images
     heads = model.heads
 

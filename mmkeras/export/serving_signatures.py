@@ -54,3 +54,32 @@ def save_signatures(path, endpoints, *, models=(), layers=()):
     signatures.setdefault("serving_default", signatures[next(iter(endpoints))])
     tf.saved_model.save(root, path, signatures=signatures)
     return path
+
+
+def preprocessing_of(model, need_tokenizer, need_images):
+    """The `(tokenizer, image_converter)` of `model.preprocessor`, with a clear error for a missing part.
+
+    Args:
+        model: a family model (`DualEncoder`, `Captioner`, `FusionClassifier`).
+        need_tokenizer: whether the export tokenizes text.
+        need_images: whether the export decodes image bytes.
+
+    Returns:
+        The tokenizer and the image converter (either None when not needed and absent).
+
+    Example:
+
+    >>> import keras
+    >>> preprocessing_of(keras.Sequential([]), need_tokenizer=False, need_images=False)
+    (None, None)
+    """
+    preprocessor = getattr(model, "preprocessor", None)
+    tokenizer = getattr(preprocessor, "tokenizer", None)
+    image_converter = getattr(preprocessor, "image_converter", None)
+    for needed, part, name in ((need_tokenizer, tokenizer, "tokenizer"), (need_images, image_converter, "image_converter")):
+        if needed and part is None:
+            raise ValueError(
+                f"`{model.name}` has no preprocessor {name}: build the model with "
+                f"`preprocessor=MultimodalPreprocessor(...)` (a trained run's model.keras has one)."
+            )
+    return tokenizer, image_converter

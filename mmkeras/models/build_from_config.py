@@ -8,6 +8,12 @@ BUILDERS = {
     "fusion": "mmkeras.models.fusion_classifier:fusion_classifier",
 }
 
+# Sizes that a tower takes from the `data` section when its spec leaves them out (set once there).
+TOWER_SIZES_FROM_DATA = {
+    "image_encoder": ("image_size",),
+    "text_encoder": ("vocabulary_size", "sequence_length"),
+}
+
 
 def builder_for_task(task):
     """The builder function of a task family ("matching", "captioning", "fusion").
@@ -23,11 +29,17 @@ def builder_for_task(task):
     return getattr(importlib.import_module(module), name)
 
 
-def build_from_config(config):
+def build_from_config(config, preprocessor=None):
     """Builds the untrained Keras model that a run config describes.
+
+    Sizes are set once, in the `data` section: the image tower takes
+    `data.image_size` and a Transformer text tower `data.vocabulary_size` and
+    `data.sequence_length` unless their specs say otherwise.
 
     Args:
         config: a config from `mmkeras.config.resolve_config` (or `mmkeras.zoo.config`).
+        preprocessor: optional `MultimodalPreprocessor` the model keeps (and
+            checks against its towers).
 
     Returns:
         The family's functional Keras model.
@@ -39,7 +51,7 @@ def build_from_config(config):
     >>> model.name
     'dual_encoder'
     """
-    from mmkeras.encoders.build_encoder import build_encoder
+    from mmkeras.encoders.build_encoder import build_encoder, encoder_arguments
 
     precision = config.get("train", {}).get("precision", "float32")
     dtype = None if precision == "float32" else precision
@@ -50,18 +62,15 @@ def build_from_config(config):
     # skip the last block's work for the other tokens (same weights and outputs).
     pooled_only = config["task"] == "matching"
 
-    def spec_of(name):
+    for name, sizes in TOWER_SIZES_FROM_DATA.items():
+        if not config.get(name):
+            continue
         spec = dict(config[name])
-        if pooled_only and spec["type"] in ("vit", "text_transformer"):
+        accepted = encoder_arguments(spec["type"])
+        if pooled_only and "pooled_only" in accepted:
             spec.setdefault("pooled_only", True)
-        return spec
-
-    if config.get("image_encoder"):
-        towers["image_encoder"] = build_encoder(spec_of("image_encoder"), dtype, "image_encoder")
-    if config.get("text_encoder"):
-        spec = spec_of("text_encoder")
-        if spec["type"] == "text_transformer":
-            spec.setdefault("vocabulary_size", data.get("vocabulary_size"))
-            spec.setdefault("sequence_length", data.get("sequence_length"))
-        towers["text_encoder"] = build_encoder(spec, dtype, "text_encoder")
-    return builder_for_task(config["task"])(**towers, dtype=dtype, **kwargs)
+        for size in sizes:
+            if size in accepted and data.get(size) is not None:
+                spec.setdefault(size, data[size])
+        towers[name] = build_encoder(spec, dtype, name)
+    return builder_for_task(config["task"])(**towers, dtype=dtype, preprocessor=preprocessor, **kwargs)

@@ -3,6 +3,7 @@ from keras import ops
 
 from mmkeras.layers import RepeatToBatch, TokenAndPositionEmbedding
 from mmkeras.layers.transformer_decoder_block import TransformerDecoderBlock
+from mmkeras.preprocessing.multimodal_preprocessor import check_matches_towers
 
 PAD_ID, BOS_ID, EOS_ID = 0, 2, 3
 
@@ -48,9 +49,11 @@ class Captioner(keras.Model):
         mlp_dim: int, MLP width per block; defaults to `4 * hidden_dim`.
         dropout: float, dropout rate in the decoder blocks.
         tie_weights: bool, output logits reuse the token embedding matrix.
-        tokenizer: optional Keras tokenizer layer kept with the model (and in
-            its `.keras` file), used by default to turn generated ids into
-            strings.
+        preprocessor: optional `MultimodalPreprocessor` kept with the model
+            (and in its `.keras` file): its tokenizer makes caption rows of
+            `sequence_length + 1` ids (the teacher-forcing shift) and turns
+            generated ids back into strings; its image converter decodes
+            image bytes for serving (`mmkeras.export.export_model`).
         dtype: optional dtype policy for the decoder, e.g. "mixed_bfloat16";
             the logits are always float32.
         **kwargs: `keras.Model` arguments such as `name`.
@@ -91,10 +94,11 @@ class Captioner(keras.Model):
         mlp_dim=None,
         dropout=0.1,
         tie_weights=True,
-        tokenizer=None,
+        preprocessor=None,
         dtype=None,
         **kwargs,
     ):
+        tokenizer = None if preprocessor is None else preprocessor.tokenizer
         if vocabulary_size is None and tokenizer is not None:
             vocabulary_size = tokenizer.vocabulary_size()
         sizes = [
@@ -128,6 +132,10 @@ class Captioner(keras.Model):
                 f"`hidden_dim` ({hidden_dim}) must be divisible by `num_heads` ({num_heads})."
             )
         mlp_dim = 4 * hidden_dim if mlp_dim is None else int(mlp_dim)
+
+        check_matches_towers(
+            preprocessor, image_encoder, token_ids_length=int(sequence_length) + 1, vocabulary_size=vocabulary_size
+        )
 
         # === Layers ===
         image_projection = None
@@ -178,7 +186,7 @@ class Captioner(keras.Model):
         self.embedding = embedding
         self.decoder_blocks = blocks
         self.final_norm = final_norm
-        self.tokenizer = tokenizer
+        self.preprocessor = preprocessor
         self.vocabulary_size = int(vocabulary_size)
         self.sequence_length = int(sequence_length)
         self.num_layers = int(num_layers)
@@ -278,17 +286,21 @@ class Captioner(keras.Model):
             "tie_weights": self.tie_weights,
             "dtype": self._dtype_arg,
         }
-        if self.tokenizer is not None:
-            config["tokenizer"] = keras.saving.serialize_keras_object(self.tokenizer)
+        if self.preprocessor is not None:
+            config["preprocessor"] = keras.saving.serialize_keras_object(self.preprocessor)
         return config
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         config["image_encoder"] = keras.saving.deserialize_keras_object(config["image_encoder"])
-        if config.get("tokenizer") is not None:
-            config["tokenizer"] = keras.saving.deserialize_keras_object(config["tokenizer"])
+        config["preprocessor"] = keras.saving.deserialize_keras_object(config.get("preprocessor"))
         return cls(**config)
+
+    @property
+    def tokenizer(self):
+        """The preprocessor's tokenizer (None without a preprocessor)."""
+        return None if self.preprocessor is None else self.preprocessor.tokenizer
 
 
 def captioner(
@@ -302,7 +314,7 @@ def captioner(
     dropout=0.1,
     tie_weights=True,
     dtype=None,
-    tokenizer=None,
+    preprocessor=None,
     name="captioner",
 ):
     """Builds an image captioning Transformer (encoder-decoder with cross-attention).
@@ -313,8 +325,8 @@ def captioner(
 
     Args:
         image_encoder: an image tower returning `{"sequence", "pooled"}`.
-        vocabulary_size: int; taken from `tokenizer.vocabulary_size()` when
-            None and a tokenizer is given.
+        vocabulary_size: int; taken from the preprocessor's tokenizer when
+            None and a preprocessor is given.
         sequence_length: int, longest decoder input / generated caption.
         num_layers: int, decoder blocks.
         num_heads: int, attention heads.
@@ -323,8 +335,8 @@ def captioner(
         dropout: float, decoder dropout.
         tie_weights: bool, tie the output projection to the token embedding.
         dtype: optional dtype policy for the decoder, e.g. "mixed_bfloat16".
-        tokenizer: optional tokenizer layer kept with the model (detokenizes
-            generated captions).
+        preprocessor: optional `MultimodalPreprocessor` kept with the model
+            (tokenizes captions, detokenizes generated ones, decodes images).
         name: model name.
 
     Returns:
@@ -353,7 +365,7 @@ def captioner(
         mlp_dim=mlp_dim,
         dropout=dropout,
         tie_weights=tie_weights,
-        tokenizer=tokenizer,
+        preprocessor=preprocessor,
         dtype=dtype,
         name=name,
     )

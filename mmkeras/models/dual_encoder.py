@@ -5,6 +5,7 @@ from mmkeras.layers.projection_head import ProjectionHead
 from mmkeras.losses.clip_loss import ClipLoss
 from mmkeras.losses.logit_scale import LogitScale
 from mmkeras.losses.siglip_loss import SigLipLoss
+from mmkeras.preprocessing.multimodal_preprocessor import check_matches_towers
 
 LOSSES = ("clip", "siglip")
 
@@ -33,6 +34,9 @@ class DualEncoder(keras.Model):
             image tower is frozen (run in inference mode), the projections train.
         siglip_chunk_size: optional int, use the chunked SigLIP loss.
         gather_across_replicas: bool, negatives from all replicas.
+        preprocessor: optional `MultimodalPreprocessor` (tokenizer and image
+            converter) kept with the model and in its `.keras` file; serving
+            exports (`mmkeras.export.export_model`) are built from it.
         dtype: optional dtype policy for the projection heads.
         **kwargs: `keras.Model` arguments such as `name`.
 
@@ -68,6 +72,7 @@ class DualEncoder(keras.Model):
         freeze_image_encoder=False,
         siglip_chunk_size=None,
         gather_across_replicas=True,
+        preprocessor=None,
         dtype=None,
         **kwargs,
     ):
@@ -75,6 +80,7 @@ class DualEncoder(keras.Model):
             raise ValueError(f"`loss` must be one of {LOSSES}, got {loss!r}.")
         if int(embed_dim) < 1:
             raise ValueError(f"`embed_dim` must be a positive int, got {embed_dim!r}.")
+        check_matches_towers(preprocessor, image_encoder, token_ids_length=text_encoder.inputs[0].shape[1])
 
         # === Layers ===
         image_projection = ProjectionHead(
@@ -108,6 +114,7 @@ class DualEncoder(keras.Model):
         # === Config ===
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder
+        self.preprocessor = preprocessor
         self.logit_scale = logit_scale
         self.logit_scale.build()
         self.contrastive_loss = contrastive_loss
@@ -171,14 +178,15 @@ class DualEncoder(keras.Model):
             "freeze_image_encoder": self.freeze_image_encoder,
             "siglip_chunk_size": self.siglip_chunk_size,
             "gather_across_replicas": self.gather_across_replicas,
+            "preprocessor": keras.saving.serialize_keras_object(self.preprocessor),
             "dtype": self._dtype_arg,
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for tower in ("image_encoder", "text_encoder"):
-            config[tower] = keras.saving.deserialize_keras_object(config[tower])
+        for part in ("image_encoder", "text_encoder", "preprocessor"):
+            config[part] = keras.saving.deserialize_keras_object(config.get(part))
         return cls(**config)
 
 
@@ -191,6 +199,7 @@ def dual_encoder(
     freeze_image_encoder=False,
     siglip_chunk_size=None,
     gather_across_replicas=True,
+    preprocessor=None,
     dtype=None,
     name="dual_encoder",
 ):
@@ -210,6 +219,7 @@ def dual_encoder(
         freeze_image_encoder: bool, LiT-style locked image tower.
         siglip_chunk_size: optional int, chunked SigLIP loss.
         gather_across_replicas: bool, negatives from all replicas.
+        preprocessor: optional `MultimodalPreprocessor` kept with the model.
         dtype: optional dtype policy for the heads (towers carry their own).
         name: model name.
 
@@ -236,6 +246,7 @@ def dual_encoder(
         freeze_image_encoder=freeze_image_encoder,
         siglip_chunk_size=siglip_chunk_size,
         gather_across_replicas=gather_across_replicas,
+        preprocessor=preprocessor,
         dtype=dtype,
         name=name,
     )

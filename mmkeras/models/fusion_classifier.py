@@ -8,6 +8,7 @@ from mmkeras.layers.fusions.factory import FUSIONS
 from mmkeras.layers.fusions.modality_dropout import ModalityDropout
 from mmkeras.layers.fusions.sum_fusion import SumFusion
 from mmkeras.layers.repeat_to_batch import RepeatToBatch
+from mmkeras.preprocessing.multimodal_preprocessor import check_matches_towers
 
 HEAD_TYPES = ("multiclass", "binary", "multilabel", "regression")
 _HEAD_KEYS = ("type", "num_classes", "labels", "loss_weight", "hidden_dim")
@@ -88,6 +89,9 @@ class FusionClassifier(keras.Model):
         modality_dropout: float (or `{modality: rate}`), probability of
             dropping each modality of a training example (never all of
             them); 0 disables it.
+        preprocessor: optional `MultimodalPreprocessor` kept with the model
+            and in its `.keras` file; `mmkeras.export.export_model` builds the
+            `classify(image_bytes, text)` signature from it.
         dtype: optional dtype policy for the fusion and heads (the towers
             carry their own).
         **kwargs: `keras.Model` arguments such as `name`.
@@ -133,6 +137,7 @@ class FusionClassifier(keras.Model):
         fusion_kwargs=None,
         heads=None,
         modality_dropout=0.1,
+        preprocessor=None,
         dtype=None,
         **kwargs,
     ):
@@ -157,6 +162,9 @@ class FusionClassifier(keras.Model):
                     f"`modality_dropout` names modalities {unknown} that the model does not have "
                     f"({modalities})."
                 )
+        check_matches_towers(
+            preprocessor, image_encoder, token_ids_length=text_encoder.inputs[0].shape[1] if text_encoder else None
+        )
         layer_kwargs = {**FUSION_DEFAULTS[fusion], **(fusion_kwargs or {})}
         layer_kwargs.pop("dtype", None)
 
@@ -251,6 +259,7 @@ class FusionClassifier(keras.Model):
         # === Config ===
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder
+        self.preprocessor = preprocessor
         self.extra_inputs = extra_inputs
         self.fusion_name = fusion
         self.fusion_kwargs = copy.deepcopy(fusion_kwargs)
@@ -423,14 +432,12 @@ class FusionClassifier(keras.Model):
 
     # --- Config -------------------------------------------------------------
     def get_config(self):
-        def tower(value):
-            return None if value is None else keras.saving.serialize_keras_object(value)
-
         return {
             "name": self.name,
             "trainable": self.trainable,
-            "image_encoder": tower(self.image_encoder),
-            "text_encoder": tower(self.text_encoder),
+            "image_encoder": keras.saving.serialize_keras_object(self.image_encoder),
+            "text_encoder": keras.saving.serialize_keras_object(self.text_encoder),
+            "preprocessor": keras.saving.serialize_keras_object(self.preprocessor),
             "extra_inputs": {k: list(v) for k, v in self.extra_inputs.items()},
             "fusion": self.fusion_name,
             "fusion_kwargs": _plain(self.fusion_kwargs),
@@ -442,9 +449,8 @@ class FusionClassifier(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for tower in ("image_encoder", "text_encoder"):
-            if config.get(tower) is not None:
-                config[tower] = keras.saving.deserialize_keras_object(config[tower])
+        for part in ("image_encoder", "text_encoder", "preprocessor"):
+            config[part] = keras.saving.deserialize_keras_object(config.get(part))
         return cls(**config)
 
 
@@ -471,6 +477,7 @@ def fusion_classifier(
     heads=None,
     modality_dropout=0.1,
     encoders=None,
+    preprocessor=None,
     dtype=None,
     name="fusion_classifier",
 ):
@@ -499,6 +506,7 @@ def fusion_classifier(
             dropout.
         encoders: alternative to the tower arguments: `{"image": tower,
             "text": tower}`.
+        preprocessor: optional `MultimodalPreprocessor` kept with the model.
         dtype: optional dtype policy for the fusion and heads.
         name: model name.
 
@@ -538,6 +546,7 @@ def fusion_classifier(
         fusion_kwargs=fusion_kwargs,
         heads=heads,
         modality_dropout=modality_dropout,
+        preprocessor=preprocessor,
         dtype=dtype,
         name=name,
     )

@@ -4,11 +4,13 @@ from mmkeras.preprocessing.image_preprocessor import ImagePreprocessor
 from mmkeras.preprocessing.image_preprocessor import check_image_bytes
 from mmkeras.preprocessing.image_preprocessor import map_with_error_flags
 from mmkeras.preprocessing.image_preprocessor import try_decode_image
+from mmkeras.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
 from mmkeras.preprocessing.random_resized_crop import RandomResizedCrop
 from mmkeras.preprocessing.subword_tokenizer import SubwordTokenizer
 
 __all__ = [
     "ImagePreprocessor",
+    "MultimodalPreprocessor",
     "RandomResizedCrop",
     "SubwordTokenizer",
     "check_image_bytes",

@@ -100,14 +100,12 @@ class CaptioningTask(ShapesCaptionTask):
     extra_tokens = 1  # inputs and targets are shifted by one token
     per_image_fields = ("captions_per_image",)
 
-    def build_model(self):
-        from mmkeras.models import build_from_config
-
+    def model_config(self):
         sizes = {
             "vocabulary_size": self.tokenizer.vocabulary_size(),
             "sequence_length": self.config["data"]["sequence_length"],
         }
-        return build_from_config(merge(self.config, {"model": sizes}))
+        return merge(self.config, {"model": sizes})
 
     def compile_arguments(self):
         return {"loss": MaskedSequenceLoss(), "metrics": [MaskedTokenAccuracy(), MaskedPerplexity()]}
@@ -126,16 +124,18 @@ class CaptioningTask(ShapesCaptionTask):
     # --- evaluation ---------------------------------------------------------
     def generator(self, model, jit_compile=None):
         """The evaluation's beam search (`jit_compile`: default `eval.jit_compile`)."""
+        return CaptionGenerator(model, **self.generator_settings(jit_compile), detokenizer=self.tokenizer)
+
+    def generator_settings(self, jit_compile=None):
+        """The evaluation's decoding settings (`CaptionGenerator` arguments besides the model)."""
         settings = self.config["eval"]
-        return CaptionGenerator(
-            model,
-            max_length=min(settings["max_length"], model.sequence_length),
-            strategy="beam",
-            num_beams=settings["num_beams"],
-            length_penalty=settings["length_penalty"],
-            detokenizer=self.tokenizer,
-            jit_compile=settings["jit_compile"] if jit_compile is None else jit_compile,
-        )
+        return {
+            "max_length": min(settings["max_length"], self.config["data"]["sequence_length"]),
+            "strategy": "beam",
+            "num_beams": settings["num_beams"],
+            "length_penalty": settings["length_penalty"],
+            "jit_compile": settings["jit_compile"] if jit_compile is None else jit_compile,
+        }
 
     def caption(self, model, images):
         """Beam-search captions (python strings) for uint8 images `[N, H, W, 3]`."""
@@ -179,8 +179,6 @@ class CaptioningTask(ShapesCaptionTask):
         self.write_evaluation_file("samples", samples)
         return metrics
 
-    def export(self, model, path):
-        from mmkeras.export.captioner_export import export_captioner
-
+    def export_options(self):
         # The export always decodes with XLA: it compiles where the SavedModel is served.
-        export_captioner(self.generator(model, jit_compile=True), self.preprocessor, path)
+        return self.generator_settings(jit_compile=True)

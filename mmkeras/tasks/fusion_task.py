@@ -399,12 +399,6 @@ class FusionTask(ShapesTask):
         metrics["num_test_examples"] = {head: int(np.sum(ex["task"] == head)) for head in self.tasks}
         return metrics
 
-    def export(self, model, path):
-        from mmkeras.export.fusion_export import export_fusion_classifier
-
-        export_fusion_classifier(model, self.tokenizer, self.preprocessor, path)
-
-
 _SHAPE_OF_WORD = {
     word: shape
     for shape, words in {

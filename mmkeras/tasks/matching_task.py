@@ -70,8 +70,3 @@ class MatchingTask(ShapesCaptionTask):
         metrics["num_test_images"] = int(len(labels))
         metrics["num_test_captions"] = int(len(text_to_image))
         return metrics
-
-    def export(self, model, path):
-        from mmkeras.export.dual_encoder_export import export_dual_encoder
-
-        export_dual_encoder(model, self.tokenizer, self.preprocessor, path)

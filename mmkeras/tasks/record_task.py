@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmkeras.data import _gfile
-from mmkeras.data.open_source import open_source
+from mmkeras.data.open_source import FILE_KINDS, RECORD_KINDS, UNLABELLED_KINDS, open_source
 from mmkeras.data.shard_reader import ShardReader
 from mmkeras.data.shard_writer import ShardWriter, _read_info
 from mmkeras.data.skip_report import SkipReport
@@ -17,9 +17,6 @@ from mmkeras.tasks.task import Task
 
 # `data.dataset` values read through `mmkeras.data.open_source`, and "tfrecord": a shard folder
 # written by `mmkeras data convert` with a "train" and a "val" split, used as it is.
-RECORD_KINDS = ("coco", "flickr", "csv", "jsonl", "folder", "tfds", "tfrecord")
-FILE_KINDS = ("coco", "flickr", "csv", "jsonl", "folder", "tfrecord")
-UNLABELLED_KINDS = ("coco", "flickr")
 DATA_FOLDER = "data"
 SOURCE_FILE = "source.json"
 SKIP_REPORT_FILE = "skip_report.json"

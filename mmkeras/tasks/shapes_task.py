@@ -92,9 +92,6 @@ class ShapesTask(Task):
                 self.run_dir.write_json("tokenizer.json", self._tokenizer.get_config())
         return self._tokenizer
 
-    def build_model(self):
+    def model_config(self):
         # The text tower's vocabulary is the trained tokenizer's (at most `data.vocabulary_size`).
-        from mmkeras.models import build_from_config
-
-        vocabulary = {"data": {"vocabulary_size": self.tokenizer.vocabulary_size()}}
-        return build_from_config(merge(self.config, vocabulary))
+        return merge(self.config, {"data": {"vocabulary_size": self.tokenizer.vocabulary_size()}})

@@ -112,13 +112,34 @@ class Task:
         """Returns a JSON-serialisable dict of metrics on the held-out split."""
         raise NotImplementedError
 
-    def export(self, model, path):
-        """Writes the serving SavedModel."""
-        raise NotImplementedError
-
     # --- shared -----------------------------------------------------------
+    def model_config(self):
+        """The config the model is built from (subclasses add the sizes the trained tokenizer fixes)."""
+        return self.config
+
+    def model_preprocessor(self):
+        """The `MultimodalPreprocessor` the model carries: the task's tokenizer and image converter."""
+        from mmkeras.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
+
+        needs_text = self.config["task"] == "captioning" or bool(self.config.get("text_encoder"))
+        return MultimodalPreprocessor(
+            tokenizer=self.tokenizer if needs_text else None,
+            image_converter=self.preprocessor if self.config.get("image_encoder") else None,
+        )
+
     def build_model(self):
-        return build_from_config(self.config)
+        """The untrained model, carrying its preprocessor (saved in `model.keras`, used by the export)."""
+        return build_from_config(self.model_config(), preprocessor=self.model_preprocessor())
+
+    def export_options(self):
+        """Extra `export_model` arguments (the captioner's decoding settings)."""
+        return {}
+
+    def export(self, model, path):
+        """Writes the serving SavedModel (`mmkeras.export.export_model`)."""
+        from mmkeras.export.export_model import export_model
+
+        export_model(model, path, **self.export_options())
 
     def compile_model(self, model, total_steps):
         train = self.config["train"]

@@ -42,24 +42,28 @@ def image_folder(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def dual_encoder_export(tmp_path_factory, serving_parts):
-    from mmkeras.export.dual_encoder_export import export_dual_encoder
+    from mmkeras.export import export_model
     from mmkeras.models import dual_encoder
+    from mmkeras.preprocessing import MultimodalPreprocessor
 
     tokenizer, preprocessor = serving_parts
     path = str(tmp_path_factory.mktemp("dual") / "export")
-    export_dual_encoder(dual_encoder(*_towers(tokenizer), embed_dim=8), tokenizer, preprocessor, path)
+    model = dual_encoder(*_towers(tokenizer), embed_dim=8, preprocessor=MultimodalPreprocessor(tokenizer, preprocessor))
+    export_model(model, path)
     return path
 
 
 @pytest.fixture(scope="session")
 def fusion_export(tmp_path_factory, serving_parts):
-    from mmkeras.export.fusion_export import export_fusion_classifier
+    from mmkeras.export import export_model
     from mmkeras.models.fusion_classifier import fusion_classifier
+    from mmkeras.preprocessing import MultimodalPreprocessor
 
     tokenizer, preprocessor = serving_parts
     model = fusion_classifier(*_towers(tokenizer), fusion="concat", fusion_kwargs={"output_dim": 8},
                               heads={"answer": {"type": "multiclass", "num_classes": 3,
-                                                "labels": ["no", "yes", "two"]}})
+                                                "labels": ["no", "yes", "two"]}},
+                              preprocessor=MultimodalPreprocessor(tokenizer, preprocessor))
     path = str(tmp_path_factory.mktemp("fusion") / "export")
-    export_fusion_classifier(model, tokenizer, preprocessor, path)
+    export_model(model, path)
     return path

@@ -9,7 +9,7 @@ import tensorflow as tf
 from mmkeras.cli import main
 from mmkeras.data import Shapes
 
-TINY = ["--set", "data.image_size=32", "--set", "image_encoder.image_size=32", "--set", "image_encoder.patch_size=16",
+TINY = ["--set", "data.image_size=32", "--set", "image_encoder.patch_size=16",
         "--set", "data.vocabulary_size=60", "--set", "eval.batch_size=16"]
 for _tower in ("image_encoder", "text_encoder"):
     TINY += ["--set", f"{_tower}.num_layers=1", "--set", f"{_tower}.hidden_dim=16", "--set", f"{_tower}.mlp_dim=32",

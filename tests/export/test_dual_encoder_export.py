@@ -8,9 +8,10 @@ import pytest
 import tensorflow as tf
 
 from mmkeras.encoders import TextTransformerEncoder, ViTEncoder
-from mmkeras.export.dual_encoder_export import export_dual_encoder
+from mmkeras.export import export_model
 from mmkeras.models import dual_encoder
 from mmkeras.preprocessing.image_preprocessor import ImagePreprocessor
+from mmkeras.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
 from mmkeras.preprocessing.subword_tokenizer import SubwordTokenizer
 
 CORPUS = ["a red circle", "two blue squares", "a green star left of a red circle", "a yellow hexagon"]
@@ -26,6 +27,7 @@ def exported(tmp_path_factory):
         TextTransformerEncoder(tokenizer.vocabulary_size(), 8, hidden_dim=16, num_layers=1, num_heads=2, mlp_dim=32),
         embed_dim=8,
         loss="siglip",
+        preprocessor=MultimodalPreprocessor(tokenizer, preprocessor),
     )
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, size, dtype=np.uint8) for size in [(40, 30, 3), (17, 64, 3), (32, 32, 1)]]
@@ -35,7 +37,7 @@ def exported(tmp_path_factory):
         path = root / f"image_{i}.{'png' if i % 2 else 'jpg'}"
         path.write_bytes(encode(image).numpy())
         paths.append(str(path))
-    export_dual_encoder(model, tokenizer, preprocessor, str(root / "export"))
+    export_model(model, str(root / "export"))
     texts = ["a red circle", "", "blue " * 500, "ünïcödé ✓"]
     raw = tf.constant([open(p, "rb").read() for p in paths])
     expected = {

@@ -8,9 +8,10 @@ import pytest
 import tensorflow as tf
 
 from mmkeras.encoders import TextTransformerEncoder, ViTEncoder
-from mmkeras.export.fusion_export import export_fusion_classifier
+from mmkeras.export import export_model
 from mmkeras.models.fusion_classifier import fusion_classifier
 from mmkeras.preprocessing.image_preprocessor import ImagePreprocessor
+from mmkeras.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
 from mmkeras.preprocessing.subword_tokenizer import SubwordTokenizer
 
 CORPUS = ["is there a red circle", "two blue squares", "a green star left of a red circle", "how many shapes"]
@@ -34,7 +35,8 @@ def exported(tmp_path_factory):
     tokenizer = SubwordTokenizer.train(CORPUS, vocabulary_size=60, sequence_length=8)
     preprocessor = ImagePreprocessor(image_size=16, resize="pad")
     model = fusion_classifier(*_towers(tokenizer.vocabulary_size()), fusion="early",
-                              fusion_kwargs={"hidden_dim": 8, "num_layers": 1, "num_heads": 2}, heads=HEADS)
+                              fusion_kwargs={"hidden_dim": 8, "num_layers": 1, "num_heads": 2}, heads=HEADS,
+                              preprocessor=MultimodalPreprocessor(tokenizer, preprocessor))
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, size, dtype=np.uint8) for size in [(20, 12, 3), (16, 16, 1), (40, 40, 3)]]
     paths = []
@@ -42,7 +44,7 @@ def exported(tmp_path_factory):
         path = root / f"image_{i}.{'png' if i % 2 else 'jpg'}"
         path.write_bytes((tf.io.encode_png if i % 2 else tf.io.encode_jpeg)(image).numpy())
         paths.append(str(path))
-    export_fusion_classifier(model, tokenizer, preprocessor, str(root / "export"))
+    export_model(model, str(root / "export"))
     raw = [open(p, "rb").read() for p in paths]
     # Example 3 has no image (empty bytes in the export, image_present 0 here), example 1 no text (empty string).
     texts = ["is there a red circle", "", "two blue squares", "how many shapes"]
@@ -109,6 +111,6 @@ def test_extra_inputs_and_non_fusion_models_are_rejected(tmp_path):
     image, text = _towers(30)
     model = fusion_classifier(image, text, extra_inputs={"numeric": 2}, heads={"m": {"type": "binary"}})
     with pytest.raises(ValueError, match="extra inputs"):
-        export_fusion_classifier(model, None, None, str(tmp_path / "x"))
+        export_model(model, str(tmp_path / "x"))
     with pytest.raises(ValueError, match="FusionClassifier"):
-        export_fusion_classifier(image, None, None, str(tmp_path / "y"))
+        export_model(image, str(tmp_path / "y"))

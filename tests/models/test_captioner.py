@@ -11,6 +11,7 @@ from mmkeras.metrics.masked_token_accuracy import MaskedTokenAccuracy
 from mmkeras.models.captioner import Captioner
 from mmkeras.models.captioner import captioner
 from mmkeras.models.captioner import split_for_teacher_forcing
+from mmkeras.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
 from mmkeras.testing.layer_checks import run_model_checks
 
 VIT = dict(image_size=32, patch_size=16, hidden_dim=16, num_layers=1, num_heads=2, mlp_dim=32)
@@ -84,13 +85,13 @@ def test_fit_with_masked_loss_and_metrics_jit_and_bf16(tmp_path):
     np.testing.assert_allclose(restored(inputs).numpy(), model(inputs).numpy(), atol=1e-5)
 
 
-def test_tokenizer_is_kept_with_the_model(tmp_path):
+def test_preprocessor_is_kept_with_the_model(tmp_path):
     import keras_hub
 
     vocab = ["[PAD]", "[UNK]", "[BOS]", "[EOS]", "a", "red", "blue", "square", "circle"]
     tokenizer = keras_hub.tokenizers.WordPieceTokenizer(vocabulary=vocab)
     model = captioner(ViTEncoder(**VIT), vocabulary_size=None, sequence_length=6, num_layers=1,
-                      num_heads=2, mlp_dim=32, tokenizer=tokenizer)
+                      num_heads=2, mlp_dim=32, preprocessor=MultimodalPreprocessor(tokenizer))
     assert model.vocabulary_size == len(vocab)
     path = str(tmp_path / "with_tokenizer.keras")
     model.save(path)

@@ -12,7 +12,7 @@ def test_train_evaluate_export_caption(tmp_path, capsys):
     args = ["train", "shapes-captioner-tiny", "--output", str(run), "--quiet",
             "--set", "data.num_train=128", "--set", "data.num_test=16", "--set", "data.num_val=8",
             "--set", "eval.max_length=8", "--set", "eval.num_beams=2",
-            "--set", "data.image_size=32", "--set", "image_encoder.image_size=32", "--set", "image_encoder.num_layers=1", "--set", "model.num_layers=1",
+            "--set", "data.image_size=32", "--set", "image_encoder.num_layers=1", "--set", "model.num_layers=1",
             "--epochs", "1", "--global-batch", "32", "--no-jit", "--set", "eval.jit_compile=false"]
     assert main(args) == 0
     metrics = json.loads((run / "metrics.json").read_text())
@@ -71,14 +71,15 @@ def test_train_evaluate_export_caption(tmp_path, capsys):
 
 
 def test_evaluation_decodes_as_eval_jit_compile_says_and_the_export_with_xla(tmp_path, monkeypatch):
-    import mmkeras.export.captioner_export as captioner_export
+    import importlib
     from mmkeras import zoo
     from mmkeras.tasks import task_for_config
 
     overrides = {"data.num_train": 8, "data.num_val": 2, "data.num_test": 2, "data.image_size": 32,
-                 "image_encoder.image_size": 32, "image_encoder.num_layers": 1, "model.num_layers": 1}
+                 "image_encoder.num_layers": 1, "model.num_layers": 1}
     exported = []
-    monkeypatch.setattr(captioner_export, "export_captioner", lambda generator, *_: exported.append(generator))
+    export_module = importlib.import_module("mmkeras.export.export_model")
+    monkeypatch.setattr(export_module, "export_captioner", lambda generator, *_: exported.append(generator))
     for jit_compile in (False, True):
         config = zoo.config("shapes-captioner-tiny", **overrides, **{"eval.jit_compile": jit_compile})
         task = task_for_config(config, str(tmp_path / str(jit_compile)))

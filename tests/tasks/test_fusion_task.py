@@ -12,7 +12,7 @@ from mmkeras.data.shapes import ANSWER_VOCABULARY, QUESTION_TYPES
 from mmkeras.tasks.fusion_task import FusionTask
 
 TINY = ["--set", "data.num_train=24", "--set", "data.num_test=12", "--set", "data.num_val=4",
-        "--set", "data.image_size=32", "--set", "image_encoder.image_size=32",
+        "--set", "data.image_size=32",
         "--set", "image_encoder.num_layers=1", "--set", "text_encoder.num_layers=1",
         "--epochs", "1", "--global-batch", "33", "--no-jit"]
 

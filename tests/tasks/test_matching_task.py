@@ -12,7 +12,7 @@ def test_train_evaluate_export_and_eval_again(tmp_path, capsys):
     run = tmp_path / "run"
     args = ["train", "shapes-siglip-tiny", "--output", str(run), "--quiet",
             "--set", "data.num_train=128", "--set", "data.num_test=32", "--set", "data.num_val=8",
-            "--set", "data.image_size=32", "--set", "image_encoder.image_size=32", "--set", "image_encoder.num_layers=1", "--set", "text_encoder.num_layers=1",
+            "--set", "data.image_size=32", "--set", "image_encoder.num_layers=1", "--set", "text_encoder.num_layers=1",
             "--epochs", "1", "--global-batch", "32"]
     assert main(args) == 0
     metrics = json.loads((run / "metrics.json").read_text())

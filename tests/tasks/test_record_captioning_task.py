@@ -13,7 +13,7 @@ from mmkeras.tasks.record_captioning_task import RecordCaptioningTask
 
 TINY = {
     "data.image_size": 32, "data.vocabulary_size": 60, "data.sequence_length": 12,
-    "image_encoder.image_size": 32, "image_encoder.patch_size": 16, "image_encoder.num_layers": 1,
+    "image_encoder.patch_size": 16, "image_encoder.num_layers": 1,
     "image_encoder.hidden_dim": 16, "image_encoder.mlp_dim": 32, "image_encoder.num_heads": 2,
     "model.num_layers": 1, "model.hidden_dim": 16, "model.mlp_dim": 32, "model.num_heads": 2,
     "train.epochs": 1, "train.global_batch_size": 8, "train.jit_compile": False, "train.strategy": "cpu",

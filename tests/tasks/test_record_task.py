@@ -18,7 +18,7 @@ from mmkeras.tasks.record_task import is_held_out
 TOWER = {"num_layers": 1, "hidden_dim": 16, "mlp_dim": 32, "num_heads": 2}
 TINY = {
     "data.image_size": 32, "data.vocabulary_size": 60, "data.val_fraction": 0.25,
-    "image_encoder.image_size": 32, "image_encoder.patch_size": 16,
+    "image_encoder.patch_size": 16,
     **{f"image_encoder.{k}": v for k, v in TOWER.items()},
     "train.epochs": 1, "train.global_batch_size": 8, "train.jit_compile": False, "train.strategy": "cpu",
     "eval.batch_size": 16,

@@ -9,7 +9,7 @@ from mmkeras import zoo
 from mmkeras.tasks import task_for_config
 
 TINY = {"data.num_train": 32, "data.num_test": 8, "data.num_val": 2, "data.image_size": 32,
-        "image_encoder.image_size": 32, "image_encoder.num_layers": 1, "text_encoder.num_layers": 1,
+        "image_encoder.num_layers": 1, "text_encoder.num_layers": 1,
         "train.global_batch_size": 22, "train.epochs": 1, "train.jit_compile": False}  # 2 scenes x 11 texts
 
 

@@ -27,7 +27,6 @@ CONFIG = {
     "data.image_size": 32,
     "data.vocabulary_size": 60,
     "data.sequence_length": 8,
-    "image_encoder.image_size": 32,
     "image_encoder.patch_size": 16,
     "image_encoder.hidden_dim": 32,
     "image_encoder.num_layers": 1,

@@ -27,7 +27,6 @@ TINY = {
     "data.num_test": 2,
     "data.image_size": 32,
     "data.vocabulary_size": 60,
-    "image_encoder.image_size": 32,
     "image_encoder.patch_size": 16,
     "image_encoder.num_layers": 1,
     "train.global_batch_size": 8,
