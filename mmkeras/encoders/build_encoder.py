@@ -1,8 +1,8 @@
 """Builds any tower from a config dict such as `{"type": "vit", "hidden_dim": 256, ...}`."""
 
-import importlib
 import inspect
 
+from mmkeras.registry import lookup
 from mmkeras.validation import check_argument_types
 
 # type name -> "module:Class". Imported lazily so that optional towers (TF-Hub,
@@ -27,10 +27,7 @@ def encoder_class(type_name):
     >>> encoder_class("vit").__name__
     'ViTEncoder'
     """
-    if type_name not in ENCODER_TYPES:
-        raise ValueError(f"Unknown encoder `type` {type_name!r}; valid types: {sorted(ENCODER_TYPES)}.")
-    module, name = ENCODER_TYPES[type_name].split(":")
-    return getattr(importlib.import_module(module), name)
+    return lookup(ENCODER_TYPES, type_name, "encoder `type`")
 
 
 def encoder_arguments(type_name):

@@ -1,6 +1,6 @@
 """Builds a model family from a validated run config (see `mmkeras.config`)."""
 
-import importlib
+from mmkeras.registry import lookup
 
 BUILDERS = {
     "matching": "mmkeras.models.dual_encoder:dual_encoder",
@@ -23,10 +23,7 @@ def builder_for_task(task):
     >>> builder_for_task("matching").__name__
     'dual_encoder'
     """
-    if task not in BUILDERS:
-        raise ValueError(f"Unknown task {task!r}; valid tasks: {sorted(BUILDERS)}.")
-    module, name = BUILDERS[task].split(":")
-    return getattr(importlib.import_module(module), name)
+    return lookup(BUILDERS, task, "task")
 
 
 def build_from_config(config, preprocessor=None):

@@ -1,6 +1,6 @@
 """What `mmkeras train` runs for each family: data, fit, evaluation, export."""
 
-import importlib
+from mmkeras.registry import lookup
 
 TASK_CLASSES = {
     "matching": "mmkeras.tasks.matching_task:MatchingTask",
@@ -17,12 +17,5 @@ RECORD_TASK_CLASSES = {
 
 def task_for_config(config, output_dir):
     """Instantiates the `Task` subclass for `config["task"]` (and `data.dataset`: Shapes or real data)."""
-    if config["task"] not in TASK_CLASSES:
-        raise ValueError(f"Unknown task {config['task']!r}; valid tasks: {sorted(TASK_CLASSES)}.")
     on_shapes = config.get("data", {}).get("dataset", "shapes") == "shapes"
-    module, name = (TASK_CLASSES if on_shapes else RECORD_TASK_CLASSES)[config["task"]].split(":")
-    try:
-        cls = getattr(importlib.import_module(module), name)
-    except ModuleNotFoundError as error:
-        raise ValueError(f"The {config['task']!r} task is not available in this release.") from error
-    return cls(config, output_dir)
+    return lookup(TASK_CLASSES if on_shapes else RECORD_TASK_CLASSES, config["task"], "task")(config, output_dir)

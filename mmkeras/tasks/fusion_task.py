@@ -52,10 +52,8 @@ class FusionTask(ShapesTask):
     Example:
 
     ```python
-    from mmkeras import zoo
-    from mmkeras.tasks.fusion_task import FusionTask
-    metrics = FusionTask(zoo.config("shapes-fusion-early-tiny"), "runs/early").run()
-    print(metrics["answer_accuracy"], metrics["match_accuracy"])
+    task = FusionTask(zoo.config("shapes-fusion-early-tiny"), "runs/early")
+    probabilities = task.predict(task.train(), split="test", absent=("image",))  # text alone
     ```
     """
 

@@ -26,10 +26,8 @@ class MatchingTask(ShapesCaptionTask):
     Example:
 
     ```python
-    from mmkeras import zoo
-    from mmkeras.tasks.matching_task import MatchingTask
-    metrics = MatchingTask(zoo.config("shapes-clip-tiny"), "runs/clip").run()
-    print(metrics["t2i_r5"])
+    task = MatchingTask(zoo.config("shapes-clip-tiny", **{"train.epochs": 2}), "runs/clip")
+    image_embeddings, text_embeddings, text_to_image, labels = task.embed(task.train())
     ```
     """
 

@@ -26,25 +26,13 @@ class RunDirectory:
     def __init__(self, path):
         self.path = str(path)
         tf.io.gfile.makedirs(self.path)
+        self.checkpoints = self.file("checkpoints")
+        self.logs = self.file("logs")
+        self.export = self.file("export")
+        self.model = self.file("model.keras")
 
     def file(self, name):
         return os.path.join(self.path, name)
-
-    @property
-    def checkpoints(self):
-        return self.file("checkpoints")
-
-    @property
-    def logs(self):
-        return self.file("logs")
-
-    @property
-    def export(self):
-        return self.file("export")
-
-    @property
-    def model(self):
-        return self.file("model.keras")
 
     def write_json(self, name, data):
         tmp = self.file(name + ".tmp")

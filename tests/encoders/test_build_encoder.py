@@ -16,5 +16,5 @@ def test_builds_each_local_tower():
 def test_errors_name_the_field():
     with pytest.raises(ValueError, match="`image_encoder.depth`"):
         build_encoder({"type": "vit", "depth": 3}, field="image_encoder")
-    with pytest.raises(ValueError, match="valid types"):
+    with pytest.raises(ValueError, match=r"valid: \[.cnn.*.vit.\]"):
         build_encoder({"type": "lstm"})
