@@ -66,11 +66,8 @@ class CaptionGenerator:
     Example:
 
     >>> import numpy as np
-    >>> from mmkeras.encoders import ViTEncoder
-    >>> from mmkeras.models.captioner import captioner
-    >>> vit = ViTEncoder(image_size=32, patch_size=16, hidden_dim=16, num_layers=1,
-    ...                  num_heads=2, mlp_dim=32)
-    >>> model = captioner(vit, vocabulary_size=30, sequence_length=8, num_layers=1, num_heads=2)
+    >>> from mmkeras.testing.decoding import tiny_captioner
+    >>> model = tiny_captioner(vocabulary_size=30, sequence_length=8)
     >>> generator = CaptionGenerator(model, max_length=6, strategy="beam", num_beams=3)
     >>> out = generator.generate(np.zeros((2, 32, 32, 3), "float32"))
     >>> out["token_ids"].shape, out["scores"].shape
@@ -96,7 +93,7 @@ class CaptionGenerator:
         eos_id=EOS_ID,
         pad_id=PAD_ID,
     ):
-        for attribute in ("decoder_blocks", "encode_images", "decode_step", "sequence_length"):
+        for attribute in ("decoder_blocks", "encode_images", "hidden_to_logits", "sequence_length"):
             if not hasattr(model, attribute):
                 raise ValueError(
                     f"`model` must be a mmkeras Captioner, got {type(model).__name__} (no `{attribute}`)."

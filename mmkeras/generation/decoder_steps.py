@@ -35,9 +35,10 @@ heads leading, contraction over trailing dimensions), so XLA neither slices a
 stacked key/value tensor nor transposes a cache at any step. This layout
 took a cached greedy step of the benchmark model from 23.5 to 18.0 ms on 2
 CPU cores (the keras-hub layout `[N, 2, L, heads, head_dim]` made XLA copy
-and transpose every cache at every step). It uses the block's own weights and
-layer norms / MLP layers, so it computes the same function as the block's
-cached `call` (the tests check cached == uncached decoding).
+and transpose every cache at every step). It uses the layers the block owns
+(`TransformerDecoderBlock.sublayers()`: their weights, layer norms and MLP),
+so it computes the same function as the block's `call` (the tests check
+cached == uncached decoding).
 """
 
 from keras import ops
@@ -49,8 +50,9 @@ def _fused_attention_weights(block):
     """The block's attention weights as 2-D matrices, in its compute dtype (once per decode)."""
     dtype = block.compute_dtype
     width = block.num_heads * block.head_dim
-    self_attention, cross_attention = block._self_attention_layer, block._cross_attention_layer
-    projections = (self_attention._query_dense, self_attention._key_dense, self_attention._value_dense)
+    layers = block.sublayers()
+    self_attention, cross_attention = layers.self_attention, layers.cross_attention
+    projections = (self_attention.query_dense, self_attention.key_dense, self_attention.value_dense)
 
     def kernel(dense):
         return ops.cast(ops.reshape(dense.kernel, (-1, width)), dtype)
@@ -64,9 +66,9 @@ def _fused_attention_weights(block):
     return {
         "qkv_kernel": ops.concatenate([kernel(d) for d in projections], axis=1),
         "qkv_bias": ops.concatenate([bias(d) for d in projections], axis=0),
-        "self_output": output(self_attention._output_dense),
-        "cross_query": (kernel(cross_attention._query_dense), bias(cross_attention._query_dense)),
-        "cross_output": output(cross_attention._output_dense),
+        "self_output": output(self_attention.output_dense),
+        "cross_query": (kernel(cross_attention.query_dense), bias(cross_attention.query_dense)),
+        "cross_output": output(cross_attention.output_dense),
     }
 
 
@@ -111,6 +113,7 @@ def _block_decode_step(block, weights, x, index, pool, cross_cache, valid, num_b
         `(x [N, D], pool)` with each row's key/value written at `index`.
     """
     heads, head_dim = block.num_heads, block.head_dim
+    layers = block.sublayers()
     scale = ops.cast(head_dim**-0.5, x.dtype)
 
     def per_image(rows):  # [N, heads * head_dim] -> [B, heads, beams, head_dim]
@@ -120,7 +123,7 @@ def _block_decode_step(block, weights, x, index, pool, cross_cache, valid, num_b
         return ops.reshape(ops.transpose(attended, (0, 2, 1, 3)), (-1, heads * head_dim))
 
     # Causal self-attention over each row's own past in the pool.
-    h = block._self_attention_layer_norm(x)
+    h = layers.self_attention_norm(x)
     qkv = ops.matmul(h, weights["qkv_kernel"]) + weights["qkv_bias"]
     query, key, value = (per_image(part) for part in ops.split(qkv, 3, axis=-1))
     keys, values = pool
@@ -130,14 +133,14 @@ def _block_decode_step(block, weights, x, index, pool, cross_cache, valid, num_b
     kernel, bias = weights["self_output"]
     x = x + ops.matmul(per_row(attended), kernel) + bias
     # Cross-attention: the beams of an image are the query rows of one product against its keys.
-    h = block._cross_attention_layer_norm(x)
+    h = layers.cross_attention_norm(x)
     kernel, bias = weights["cross_query"]
     attended = _attention(per_image(ops.matmul(h, kernel) + bias) * scale, *cross_cache)
     kernel, bias = weights["cross_output"]
     x = x + ops.matmul(per_row(attended), kernel) + bias
     # MLP.
-    h = block._feedforward_layer_norm(x)
-    return x + block._feedforward_output_dense(block._feedforward_intermediate_dense(h)), (keys, values)
+    h = layers.feedforward_norm(x)
+    return x + layers.feedforward_output(layers.feedforward_intermediate(h)), (keys, values)
 
 
 def _attended_positions(origin, index, num_beams):
@@ -191,11 +194,8 @@ def cached_step(model, image_tokens, max_length, num_beams=1):
     Example:
 
     >>> import numpy as np
-    >>> from mmkeras.encoders import ViTEncoder
-    >>> from mmkeras.models.captioner import captioner
-    >>> vit = ViTEncoder(image_size=32, patch_size=16, hidden_dim=16, num_layers=1,
-    ...                  num_heads=2, mlp_dim=32)
-    >>> model = captioner(vit, vocabulary_size=30, sequence_length=8, num_layers=1, num_heads=2)
+    >>> from mmkeras.testing.decoding import tiny_captioner
+    >>> model = tiny_captioner(vocabulary_size=30, sequence_length=8)
     >>> image_tokens = model.encode_images(np.zeros((2, 32, 32, 3), "float32"))
     >>> step, caches = cached_step(model, image_tokens, max_length=8)
     >>> tokens = np.full((2, 9), 2, "int32")
@@ -208,11 +208,11 @@ def cached_step(model, image_tokens, max_length, num_beams=1):
     images = ops.shape(image_tokens)[0]
     cross_caches, caches = [], [ops.zeros((images * num_beams, max_length), dtype="int32")]
     for block in model.decoder_blocks:
-        attention = block._cross_attention_layer
+        attention = block.sublayers().cross_attention
         cross_caches.append(
             (
-                _head_major(attention._key_dense, image_tokens, keys=True),
-                _head_major(attention._value_dense, image_tokens),
+                _head_major(attention.key_dense, image_tokens, keys=True),
+                _head_major(attention.value_dense, image_tokens),
             )
         )
         entries, dtype = max_length * num_beams, block.compute_dtype
@@ -267,11 +267,8 @@ def uncached_step(model, image_tokens, max_length, num_beams=1):
     Example:
 
     >>> import numpy as np
-    >>> from mmkeras.encoders import ViTEncoder
-    >>> from mmkeras.models.captioner import captioner
-    >>> vit = ViTEncoder(image_size=32, patch_size=16, hidden_dim=16, num_layers=1,
-    ...                  num_heads=2, mlp_dim=32)
-    >>> model = captioner(vit, vocabulary_size=30, sequence_length=8, num_layers=1, num_heads=2)
+    >>> from mmkeras.testing.decoding import tiny_captioner
+    >>> model = tiny_captioner(vocabulary_size=30, sequence_length=8)
     >>> image_tokens = model.encode_images(np.zeros((2, 32, 32, 3), "float32"))
     >>> step, caches = uncached_step(model, image_tokens, max_length=8)
     >>> step(np.full((2, 9), 2, "int32"), 0, caches)[0].shape

@@ -1,16 +1,19 @@
+import types
+
 import keras
 import keras_hub
-from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
 class TransformerDecoderBlock(keras_hub.layers.TransformerDecoder):
-    """Transformer decoder block: causal self-attention, cross-attention, MLP, KV cache.
+    """Transformer decoder block: causal self-attention, cross-attention, MLP.
 
     A pre-norm `keras_hub.layers.TransformerDecoder` (whose attention is
-    `keras_hub.layers.CachedMultiHeadAttention`), plus the two cache helpers that
-    incremental decoding needs: an empty self-attention cache that grows one
-    token at a time, and a cross-attention cache computed once per image.
+    `keras_hub.layers.CachedMultiHeadAttention`, a `keras.layers.MultiHeadAttention`)
+    that names the layers it owns: `sublayers()` returns them, so incremental
+    decoding (`mmkeras.generation.decoder_steps`, with its own KV cache
+    layout) computes the block's function from its weights without reading
+    keras-hub's private attributes.
 
     Args:
         intermediate_dim: int, hidden width of the feed-forward network.
@@ -26,9 +29,6 @@ class TransformerDecoderBlock(keras_hub.layers.TransformerDecoder):
         encoder_sequence: `[B, S, D]` image (context) tokens.
         decoder_padding_mask: optional bool `[B, T]`.
         encoder_padding_mask: optional bool `[B, S]`.
-        self_attention_cache / self_attention_cache_update_index: the growing
-            cache `[B, 2, max_length, heads, head_dim]` and the index to write.
-        cross_attention_cache: the per-image cache from `cross_attention_cache_for`.
 
     Example:
 
@@ -37,12 +37,8 @@ class TransformerDecoderBlock(keras_hub.layers.TransformerDecoder):
     >>> tokens, image = np.zeros((2, 4, 16), "float32"), np.zeros((2, 5, 16), "float32")
     >>> block(tokens, image).shape
     TensorShape([2, 4, 16])
-    >>> cross = block.cross_attention_cache_for(image)
-    >>> cache = block.empty_self_attention_cache(batch_size=2, max_length=4)
-    >>> out, cache, cross = block(tokens[:, :1], image, self_attention_cache=cache,
-    ...     self_attention_cache_update_index=0, cross_attention_cache=cross)
-    >>> out.shape
-    TensorShape([2, 1, 16])
+    >>> block.head_dim, tuple(block.sublayers().cross_attention.key_dense.kernel.shape)
+    (8, (16, 2, 8))
     """
 
     def __init__(
@@ -69,28 +65,31 @@ class TransformerDecoderBlock(keras_hub.layers.TransformerDecoder):
             **kwargs,
         )
 
-    @property
-    def head_dim(self):
-        return self._self_attention_layer._key_dim
-
-    def empty_self_attention_cache(self, batch_size, max_length):
-        """Zeros of shape `[batch_size, 2, max_length, num_heads, head_dim]`."""
-        return ops.zeros(
-            (batch_size, 2, max_length, self.num_heads, self.head_dim), dtype=self.compute_dtype
-        )
-
-    def cross_attention_cache_for(self, encoder_sequence):
-        """Projects the image tokens to cross-attention keys and values, once.
-
-        Args:
-            encoder_sequence: `[B, S, D]` context tokens.
+    def sublayers(self):
+        """The layers of the (built) block, by role.
 
         Returns:
-            `[B, 2, S, num_heads, head_dim]`, to pass as `cross_attention_cache`
-            with `cross_attention_cache_update_index=None` at every step.
+            A namespace with `self_attention` and `cross_attention` (attention
+            layers: `query_dense`, `key_dense`, `value_dense`, `output_dense`
+            and `key_dim` as `keras.layers.MultiHeadAttention` names them),
+            `self_attention_norm`, `cross_attention_norm` and `feedforward_norm`
+            (the layer norms), and `feedforward_intermediate` and
+            `feedforward_output` (the MLP's two dense layers).
         """
-        attention = self._cross_attention_layer
-        return ops.stack(
-            [attention._key_dense(encoder_sequence), attention._value_dense(encoder_sequence)],
-            axis=1,
+        if not self.built:
+            raise ValueError("`sublayers()` needs a built block: call it on decoder and encoder sequences first.")
+        # The one place that reads the attributes `keras_hub.layers.TransformerDecoder.build` sets.
+        return types.SimpleNamespace(
+            self_attention=self._self_attention_layer,
+            self_attention_norm=self._self_attention_layer_norm,
+            cross_attention=self._cross_attention_layer,
+            cross_attention_norm=self._cross_attention_layer_norm,
+            feedforward_intermediate=self._feedforward_intermediate_dense,
+            feedforward_output=self._feedforward_output_dense,
+            feedforward_norm=self._feedforward_layer_norm,
         )
+
+    @property
+    def head_dim(self):
+        """Width of one attention head (the block must be built)."""
+        return self.sublayers().self_attention.key_dim

@@ -31,10 +31,8 @@ class Captioner(keras.Model):
     checks and deserialisation. Decoding (greedy, beam, top-k, top-p with a KV
     cache) lives in `mmkeras.generation.CaptionGenerator`; the methods below
     expose the pieces: `encode_images` (image tokens, once per image),
-    `decode_hidden` / `decode_logits` (uncached decoder pass), `hidden_to_logits`,
-    and `init_cache` / `decode_step` (one cached step through the blocks' own
-    `call`; the generator uses an equivalent fused step, see
-    `mmkeras.generation.decoder_steps`).
+    `decode_hidden` / `decode_logits` (uncached decoder pass) and
+    `hidden_to_logits`; the KV-cached step is `mmkeras.generation.decoder_steps`.
 
     Args:
         image_encoder: any mmkeras image tower (a model returning `{"sequence",
@@ -223,52 +221,6 @@ class Captioner(keras.Model):
     def hidden_to_logits(self, hidden):
         """Final norm + vocabulary projection, float32."""
         return self._logits(hidden)
-
-    def init_cache(self, image_tokens, max_length):
-        """Per-layer caches for incremental decoding.
-
-        Args:
-            image_tokens: `[B, S, hidden_dim]`, from `encode_images`.
-            max_length: int, number of decoder positions the cache holds.
-
-        Returns:
-            `(self_caches, cross_caches)`: tuples with one tensor per block,
-            `[B, 2, max_length, heads, head_dim]` zeros and the image keys /
-            values `[B, 2, S, heads, head_dim]` (computed here, once).
-        """
-        batch_size = ops.shape(image_tokens)[0]
-        self_caches = tuple(
-            block.empty_self_attention_cache(batch_size, max_length) for block in self.decoder_blocks
-        )
-        cross_caches = tuple(block.cross_attention_cache_for(image_tokens) for block in self.decoder_blocks)
-        return self_caches, cross_caches
-
-    def decode_step(self, token_ids, index, self_caches, cross_caches, image_tokens):
-        """One cached decoding step.
-
-        Args:
-            token_ids: `[B, 1]` int, the token at position `index`.
-            index: int scalar tensor, its position.
-            self_caches: tuple of per-block self-attention caches.
-            cross_caches: tuple of per-block cross-attention caches.
-            image_tokens: `[B, S, hidden_dim]` image tokens (only their shape is
-                used once the caches exist).
-
-        Returns:
-            `(logits [B, V] float32, new self_caches)`.
-        """
-        x = self.embedding(token_ids, start_index=index)
-        new_caches = []
-        for block, cache, cross in zip(self.decoder_blocks, self_caches, cross_caches):
-            x, cache, _ = block(
-                x,
-                image_tokens,
-                self_attention_cache=cache,
-                self_attention_cache_update_index=index,
-                cross_attention_cache=cross,
-            )
-            new_caches.append(cache)
-        return self._logits(x)[:, 0], tuple(new_caches)
 
     # --- Config -------------------------------------------------------------
     def get_config(self):

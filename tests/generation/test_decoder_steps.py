@@ -1,17 +1,16 @@
 import keras
 import numpy as np
+import tensorflow as tf
 
-from mmkeras.encoders import ViTEncoder
 from mmkeras.generation.decoder_steps import cached_step
 from mmkeras.generation.decoder_steps import reorder_caches
 from mmkeras.generation.decoder_steps import uncached_step
-from mmkeras.models.captioner import captioner
+from mmkeras.testing.decoding import tiny_captioner
 
 
 def test_cached_and_uncached_steps_match_the_full_forward_pass():
     keras.utils.set_random_seed(0)
-    vit = ViTEncoder(image_size=32, patch_size=16, hidden_dim=16, num_layers=1, num_heads=2, mlp_dim=32)
-    model = captioner(vit, vocabulary_size=20, sequence_length=6, num_layers=2, num_heads=2, mlp_dim=32, dropout=0.0)
+    model = tiny_captioner(vocabulary_size=20, sequence_length=6, num_layers=2, mlp_dim=32, dropout=0.0)
     images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
     tokens = np.random.default_rng(1).integers(4, 20, (2, 7)).astype("int32")
     tokens[:, 0] = 2
@@ -30,19 +29,27 @@ def test_cached_and_uncached_steps_match_the_full_forward_pass():
             logits, caches = cached(beam_tokens, index, caches)
             np.testing.assert_allclose(logits.numpy(), expected[:, index], atol=1e-4)
             np.testing.assert_allclose(uncached(beam_tokens, index, ())[0].numpy(), expected[:, index], atol=1e-4)
-    # The model's own (unfused) cached step, through the blocks' `call`.
-    self_caches, cross_caches = model.init_cache(image_tokens, 6)
+
+
+def test_compiled_cached_step_equals_the_full_forward_pass():
+    """One token at a time through the KV cache under XLA, as the decoding loops run it."""
+    keras.utils.set_random_seed(2)
+    model = tiny_captioner(vocabulary_size=20, sequence_length=6, num_layers=1, mlp_dim=32, dropout=0.0)
+    images = np.random.default_rng(3).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    tokens = np.random.default_rng(4).integers(4, 20, (2, 7)).astype("int32")
+    tokens[:, 0] = 2
+    full = model({"images": images, "token_ids": tokens[:, :6]}).numpy()
+    step, caches = cached_step(model, model.encode_images(images), 6)
+    compiled = tf.function(step, jit_compile=True)
     for index in range(6):
-        logits, self_caches = model.decode_step(tokens[:, index : index + 1], index, self_caches, cross_caches,
-                                                image_tokens)
+        logits, caches = compiled(tokens, tf.constant(index), caches)
         np.testing.assert_allclose(logits.numpy(), full[:, index], atol=1e-4)
 
 
 def test_reordered_caches_give_each_row_its_new_parents_past():
     """Rows that change parents mid-decode see their new past, as if recomputed from scratch."""
     keras.utils.set_random_seed(1)
-    vit = ViTEncoder(image_size=32, patch_size=16, hidden_dim=16, num_layers=1, num_heads=2, mlp_dim=32)
-    model = captioner(vit, vocabulary_size=20, sequence_length=6, num_layers=2, num_heads=2, mlp_dim=32, dropout=0.0)
+    model = tiny_captioner(vocabulary_size=20, sequence_length=6, num_layers=2, mlp_dim=32, dropout=0.0)
     images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
     image_tokens = model.encode_images(images)
     beams = 3

@@ -1,5 +1,5 @@
 import numpy as np
-import tensorflow as tf
+import pytest
 
 from mmkeras.layers import TransformerDecoderBlock
 from mmkeras.testing.layer_checks import run_layer_checks
@@ -33,25 +33,13 @@ def test_causal_and_cross_attention():
     assert not np.allclose(block(tokens, image * 2.0).numpy(), out)
 
 
-def test_incremental_decoding_with_cache_equals_full_pass():
+def test_sublayers_hold_every_weight_of_the_block():
+    """`sublayers()` names every layer the block computes with (the cached decoding step uses them alone)."""
     block = TransformerDecoderBlock(intermediate_dim=32, num_heads=2)
     tokens, image = _inputs(1)
-    full = block(tokens, image).numpy()
-    cross = block.cross_attention_cache_for(image)
-    cache = block.empty_self_attention_cache(batch_size=2, max_length=6)
-
-    @tf.function(jit_compile=True)
-    def step(token, cache, index):
-        return block(
-            token,
-            image,
-            self_attention_cache=cache,
-            self_attention_cache_update_index=index,
-            cross_attention_cache=cross,
-        )
-
-    outputs = []
-    for i in range(6):
-        out, cache, _ = step(tokens[:, i : i + 1], cache, tf.constant(i))
-        outputs.append(out.numpy())
-    np.testing.assert_allclose(np.concatenate(outputs, axis=1), full, atol=1e-5)
+    with pytest.raises(ValueError, match="built"):
+        block.sublayers()
+    block(tokens, image)
+    layers = vars(block.sublayers()).values()
+    assert sorted(id(w) for layer in layers for w in layer.weights) == sorted(id(w) for w in block.weights)
+    assert block.sublayers().self_attention.query_dense.kernel.shape == (16, 2, block.head_dim)
