@@ -68,12 +68,10 @@ def beam_search(
     Example:
 
     >>> import numpy as np
-    >>> from keras import ops
+    >>> from mmkeras.testing.decoding import bigram_step
     >>> table = np.full((6, 6), -5.0, "float32")
     >>> table[2, 4] = table[4, 5] = table[5, 3] = 5.0  # BOS -> 4 -> 5 -> EOS
-    >>> def step(tokens, index, caches):
-    ...     return ops.take(table, ops.take(tokens, index, axis=1), axis=0), caches
-    >>> ids, scores = beam_search(step, (), 1, 5, num_beams=2)
+    >>> ids, scores = beam_search(bigram_step(table), (), 1, 5, num_beams=2)
     >>> ids.numpy().tolist()
     [[4, 5, 3, 0, 0]]
     """

@@ -54,13 +54,10 @@ def cider_d(hypotheses, references, max_n=4, sigma=6.0):
     0: every reference n-gram then has IDF ``log 1 - log 1 = 0``).
 
     Args:
-        hypotheses: the generated captions, either a dict `{image_id: caption}`
-            or a list of captions. A caption is a whitespace-tokenized string;
-            a one-element list `[caption]` (the pycocoevalcap format) is also
-            accepted.
-        references: the ground truth, either a dict `{image_id: [ref, ...]}`
-            with the same ids as `hypotheses`, or a list (same length as
-            `hypotheses`) of non-empty lists of whitespace-tokenized strings.
+        hypotheses: the generated captions, as `mmkeras.metrics.bleu.corpus_bleu`
+            takes them (a dict `{image_id: caption}` or a list).
+        references: the ground truth, as `corpus_bleu` takes it (a dict
+            `{image_id: [ref, ...]}` or a list of lists).
         max_n: int >= 1, the largest n-gram order (4 for CIDEr-D).
         sigma: float > 0, the standard deviation of the length penalty.
 

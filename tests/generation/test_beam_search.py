@@ -6,6 +6,7 @@ import tensorflow as tf
 from keras import ops
 
 from mmkeras.generation.beam_search import beam_search
+from mmkeras.testing.decoding import bigram_step
 
 V, EOS = 8, 3
 
@@ -16,13 +17,6 @@ def _table(seed):
     logits = rng.normal(0, 1.5, (V, V)).astype("float32")
     logits[:, [0, 2]] = -1e9  # [PAD] and [BOS] are never generated
     return logits - np.log(np.exp(logits).sum(-1, keepdims=True))
-
-
-def _token_step(table):
-    def step(tokens, index, caches):
-        return ops.take(table, ops.take(tokens, index, axis=1), axis=0), caches
-
-    return step
 
 
 def _brute_force(table, max_length, alpha):
@@ -49,7 +43,7 @@ def test_exhaustive_beam_equals_brute_force(alpha):
     # before the last of 3 steps), so the search is exhaustive.
     for seed in range(3):
         table = _table(seed)
-        ids, scores = beam_search(_token_step(table), (), 1, 3, num_beams=30, length_penalty=alpha)
+        ids, scores = beam_search(bigram_step(table), (), 1, 3, num_beams=30, length_penalty=alpha)
         best_score, best_ids = _brute_force(table, 3, alpha)
         assert ids.numpy()[0].tolist() == best_ids, (seed, alpha)
         np.testing.assert_allclose(scores.numpy()[0], best_score, rtol=1e-5)
@@ -57,8 +51,8 @@ def test_exhaustive_beam_equals_brute_force(alpha):
 
 def test_length_penalty_changes_the_winner():
     table = _table(0)
-    short = beam_search(_token_step(table), (), 1, 5, num_beams=4, length_penalty=0.0)[0].numpy()
-    long = beam_search(_token_step(table), (), 1, 5, num_beams=4, length_penalty=3.0)[0].numpy()
+    short = beam_search(bigram_step(table), (), 1, 5, num_beams=4, length_penalty=0.0)[0].numpy()
+    long = beam_search(bigram_step(table), (), 1, 5, num_beams=4, length_penalty=3.0)[0].numpy()
     assert (short[0] != 0).sum() < (long[0] != 0).sum()
 
 
@@ -104,7 +98,7 @@ def test_caches_follow_their_parent_beams():
 
     history = np.zeros((6, 7), "int32")
     ids_cache, scores_cache = beam_search(step, (history,), 2, 6, num_beams=3)
-    ids_tokens, scores_tokens = beam_search(_token_step(table), (), 2, 6, num_beams=3)
+    ids_tokens, scores_tokens = beam_search(bigram_step(table), (), 2, 6, num_beams=3)
     np.testing.assert_array_equal(ids_cache.numpy(), ids_tokens.numpy())
     np.testing.assert_allclose(scores_cache.numpy(), scores_tokens.numpy(), rtol=1e-6)
 
@@ -112,5 +106,5 @@ def test_caches_follow_their_parent_beams():
 def test_min_length_forbids_early_eos():
     table = _table(2)
     table[:, EOS] = 0.0  # EOS is by far the likeliest token
-    ids = beam_search(_token_step(table), (), 1, 6, num_beams=2, min_length=4)[0].numpy()[0].tolist()
+    ids = beam_search(bigram_step(table), (), 1, 6, num_beams=2, min_length=4)[0].numpy()[0].tolist()
     assert EOS not in ids[:3] and ids[3] == EOS and ids[4:] == [0, 0]

@@ -3,6 +3,7 @@ import tensorflow as tf
 from keras import ops
 
 from mmkeras.generation.sampling_search import sampling_search
+from mmkeras.testing.decoding import bigram_step
 
 V, EOS = 8, 3
 
@@ -59,6 +60,5 @@ def test_min_length():
     table = np.full((V, V), -5.0, "float32")
     table[:, EOS] = 5.0
     table[:, 5] = 1.0
-    step = lambda tokens, index, caches: (ops.take(table, ops.take(tokens, index, axis=1), axis=0), caches)  # noqa: E731
-    ids, _ = sampling_search(step, (), 1, 6, _greedy, min_length=3)
+    ids, _ = sampling_search(bigram_step(table), (), 1, 6, _greedy, min_length=3)
     assert ids.numpy().tolist() == [[5, 5, EOS, 0, 0, 0]]
