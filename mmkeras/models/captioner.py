@@ -5,8 +5,6 @@ from mmkeras.layers import RepeatToBatch, TokenAndPositionEmbedding
 from mmkeras.layers.transformer_decoder_block import TransformerDecoderBlock
 from mmkeras.preprocessing.multimodal_preprocessor import check_matches_towers
 
-PAD_ID, BOS_ID, EOS_ID = 0, 2, 3
-
 
 @keras.saving.register_keras_serializable(package="mmkeras")
 class Captioner(keras.Model):
