@@ -18,4 +18,4 @@ elif os.environ["KERAS_BACKEND"] != "tensorflow":
 __version__ = "0.1.0"
 
 # Importing the sub-packages registers every layer, loss and model for `.keras` loading.
-from mmkeras import data, encoders, layers, losses, metrics, models, training  # noqa: E402,F401
+from mmkeras import data, encoders, export, layers, losses, metrics, models, preprocessing, training  # noqa: E402,F401

@@ -25,7 +25,7 @@ def add_arguments(parser):
     convert.add_argument("--max-records", type=int, help="stop after this many input records")
     convert.add_argument(
         "--validate", choices=("full", "check", "none"), default="full",
-        help="image validation: full (structure walk and decode, default), check (walk only), none",
+        help="image validation: full (decode every image, default), check (one batched decode), none",
     )
     convert.add_argument("--image-size", type=int, default=64, help="shapes: image size (default 64)")
     convert.add_argument("--num-examples", type=int, help="shapes: number of scenes")

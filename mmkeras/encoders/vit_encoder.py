@@ -43,7 +43,7 @@ class ViTEncoder(Encoder):
             trained from scratch starts out barely saying where its tokens
             are. In a Shapes probe, attention reading "what is in each cell"
             from the tokens only began to localise at 1.0; on the Shapes
-            captioner, 1.0 helped little (see the README's results).
+            captioner, 1.0 helped little (see the shapes-captioner-tiny model card).
         pooled_only: bool, output only `{"pooled"}`. With "cls" pooling the
             last block then runs its query, attention output and MLP for the
             class token alone (same weights and same pooled vector, about a
