@@ -3,6 +3,7 @@ from keras import ops
 
 from mmkeras.layers import RepeatToBatch, TokenAndPositionEmbedding
 from mmkeras.layers.transformer_decoder_block import TransformerDecoderBlock
+from mmkeras.models.builder import builder_of
 from mmkeras.preprocessing.multimodal_preprocessor import check_matches_towers
 
 
@@ -35,7 +36,8 @@ class Captioner(keras.Model):
     Args:
         image_encoder: any mmkeras image tower (a model returning `{"sequence",
             "pooled"}` from `images [B, H, W, 3]`).
-        vocabulary_size: int, size of the token vocabulary.
+        vocabulary_size: int, size of the token vocabulary; taken from the
+            preprocessor's tokenizer when None and a preprocessor is given.
         sequence_length: int, the longest decoder input (number of learned
             positions); generation can produce at most this many tokens.
         num_layers: int, number of decoder blocks.
@@ -82,8 +84,8 @@ class Captioner(keras.Model):
     def __init__(
         self,
         image_encoder,
-        vocabulary_size,
-        sequence_length,
+        vocabulary_size=None,
+        sequence_length=32,
         num_layers=6,
         num_heads=8,
         hidden_dim=None,
@@ -253,20 +255,8 @@ class Captioner(keras.Model):
         return None if self.preprocessor is None else self.preprocessor.tokenizer
 
 
-def captioner(
-    image_encoder,
-    vocabulary_size=None,
-    sequence_length=32,
-    num_layers=6,
-    num_heads=8,
-    hidden_dim=None,
-    mlp_dim=None,
-    dropout=0.1,
-    tie_weights=True,
-    dtype=None,
-    preprocessor=None,
-    name="captioner",
-):
+@builder_of(Captioner)
+def captioner(*, name="captioner", **arguments):
     """Builds an image captioning Transformer (encoder-decoder with cross-attention).
 
     Any mmkeras image tower works (ViT, keras.applications CNNs, keras-hub or
@@ -284,9 +274,9 @@ def captioner(
         mlp_dim: MLP width (default `4 * hidden_dim`).
         dropout: float, decoder dropout.
         tie_weights: bool, tie the output projection to the token embedding.
-        dtype: optional dtype policy for the decoder, e.g. "mixed_bfloat16".
         preprocessor: optional `MultimodalPreprocessor` kept with the model
             (tokenizes captions, detokenizes generated ones, decodes images).
+        dtype: optional dtype policy for the decoder, e.g. "mixed_bfloat16".
         name: model name.
 
     Returns:
@@ -305,20 +295,7 @@ def captioner(
     ...        "token_ids": np.array([[2, 5, 6], [2, 7, 3]], "int32")}).shape
     TensorShape([2, 3, 30])
     """
-    return Captioner(
-        image_encoder,
-        vocabulary_size=vocabulary_size,
-        sequence_length=sequence_length,
-        num_layers=num_layers,
-        num_heads=num_heads,
-        hidden_dim=hidden_dim,
-        mlp_dim=mlp_dim,
-        dropout=dropout,
-        tie_weights=tie_weights,
-        preprocessor=preprocessor,
-        dtype=dtype,
-        name=name,
-    )
+    return Captioner(name=name, **arguments)
 
 
 def split_for_teacher_forcing(features, targets=None):

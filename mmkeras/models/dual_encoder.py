@@ -5,6 +5,7 @@ from mmkeras.layers.projection_head import ProjectionHead
 from mmkeras.losses.clip_loss import ClipLoss
 from mmkeras.losses.logit_scale import LogitScale
 from mmkeras.losses.siglip_loss import SigLipLoss
+from mmkeras.models.builder import builder_of
 from mmkeras.preprocessing.multimodal_preprocessor import check_matches_towers
 
 LOSSES = ("clip", "siglip")
@@ -190,19 +191,8 @@ class DualEncoder(keras.Model):
         return cls(**config)
 
 
-def dual_encoder(
-    image_encoder,
-    text_encoder,
-    embed_dim=256,
-    loss="clip",
-    projection_hidden_dim=None,
-    freeze_image_encoder=False,
-    siglip_chunk_size=None,
-    gather_across_replicas=True,
-    preprocessor=None,
-    dtype=None,
-    name="dual_encoder",
-):
+@builder_of(DualEncoder)
+def dual_encoder(*, name="dual_encoder", **arguments):
     """Builds an image–text dual encoder (CLIP or SigLIP).
 
     Any mmkeras tower works on either side: ViT or keras.applications CNNs,
@@ -237,16 +227,4 @@ def dual_encoder(
     >>> float(model.logit_scale()["logit_scale"]) > 14
     True
     """
-    return DualEncoder(
-        image_encoder,
-        text_encoder,
-        embed_dim=embed_dim,
-        loss=loss,
-        projection_hidden_dim=projection_hidden_dim,
-        freeze_image_encoder=freeze_image_encoder,
-        siglip_chunk_size=siglip_chunk_size,
-        gather_across_replicas=gather_across_replicas,
-        preprocessor=preprocessor,
-        dtype=dtype,
-        name=name,
-    )
+    return DualEncoder(name=name, **arguments)

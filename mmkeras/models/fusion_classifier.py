@@ -8,6 +8,7 @@ from mmkeras.layers.fusions.factory import FUSIONS
 from mmkeras.layers.fusions.modality_dropout import ModalityDropout
 from mmkeras.layers.fusions.sum_fusion import SumFusion
 from mmkeras.layers.repeat_to_batch import RepeatToBatch
+from mmkeras.models.builder import builder_of
 from mmkeras.preprocessing.multimodal_preprocessor import check_matches_towers
 
 HEAD_TYPES = ("multiclass", "binary", "multilabel", "regression")
@@ -468,19 +469,8 @@ def _plain(value):
     return value
 
 
-def fusion_classifier(
-    image_encoder=None,
-    text_encoder=None,
-    extra_inputs=None,
-    fusion="concat",
-    fusion_kwargs=None,
-    heads=None,
-    modality_dropout=0.1,
-    encoders=None,
-    preprocessor=None,
-    dtype=None,
-    name="fusion_classifier",
-):
+@builder_of(FusionClassifier)
+def fusion_classifier(*, encoders=None, name="fusion_classifier", **arguments):
     """Builds a multimodal fusion classifier with named task heads.
 
     Any mmkeras towers work (ViT or keras.applications CNNs, Transformer text
@@ -504,10 +494,10 @@ def fusion_classifier(
             "hidden_dim": h}}`.
         modality_dropout: float or `{modality: rate}`, training-time modality
             dropout.
-        encoders: alternative to the tower arguments: `{"image": tower,
-            "text": tower}`.
         preprocessor: optional `MultimodalPreprocessor` kept with the model.
         dtype: optional dtype policy for the fusion and heads.
+        encoders: alternative to the tower arguments: `{"image": tower,
+            "text": tower}`.
         name: model name.
 
     Returns:
@@ -535,21 +525,10 @@ def fusion_classifier(
                 f"`encoders` must be a dict with keys among {sorted(TOWER_MODALITIES)} "
                 f"(other modalities go in `extra_inputs`), got {encoders!r}."
             )
-        if image_encoder is not None or text_encoder is not None:
+        if arguments["image_encoder"] is not None or arguments["text_encoder"] is not None:
             raise ValueError("Pass the towers either as `encoders` or as `image_encoder` / `text_encoder`.")
-        image_encoder, text_encoder = encoders.get("image"), encoders.get("text")
-    return FusionClassifier(
-        image_encoder=image_encoder,
-        text_encoder=text_encoder,
-        extra_inputs=extra_inputs,
-        fusion=fusion,
-        fusion_kwargs=fusion_kwargs,
-        heads=heads,
-        modality_dropout=modality_dropout,
-        preprocessor=preprocessor,
-        dtype=dtype,
-        name=name,
-    )
+        arguments.update(image_encoder=encoders.get("image"), text_encoder=encoders.get("text"))
+    return FusionClassifier(name=name, **arguments)
 
 
 def presence_input_name(modality):
