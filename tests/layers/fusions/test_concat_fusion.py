@@ -3,32 +3,6 @@ import pytest
 
 from mmkeras.layers.fusions import ConcatFusion
 
-ARGS = {"output_dim": 4, "hidden_dims": [8]}
-
-
-def test_checks(tmp_path, kit):
-    inputs = kit.make_inputs()
-    kit.run_checks(
-        ConcatFusion,
-        ARGS,
-        inputs,
-        str(tmp_path),
-        presence=kit.presence_of(inputs, absent="text"),
-        expected_shape=(2, 4),
-    )
-
-
-@pytest.mark.parametrize("modality", ["image", "text"])
-def test_absent_modality_has_no_influence(kit, modality):
-    kit.check_absent_has_no_influence(ConcatFusion(**ARGS), kit.make_inputs(), modality)
-
-
-def test_three_modalities(kit):
-    inputs = kit.make_inputs(numeric=True)
-    layer = ConcatFusion(**ARGS)
-    assert layer(inputs).shape == (2, 4)
-    kit.check_absent_has_no_influence(layer, inputs, "numeric")
-
 
 def test_absent_equals_zero_features_without_presence_flags(kit):
     inputs = kit.make_inputs()
@@ -50,10 +24,6 @@ def test_sequence_only_modality_is_mean_pooled(kit):
     mean = (seq * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
     as_pooled = {"image": inputs["image"], "text": {"pooled": mean.astype("float32")}}
     np.testing.assert_allclose(out, layer(as_pooled).numpy(), atol=1e-5)
-
-
-def test_gradient_step(kit):
-    kit.check_gradient_step(ConcatFusion(**ARGS, dropout=0.1), kit.make_inputs())
 
 
 def test_bad_arguments():

@@ -6,25 +6,6 @@ from mmkeras.layers.fusions import CrossAttentionFusion
 ARGS = {"hidden_dim": 8, "num_heads": 2, "mlp_dim": 16}
 
 
-def test_checks(tmp_path, kit):
-    inputs = kit.make_inputs()
-    kit.run_checks(
-        CrossAttentionFusion,
-        {**ARGS, "co_attention": True, "output_dim": 6},
-        inputs,
-        str(tmp_path),
-        presence=kit.presence_of(inputs, absent="image"),
-        expected_shape=(2, 6),
-    )
-
-
-@pytest.mark.parametrize("co_attention", [False, True])
-@pytest.mark.parametrize("modality", ["image", "text"])
-def test_absent_modality_has_no_influence(kit, co_attention, modality):
-    layer = CrossAttentionFusion(**ARGS, num_layers=2, co_attention=co_attention)
-    kit.check_absent_has_no_influence(layer, kit.make_inputs(), modality)
-
-
 def test_image_absent_falls_back_to_text_self_representation(kit):
     inputs = kit.make_inputs()
     layer = CrossAttentionFusion(**ARGS)
@@ -72,10 +53,6 @@ def test_three_modalities_raise(kit):
         CrossAttentionFusion(**ARGS)(kit.make_inputs(numeric=True))
     with pytest.raises(ValueError, match="exactly two modalities"):
         CrossAttentionFusion(**ARGS, modalities=["image", "text", "numeric"])
-
-
-def test_gradient_step(kit):
-    kit.check_gradient_step(CrossAttentionFusion(**ARGS, co_attention=True), kit.make_inputs())
 
 
 def test_bad_arguments():

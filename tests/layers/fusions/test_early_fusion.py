@@ -6,32 +6,6 @@ from mmkeras.layers.fusions import EarlyFusion
 ARGS = {"hidden_dim": 8, "num_layers": 1, "num_heads": 2, "mlp_dim": 16}
 
 
-def test_checks(tmp_path, kit):
-    inputs = kit.make_inputs()
-    kit.run_checks(
-        EarlyFusion,
-        {**ARGS, "output_dim": 6},
-        inputs,
-        str(tmp_path),
-        presence=kit.presence_of(inputs, absent="text"),
-        expected_shape=(2, 6),
-    )
-
-
-@pytest.mark.parametrize("modality", ["image", "text"])
-def test_absent_modality_has_no_influence(kit, modality):
-    kit.check_absent_has_no_influence(
-        EarlyFusion(**{**ARGS, "num_layers": 2}), kit.make_inputs(), modality
-    )
-
-
-def test_three_modalities_with_pooled_only_numeric(kit):
-    inputs = kit.make_inputs(numeric=True)
-    layer = EarlyFusion(**ARGS)
-    assert layer(inputs).shape == (2, 8)
-    kit.check_absent_has_no_influence(layer, inputs, "numeric")
-
-
 def test_text_padding_is_masked(kit):
     inputs = kit.make_inputs()
     layer = EarlyFusion(**ARGS)
@@ -60,10 +34,6 @@ def test_nothing_present_is_finite(kit):
     out = EarlyFusion(**ARGS)(inputs, presence=presence).numpy()
     assert np.all(np.isfinite(out))
     np.testing.assert_allclose(out[0], out[1], atol=1e-6)  # only the [CLS] token is left
-
-
-def test_gradient_step(kit):
-    kit.check_gradient_step(EarlyFusion(**ARGS, dropout=0.1), kit.make_inputs())
 
 
 def test_bad_arguments():

@@ -6,33 +6,6 @@ from mmkeras.layers.fusions import GatedFusion
 ARGS = {"output_dim": 4}
 
 
-def test_checks(tmp_path, kit):
-    inputs = kit.make_inputs()
-    kit.run_checks(
-        GatedFusion,
-        ARGS,
-        inputs,
-        str(tmp_path),
-        presence=kit.presence_of(inputs, absent="image"),
-        expected_shape=(2, 4),
-    )
-
-
-@pytest.mark.parametrize("gate", ["softmax", "sigmoid"])
-@pytest.mark.parametrize("modality", ["image", "text"])
-def test_absent_modality_has_no_influence(kit, gate, modality):
-    kit.check_absent_has_no_influence(
-        GatedFusion(output_dim=4, gate=gate), kit.make_inputs(), modality
-    )
-
-
-def test_three_modalities(kit):
-    inputs = kit.make_inputs(numeric=True)
-    layer = GatedFusion(**ARGS)
-    assert layer(inputs).shape == (2, 4)
-    kit.check_absent_has_no_influence(layer, inputs, "numeric")
-
-
 def test_softmax_gates_are_convex_and_one_modality_takes_all(kit):
     inputs = kit.make_inputs()
     layer = GatedFusion(**ARGS)
@@ -52,10 +25,6 @@ def test_nothing_present_gives_zeros(kit):
     out = GatedFusion(**ARGS)(inputs, presence=presence).numpy()
     np.testing.assert_allclose(out[0], 0.0)
     assert np.any(out[1] != 0)
-
-
-def test_gradient_step(kit):
-    kit.check_gradient_step(GatedFusion(**ARGS), kit.make_inputs())
 
 
 def test_bad_arguments(kit):

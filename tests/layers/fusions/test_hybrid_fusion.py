@@ -6,29 +6,10 @@ from mmkeras.layers.fusions import HybridFusion
 ARGS = {"hidden_dim": 8, "num_layers": 2, "num_heads": 2, "mlp_dim": 16, "num_bottleneck_tokens": 2}
 
 
-def test_checks(tmp_path, kit):
-    inputs = kit.make_inputs()
-    kit.run_checks(
-        HybridFusion,
-        {**ARGS, "num_layers": 1, "output_dim": 6},
-        inputs,
-        str(tmp_path),
-        presence=kit.presence_of(inputs, absent="text"),
-        expected_shape=(2, 6),
-    )
-
-
-@pytest.mark.parametrize("modality", ["image", "text"])
-def test_absent_modality_has_no_influence(kit, modality):
-    kit.check_absent_has_no_influence(HybridFusion(**ARGS), kit.make_inputs(), modality)
-
-
-def test_three_modalities(kit):
-    inputs = kit.make_inputs(numeric=True)
+def test_one_block_per_modality_and_depth(kit):
     layer = HybridFusion(**ARGS)
-    assert layer(inputs).shape == (2, 8)
-    assert len(layer.blocks) == 2 * 3  # one block per modality and depth
-    kit.check_absent_has_no_influence(layer, inputs, "numeric")
+    layer(kit.make_inputs(numeric=True))
+    assert len(layer.blocks) == 2 * 3
 
 
 def test_every_depth_contributes(kit):
@@ -60,10 +41,6 @@ def test_nothing_present_keeps_learned_bottleneck(kit):
     out = HybridFusion(**ARGS)(inputs, presence=presence).numpy()
     assert np.all(np.isfinite(out))
     np.testing.assert_allclose(out[0], out[1], atol=1e-6)
-
-
-def test_gradient_step(kit):
-    kit.check_gradient_step(HybridFusion(**ARGS), kit.make_inputs())
 
 
 def test_bad_arguments():

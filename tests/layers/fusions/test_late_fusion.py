@@ -14,36 +14,6 @@ def log_softmax(x, axis=-1):
     return np.log(softmax(x, axis))
 
 
-ARGS = {"num_classes": 3}
-
-
-@pytest.mark.parametrize("combine", ["learned", "product"])
-def test_checks(tmp_path, kit, combine):
-    inputs = kit.make_inputs()
-    kit.run_checks(
-        LateFusion,
-        {**ARGS, "combine": combine, "hidden_dim": 8},
-        inputs,
-        str(tmp_path),
-        presence=kit.presence_of(inputs, absent="text"),
-        expected_shape=(2, 3),
-    )
-
-
-@pytest.mark.parametrize("combine", ["mean", "learned", "product"])
-@pytest.mark.parametrize("activation", ["softmax", "sigmoid"])
-def test_absent_modality_has_no_influence(kit, combine, activation):
-    layer = LateFusion(num_classes=3, combine=combine, activation=activation)
-    kit.check_absent_has_no_influence(layer, kit.make_inputs(), "image")
-
-
-def test_three_modalities(kit):
-    inputs = kit.make_inputs(numeric=True)
-    layer = LateFusion(num_classes=3, combine="learned")
-    assert layer(inputs).shape == (2, 3)
-    kit.check_absent_has_no_influence(layer, inputs, "numeric")
-
-
 def _per_modality(layer, inputs):
     return layer.modality_logits_for(inputs).numpy().astype("float64")  # [B, M, C]
 
@@ -103,13 +73,6 @@ def test_nothing_present_is_uniform_and_probabilities_sum_to_one(kit):
     probs = layer(inputs, presence=presence).numpy()
     np.testing.assert_allclose(probs[0], np.full(3, 1 / 3), atol=1e-6)
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
-
-
-@pytest.mark.parametrize("combine", ["learned", "product"])
-def test_gradient_step(kit, combine):
-    kit.check_gradient_step(
-        LateFusion(num_classes=3, combine=combine, hidden_dim=8), kit.make_inputs()
-    )
 
 
 def test_learned_weights_get_gradient_only_from_present(kit):
