@@ -32,8 +32,9 @@ class Manifest(RecordSource):
     Each row (CSV, with a header) or line (JSONL, one JSON object) names an
     image and one caption (in JSONL `text` may also be a list of captions).
     Rows of the same image are grouped into one record, in order of first
-    appearance. Relative image paths are resolved against the manifest's
-    folder. An `id` column, when present, names the record (default: the image
+    appearance; a row whose `id` is already taken by another image is
+    skipped ("duplicate id"). Relative image paths are resolved against the
+    manifest's folder. An `id` column, when present, names the record (default: the image
     path as written). Labels that look like integers become ints, others stay
     strings. Column aliases: `image`, `img` (Hateful Memes), `file_name`, `filename` for the image;
     `caption`, `texts`, `captions` for the text. Unparseable lines and rows
@@ -120,14 +121,18 @@ class Manifest(RecordSource):
                 continue
             image = image.strip()
             record_id = str(row.get("id") or image).strip()
+            image_path = _gfile.join(self.images_dir, image)
             group = groups.get(record_id)
             if group is None:
                 group = groups[record_id] = {
                     "id": record_id,
-                    "image_path": _gfile.join(self.images_dir, image),
+                    "image_path": image_path,
                     "texts": [],
                     "label": None,
                 }
+            elif group["image_path"] != image_path:
+                yield {"id": f"{record_id} (line {line})", "skip": "duplicate id"}
+                continue
             texts = next((row[c] for c in TEXT_COLUMNS if c in row), None)
             group["texts"].extend(texts if isinstance(texts, list) else [texts])
             if group["label"] is None:

@@ -40,7 +40,8 @@ def test_jsonl_with_lists_ids_and_bad_lines(image_dir):
         json.dumps({"image_path": "good.jpg", "text": ["one", "two"], "label": 1, "id": "a"}),
         "{broken json",
         json.dumps({"image": "good.png", "caption": "three"}),
-        json.dumps({"image_path": "good.gif", "text": "four", "id": "a"}),
+        json.dumps({"image_path": "good.jpg", "text": "four", "id": "a"}),
+        json.dumps({"image_path": "good.gif", "text": "five", "id": "a"}),  # another image: a duplicate id
         json.dumps(["not", "an", "object"]),
     ]
     path = image_dir / "m.jsonl"
@@ -48,7 +49,7 @@ def test_jsonl_with_lists_ids_and_bad_lines(image_dir):
     source = Manifest(str(path))
     records = list(source)
     assert [(r["id"], r["texts"]) for r in records] == [("a", ["one", "two", "four"]), ("good.png", ["three"])]
-    assert dict(source.report.skipped) == {"malformed line": 2}
+    assert dict(source.report.skipped) == {"malformed line": 2, "duplicate id": 1}
 
 
 def test_bad_manifests(tmp_path):
