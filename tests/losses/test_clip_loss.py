@@ -6,15 +6,6 @@ import tensorflow as tf
 from mmkeras.losses import ClipLoss, LogitScale
 
 
-def _embeddings(batch=6, dim=5, seed=0):
-    rng = np.random.default_rng(seed)
-    image = rng.normal(size=(batch, dim))
-    text = rng.normal(size=(batch, dim))
-    image /= np.linalg.norm(image, axis=1, keepdims=True)
-    text /= np.linalg.norm(text, axis=1, keepdims=True)
-    return image.astype("float32"), text.astype("float32")
-
-
 def _numpy_clip(image, text, scale):
     image, text = image.astype("float64"), text.astype("float64")
     logits = scale * image @ text.T
@@ -27,16 +18,16 @@ def _numpy_clip(image, text, scale):
     return 0.5 * (cross_entropy(logits) + cross_entropy(logits.T))
 
 
-def test_matches_numpy_reference():
-    image, text = _embeddings()
+def test_matches_numpy_reference(embeddings):
+    image, text = embeddings(6)
     for scale in (1.0, 14.285714, 100.0):
         loss = ClipLoss()(image, text, scale)
         assert loss.dtype == tf.float32 and loss.shape == ()
         np.testing.assert_allclose(float(loss), _numpy_clip(image, text, scale), rtol=1e-5, atol=1e-5)
 
 
-def test_gradient_matches_numpy_finite_differences():
-    image, text = _embeddings(batch=4, dim=3, seed=1)
+def test_gradient_matches_numpy_finite_differences(embeddings):
+    image, text = embeddings(4, dim=3, seed=1)
     image_t, scale_t = tf.constant(image), tf.constant(5.0)
     with tf.GradientTape() as tape:
         tape.watch([image_t, scale_t])
@@ -55,8 +46,8 @@ def test_gradient_matches_numpy_finite_differences():
     np.testing.assert_allclose(d_image.numpy(), numeric_image, atol=1e-5)
 
 
-def test_perfect_alignment_beats_random_and_symmetry():
-    image, text = _embeddings()
+def test_perfect_alignment_beats_random_and_symmetry(embeddings):
+    image, text = embeddings(6)
     aligned = float(ClipLoss()(image, image, 10.0))
     random = float(ClipLoss()(image, text, 10.0))
     assert aligned < random
@@ -64,8 +55,8 @@ def test_perfect_alignment_beats_random_and_symmetry():
     np.testing.assert_allclose(float(ClipLoss()(text, image, 10.0)), random, rtol=1e-6)
 
 
-def test_call_forms_agree():
-    image, text = _embeddings()
+def test_call_forms_agree(embeddings):
+    image, text = embeddings(6)
     expected = float(ClipLoss()(image, text, 3.0))
     y_pred = {"image_embeddings": image, "text_embeddings": text, "logit_scale": 3.0}
     loss = ClipLoss()
@@ -83,15 +74,15 @@ def test_call_forms_agree():
     )
 
 
-def test_bfloat16_inputs_give_float32_loss():
-    image, text = _embeddings()
+def test_bfloat16_inputs_give_float32_loss(embeddings):
+    image, text = embeddings(6)
     loss = ClipLoss()(tf.cast(image, "bfloat16"), tf.cast(text, "bfloat16"), tf.constant(10.0, "bfloat16"))
     assert loss.dtype == tf.float32
     np.testing.assert_allclose(float(loss), _numpy_clip(image, text, 10.0), atol=5e-2)
 
 
-def test_jit_compile_matches_eager():
-    image, text = _embeddings()
+def test_jit_compile_matches_eager(embeddings):
+    image, text = embeddings(6)
     loss_fn = ClipLoss()
 
     def loss_and_grad(image, text, scale):
@@ -117,8 +108,8 @@ def test_config_and_serialization_round_trip():
     assert keras.saving.get_registered_name(ClipLoss) == "mmkeras>ClipLoss"
 
 
-def test_bad_input_raises_value_error():
-    image, text = _embeddings()
+def test_bad_input_raises_value_error(embeddings):
+    image, text = embeddings(6)
     loss = ClipLoss()
     with pytest.raises(ValueError, match="logit_scale"):
         loss(image, text)

@@ -6,15 +6,6 @@ import tensorflow as tf
 from mmkeras.losses import LogitScale, SigLipLoss
 
 
-def _embeddings(batch=8, dim=5, seed=0):
-    rng = np.random.default_rng(seed)
-    image = rng.normal(size=(batch, dim))
-    text = rng.normal(size=(batch, dim))
-    image /= np.linalg.norm(image, axis=1, keepdims=True)
-    text /= np.linalg.norm(text, axis=1, keepdims=True)
-    return image.astype("float32"), text.astype("float32")
-
-
 def _numpy_siglip(image, text, scale, bias):
     logits = scale * image.astype("float64") @ text.astype("float64").T + bias
     signs = 2.0 * np.eye(len(image)) - 1.0
@@ -32,8 +23,8 @@ def _loss_and_grads(loss_fn, image, text, scale, bias):
     return [value, *tape.gradient(value, [image, text, scale, bias])]
 
 
-def test_matches_numpy_reference():
-    image, text = _embeddings()
+def test_matches_numpy_reference(embeddings):
+    image, text = embeddings(8)
     for scale, bias in ((10.0, -10.0), (1.0, 0.0), (3.0, 2.5)):
         for chunk_size in (None, 3):
             loss = SigLipLoss(chunk_size=chunk_size)(image, text, scale, bias)
@@ -43,8 +34,8 @@ def test_matches_numpy_reference():
             )
 
 
-def test_gradient_matches_numpy_finite_differences():
-    image, text = _embeddings(batch=4, dim=3, seed=2)
+def test_gradient_matches_numpy_finite_differences(embeddings):
+    image, text = embeddings(4, dim=3, seed=2)
     value, d_image, d_text, d_scale, d_bias = _loss_and_grads(SigLipLoss(), image, text, 4.0, -2.0)
     eps = 1e-5
     ref = lambda i, t, s, b: _numpy_siglip(i, t, s, b)  # noqa: E731
@@ -63,9 +54,9 @@ def test_gradient_matches_numpy_finite_differences():
 
 
 @pytest.mark.parametrize("chunk_size", [1, 3, 4, 8, 11])
-def test_chunked_equals_plain_loss_and_gradients(chunk_size):
+def test_chunked_equals_plain_loss_and_gradients(chunk_size, embeddings):
     # 8 columns: chunk sizes dividing it, not dividing it, and larger than it.
-    image, text = _embeddings(batch=8)
+    image, text = embeddings(8)
     plain = _loss_and_grads(SigLipLoss(), image, text, 10.0, -10.0)
     chunked = _loss_and_grads(SigLipLoss(chunk_size=chunk_size), image, text, 10.0, -10.0)
     assert float(tf.reduce_max(tf.abs(plain[2]))) > 1e-3
@@ -73,8 +64,8 @@ def test_chunked_equals_plain_loss_and_gradients(chunk_size):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, rtol=1e-5, err_msg=name)
 
 
-def test_chunked_jit_compile_and_unknown_batch_size():
-    image, text = _embeddings(batch=8)
+def test_chunked_jit_compile_and_unknown_batch_size(embeddings):
+    image, text = embeddings(8)
     plain = _loss_and_grads(SigLipLoss(), image, text, 10.0, -10.0)
     loss_fn = SigLipLoss(chunk_size=3)
     compiled = tf.function(
@@ -125,8 +116,8 @@ def test_chunked_never_forms_full_logits_forward_or_backward():
     assert not any(len(s) == 2 and s[0] == batch and s[1] in (batch, None) for s in shapes[8])
 
 
-def test_bfloat16_inputs_give_float32_loss():
-    image, text = _embeddings()
+def test_bfloat16_inputs_give_float32_loss(embeddings):
+    image, text = embeddings(8)
     for chunk_size in (None, 3):
         loss = SigLipLoss(chunk_size=chunk_size)(
             tf.cast(image, "bfloat16"), tf.cast(text, "bfloat16"), tf.constant(10.0, "bfloat16"), -10.0
@@ -135,8 +126,8 @@ def test_bfloat16_inputs_give_float32_loss():
         np.testing.assert_allclose(float(loss), _numpy_siglip(image, text, 10.0, -10.0), rtol=2e-2)
 
 
-def test_call_forms_agree_and_bias_defaults_to_zero():
-    image, text = _embeddings()
+def test_call_forms_agree_and_bias_defaults_to_zero(embeddings):
+    image, text = embeddings(8)
     loss = SigLipLoss()
     expected = _numpy_siglip(image, text, 10.0, -10.0)
     y_pred = {"image_embeddings": image, "text_embeddings": text, "logit_scale": 10.0, "logit_bias": -10.0}
@@ -158,8 +149,8 @@ def test_config_and_serialization_round_trip():
     assert keras.saving.get_registered_name(SigLipLoss) == "mmkeras>SigLipLoss"
 
 
-def test_bad_input_raises_value_error():
-    image, text = _embeddings()
+def test_bad_input_raises_value_error(embeddings):
+    image, text = embeddings(8)
     for bad in (0, -2, 2.5, True, "8"):
         with pytest.raises(ValueError, match="chunk_size"):
             SigLipLoss(chunk_size=bad)
