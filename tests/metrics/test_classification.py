@@ -1,4 +1,3 @@
-import doctest
 import itertools
 import json
 import warnings
@@ -8,7 +7,6 @@ import pytest
 
 from mmkeras.metrics import accuracy
 from mmkeras.metrics import auroc
-from mmkeras.metrics import classification as classification_module
 from mmkeras.metrics import classification_metrics
 from mmkeras.metrics import macro_f1
 from mmkeras.metrics import per_class_report
@@ -209,8 +207,3 @@ def test_edge_cases_give_values_not_warnings():
 def test_bad_input_raises(fn, args, match):
     with pytest.raises(ValueError, match=match):
         fn(*args)
-
-
-def test_docstring_examples_run():
-    result = doctest.testmod(classification_module)
-    assert result.attempted > 0 and result.failed == 0

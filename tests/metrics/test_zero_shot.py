@@ -1,10 +1,7 @@
-import doctest
-
 import numpy as np
 import pytest
 
 from mmkeras.metrics import DEFAULT_TEMPLATES
-from mmkeras.metrics import zero_shot as zero_shot_module
 from mmkeras.metrics import zero_shot_accuracy
 from mmkeras.metrics import zero_shot_classifier
 
@@ -128,8 +125,3 @@ def test_classifier_bad_input_raises(kwargs, match):
 def test_accuracy_bad_input_raises(images, labels, classes, kwargs, match):
     with pytest.raises(ValueError, match=match):
         zero_shot_accuracy(images, labels, classes, **kwargs)
-
-
-def test_docstring_examples_run():
-    result = doctest.testmod(zero_shot_module)
-    assert result.attempted > 0 and result.failed == 0
