@@ -14,8 +14,9 @@ def add_arguments(parser):
 def run(args):
     import tensorflow as tf
 
+    images = read_files(args.images)  # bad paths fail before the export loads
     caption = load_export(args.export_dir, "caption")
-    for path, data in zip(args.images, read_files(args.images)):
+    for path, data in zip(args.images, images):
         try:
             out = caption(image_bytes=tf.constant([data]))
         except tf.errors.InvalidArgumentError as error:

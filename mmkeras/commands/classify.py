@@ -17,8 +17,8 @@ def run(args):
 
     if args.image is None and not args.text.strip():
         raise ValueError("give --image, --text or both.")
-    classify = load_export(args.export_dir, "classify")
     image = read_files([args.image])[0] if args.image else b""  # empty bytes: no image
+    classify = load_export(args.export_dir, "classify")
     try:
         out = classify(image_bytes=tf.constant([image]), text=tf.constant([args.text]))
     except tf.errors.InvalidArgumentError as error:

@@ -28,13 +28,36 @@ def load_export(export_dir, signature):
 
 
 def read_files(paths):
-    """The bytes of each file, through `tf.io.gfile` (so `gs://` works); a missing file is a ValueError."""
+    """The bytes of each file, through `tf.io.gfile` (so `gs://` works).
+
+    A missing path, a directory or an empty file is a `ValueError` naming the
+    path (empty bytes mean "no image" to a signature, never an empty file).
+
+    Args:
+        paths: image file paths.
+
+    Example:
+
+    >>> import tempfile
+    >>> path = tempfile.mkdtemp() + "/empty.jpg"
+    >>> open(path, "wb").close()
+    >>> read_files([path])
+    Traceback (most recent call last):
+    ...
+    ValueError: image file is empty: ...empty.jpg
+    """
     import tensorflow as tf
 
     for path in paths:
         if not tf.io.gfile.exists(path):
             raise ValueError(f"image file not found: {path}")
-    return [tf.io.gfile.GFile(path, "rb").read() for path in paths]
+        if tf.io.gfile.isdir(path):
+            raise ValueError(f"image file is a directory, not a file: {path}")
+    data = [tf.io.gfile.GFile(path, "rb").read() for path in paths]
+    for path, content in zip(paths, data):
+        if not content:
+            raise ValueError(f"image file is empty: {path}")
+    return data
 
 
 def error_reason(error):

@@ -1,6 +1,7 @@
+import pytest
 import tensorflow as tf
 
-from mmkeras.commands.serving import error_reason
+from mmkeras.commands.serving import error_reason, read_files
 
 
 def _error(message):
@@ -25,3 +26,12 @@ def test_error_reason_without_an_assertion_skips_the_trace_lines():
                "\t [[{{node X}}]]")
     assert error_reason(_error(message)) == "Input is empty."
     assert error_reason(_error("Invalid JPEG data or crop window.")) == "Invalid JPEG data or crop window."
+
+
+def test_read_files_rejects_missing_paths_directories_and_empty_files(tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "image.jpg").write_bytes(b"\xff\xd8 bytes")
+    assert read_files([str(tmp_path / "image.jpg")]) == [b"\xff\xd8 bytes"]
+    for name, problem in [("missing.jpg", "not found"), ("", "a directory"), ("empty.jpg", "is empty")]:
+        with pytest.raises(ValueError, match=problem):
+            read_files([str(tmp_path / "image.jpg"), str(tmp_path / name)])
