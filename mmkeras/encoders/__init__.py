@@ -5,7 +5,7 @@ from mmkeras.encoders.encoder import Encoder
 from mmkeras.encoders.keras_hub_encoder import KerasHubEncoder
 from mmkeras.encoders.text_transformer_encoder import TextTransformerEncoder
 from mmkeras.encoders.tf_hub_encoder import TFHubEncoder
-from mmkeras.encoders.tf_hub_layer import TFHubLayer
+from mmkeras.encoders.tf_hub_layer import TFHubLayer, allow_saved_models
 from mmkeras.encoders.vit_encoder import ViTEncoder
 
 __all__ = [
@@ -16,4 +16,5 @@ __all__ = [
     "TFHubLayer",
     "TextTransformerEncoder",
     "ViTEncoder",
+    "allow_saved_models",
 ]

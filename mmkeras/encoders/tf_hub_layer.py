@@ -6,13 +6,94 @@ functional models (tensorflow/hub #903). This layer loads the handle with
 exposed as Keras weights that *share* the underlying TensorFlow variables, so
 optimizers, `.keras` files, `tf.distribute` and `tf.saved_model.save` all see
 them.
+
+Loading a `.keras` file never loads a SavedModel the caller did not name: in
+Keras' safe mode (the default of `keras.saving.load_model`) a stored handle is
+refused unless `allow_saved_models` names it (see `check_stored_handle`).
 """
 
+import contextlib
+import contextvars
 import inspect
 import os
 
 import keras
 import tensorflow as tf
+
+
+_ALLOWED_HANDLES = contextvars.ContextVar("mmkeras_allowed_saved_models", default=frozenset())
+
+
+def _is_local(handle):
+    return "://" not in handle and os.path.isdir(handle)
+
+
+def _normalized(handle):
+    handle = os.fspath(handle)
+    return os.path.realpath(handle) if _is_local(handle) else handle
+
+
+@contextlib.contextmanager
+def allow_saved_models(handles):
+    """Lets `keras.saving.load_model` load the `TFHubLayer` / `TFHubEncoder` handles named here.
+
+    A `.keras` file stores the handle of each hub layer, and loading the file
+    loads that SavedModel, whose graph then runs on `predict`. In Keras' safe
+    mode (the default) `load_model` refuses every stored handle except those
+    allowed by this context manager (local directories are compared by their
+    real path; URLs and hub handles exactly). `load_model(..., safe_mode=False)`
+    or `keras.config.enable_unsafe_deserialization()` trust the whole file.
+
+    Args:
+        handles: a handle or a list of handles (local SavedModel directories,
+            or URLs the caller accepts to fetch).
+
+    Example:
+
+    ```python
+    with mmkeras.encoders.allow_saved_models(["/models/image_tower"]):
+        model = keras.saving.load_model("model.keras")
+    ```
+    """
+    if isinstance(handles, (str, os.PathLike)):
+        handles = [handles]
+    token = _ALLOWED_HANDLES.set(_ALLOWED_HANDLES.get() | {_normalized(h) for h in handles})
+    try:
+        yield
+    finally:
+        _ALLOWED_HANDLES.reset(token)
+
+
+def check_stored_handle(handle):
+    """Raises `ValueError` when Keras deserializes in safe mode and `handle` was not allowed.
+
+    Outside `keras.saving.load_model` (a layer built in code, `from_config` of
+    a config in hand) and with safe mode off every handle is allowed.
+
+    Args:
+        handle: the handle a config asks to load.
+
+    Example:
+
+    >>> check_stored_handle("http://127.0.0.1:9/model")  # Not deserializing: allowed.
+    """
+    from keras.src.saving import serialization_lib  # Keras has no public `in_safe_mode`.
+
+    if not serialization_lib.in_safe_mode() or not isinstance(handle, (str, os.PathLike)):
+        return
+    handle = os.fspath(handle)
+    if _normalized(handle) in _ALLOWED_HANDLES.get():
+        return
+    why = (
+        "it is a local SavedModel not allowed by the caller (its graph would run)"
+        if _is_local(handle)
+        else "it is not a local path (loading would fetch it)"
+    )
+    raise ValueError(
+        f"The Keras file asks to load the SavedModel `handle`={handle!r}, refused in safe mode: {why}. "
+        f"To load it, wrap the call in `mmkeras.encoders.allow_saved_models([{handle!r}])`, or, for a file "
+        "you trust, pass `safe_mode=False` or call `keras.config.enable_unsafe_deserialization()`."
+    )
 
 
 def _object_graph_variables(root):
@@ -55,6 +136,8 @@ class TFHubLayer(keras.layers.Layer):
 
     The handle is loaded with `hub.load`, so it may be a local SavedModel
     directory, a `gs://` path or a tfhub.dev / Kaggle URL (network permitting).
+    `keras.saving.load_model` loads the stored handle only when the caller
+    allows it (`allow_saved_models`, or safe mode off).
     The layer calls either the object's `__call__` (the TF2 "reusable SavedModel"
     API) or one of its `signatures`.
 
@@ -149,6 +232,7 @@ class TFHubLayer(keras.layers.Layer):
         # resources (tables, assets) alive.
         import tensorflow_hub as hub  # here, not at import: it adds a second to `import mmkeras`
 
+        check_stored_handle(handle)
         try:
             self._hub_module = hub.load(handle)
         except Exception as error:  # hub/TF raise OSError, ValueError, NotFoundError...
@@ -330,6 +414,12 @@ class TFHubLayer(keras.layers.Layer):
                     f"`handle`={self.handle!r} has {tuple(weight.shape)}."
                 )
             weight.assign(value)
+
+    @classmethod
+    def from_config(cls, config):
+        # Checked here too, so the refusal is not wrapped in Keras' TypeError.
+        check_stored_handle(config.get("handle"))
+        return super().from_config(config)
 
     def get_config(self):
         config = super().get_config()

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from mmkeras.encoders.tf_hub_encoder import TFHubEncoder
+from mmkeras.encoders.tf_hub_layer import allow_saved_models
 from mmkeras.testing.layer_checks import run_layer_checks, run_model_checks
 
 RNG = np.random.default_rng(0)
@@ -99,6 +100,13 @@ def paths(tmp_path_factory):
         result[name] = str(root / name)
         tf.saved_model.save(module, result[name])
     return result
+
+
+@pytest.fixture(autouse=True)
+def allowed(paths):
+    """The tests reload `.keras` files of towers on these SavedModels: they name them."""
+    with allow_saved_models(list(paths.values())):
+        yield
 
 
 def test_image_vector_tower_checks(paths, tmp_path):
