@@ -7,7 +7,7 @@ import inspect
 import numbers
 
 
-def check_int(name, value, minimum=None, maximum=None):
+def check_int(name, value, minimum=None, maximum=None, *, allow_none=False):
     """Returns `value` as an int, or raises a `ValueError` naming `name` and the allowed range.
 
     Whole numbers only: ints (NumPy ints too) and floats such as `4.0`; bools and strings are refused.
@@ -17,9 +17,10 @@ def check_int(name, value, minimum=None, maximum=None):
         value: the value to check.
         minimum: optional smallest allowed value.
         maximum: optional largest allowed value.
+        allow_none: bool, also accept None (returned as it is).
 
     Returns:
-        `int(value)`.
+        `int(value)` (or None).
 
     Example:
 
@@ -29,7 +30,13 @@ def check_int(name, value, minimum=None, maximum=None):
     Traceback (most recent call last):
     ...
     ValueError: `num_layers` must be an int >= 1, got 0.
+    >>> check_int("hidden_dim", "64", minimum=1, allow_none=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: `hidden_dim` must be None or an int >= 1, got '64'.
     """
+    if value is None and allow_none:
+        return None
     if minimum is not None and maximum is not None:
         allowed = f"an int in [{minimum}, {maximum}]"
     elif minimum is not None:
@@ -38,10 +45,62 @@ def check_int(name, value, minimum=None, maximum=None):
         allowed = f"an int <= {maximum}"
     else:
         allowed = "an int"
+    if allow_none:
+        allowed = f"None or {allowed}"
     whole = isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer()
     if not whole or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         raise ValueError(f"`{name}` must be {allowed}, got {value!r}.")
     return int(value)
+
+
+def check_ints(name, values, minimum=None, maximum=None):
+    """`check_int` on every entry of a list or tuple (a single number counts as one entry).
+
+    Args:
+        name: the argument, as the error should name it (entry `i` is `name[i]`).
+        values: a list or tuple of numbers, or one number.
+        minimum: optional smallest allowed value.
+        maximum: optional largest allowed value.
+
+    Returns:
+        A tuple of ints.
+
+    Example:
+
+    >>> check_ints("ks", [1, 5.0, 10], minimum=1)
+    (1, 5, 10)
+    >>> check_ints("ks", (1, 0), minimum=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: `ks[1]` must be an int >= 1, got 0.
+    """
+    if not isinstance(values, (list, tuple)):
+        return (check_int(name, values, minimum, maximum),)
+    return tuple(check_int(f"{name}[{i}]", value, minimum, maximum) for i, value in enumerate(values))
+
+
+def check_rate(name, value):
+    """Returns `value` as a float in `[0, 1)` (a dropout rate), or raises a `ValueError` naming `name`.
+
+    Args:
+        name: the argument, as the error should name it.
+        value: the value to check: a number (not a bool or a string).
+
+    Returns:
+        `float(value)`.
+
+    Example:
+
+    >>> check_rate("dropout", 0)
+    0.0
+    >>> check_rate("dropout", 1.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: `dropout` must be a float in [0, 1), got 1.5.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
+        raise ValueError(f"`{name}` must be a float in [0, 1), got {value!r}.")
+    return float(value)
 
 
 def type_matches(value, default):

@@ -27,6 +27,8 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
+from mmkeras.validation import check_int
+
 # === Vocabularies ===
 
 SHAPES = ("circle", "square", "triangle", "star", "hexagon")
@@ -717,15 +719,6 @@ def _questions(objs, rng):
 # === The dataset ===
 
 
-def _check_int(name, value, low, high=None):
-    allowed = f"an int >= {low}" if high is None else f"an int in [{low}, {high}]"
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"`{name}` must be {allowed}, got {value!r}")
-    if value < low or (high is not None and value > high):
-        raise ValueError(f"`{name}` must be {allowed}, got {value}")
-    return int(value)
-
-
 class Shapes:
     """Procedural scenes of coloured shapes with captions, questions and matching pairs.
 
@@ -803,17 +796,15 @@ class Shapes:
         num_captions=5,
         match_pairs=2,
     ):
-        self.image_size = _check_int("image_size", image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise ValueError(f"`seed` must be an int, got {seed!r}")
-        self.seed = int(seed)
+        self.image_size = check_int("image_size", image_size, minimum=MIN_IMAGE_SIZE, maximum=MAX_IMAGE_SIZE)
+        self.seed = check_int("seed", seed)
         self.num_examples = {
-            "train": _check_int("num_train", num_train, 0),
-            "val": _check_int("num_val", num_val, 0),
-            "test": _check_int("num_test", num_test, 0),
+            "train": check_int("num_train", num_train, minimum=0),
+            "val": check_int("num_val", num_val, minimum=0),
+            "test": check_int("num_test", num_test, minimum=0),
         }
-        self.num_captions = _check_int("num_captions", num_captions, 1, MAX_CAPTIONS)
-        self.match_pairs = _check_int("match_pairs", match_pairs, 1)
+        self.num_captions = check_int("num_captions", num_captions, minimum=1, maximum=MAX_CAPTIONS)
+        self.match_pairs = check_int("match_pairs", match_pairs, minimum=1)
 
         # Geometry: a centred 3x3 grid of square cells; two object diameters.
         self._cell = self.image_size // 3
@@ -1189,7 +1180,7 @@ class Shapes:
             A dict with the paths written: "image_dir", "captions_json", "csv".
         """
         self._check_split(split)
-        quality = _check_int("quality", quality, 1, 100)
+        quality = check_int("quality", quality, minimum=1, maximum=100)
         images, records = self._data(split)
         directory = str(directory).rstrip("/")
         image_dir = f"{directory}/images/{split}"

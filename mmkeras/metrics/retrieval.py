@@ -22,6 +22,9 @@ the gallery is allowed and gives 1.0).
 import numpy as np
 import tensorflow as tf
 
+from mmkeras.validation import check_int
+from mmkeras.validation import check_ints
+
 
 @tf.function(jit_compile=True, reduce_retracing=True)
 def _chunk_ranks(queries, gallery, query_ids, gallery_owner):
@@ -74,14 +77,44 @@ def _check_embeddings(value, name):
     return array
 
 
-def _check_positive_ints(values, name):
-    values = tuple(values) if isinstance(values, (list, tuple)) else (values,)
-    if not values:
-        raise ValueError(f"`{name}` must hold at least one K.")
-    for k in values:
-        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"`{name}` must hold positive ints, got {k!r}.")
-    return tuple(int(k) for k in values)
+def _check_same_width(queries, queries_name, gallery, gallery_name):
+    """Both embedding matrices, checked (`_check_embeddings`) and of the same width D."""
+    queries = _check_embeddings(queries, queries_name)
+    gallery = _check_embeddings(gallery, gallery_name)
+    if queries.shape[1] != gallery.shape[1]:
+        raise ValueError(
+            f"`{queries_name}` and `{gallery_name}` must have the same width D, got "
+            f"{queries.shape[1]} and {gallery.shape[1]}."
+        )
+    return queries, gallery
+
+
+def _check_indices(values, name, count, bound, symbols, kind):
+    """`values` as int64 `[count]` indices in `[0, bound)`.
+
+    `symbols` name `count` and `bound` in the errors (e.g. `("N_txt", "N_img")`),
+    `kind` what the indices point at (e.g. "image").
+    """
+    values = np.asarray(values)
+    if values.shape != (count,):
+        raise ValueError(f"`{name}` must have shape [{symbols[0]}] = [{count}], got {values.shape}.")
+    if not np.issubdtype(values.dtype, np.integer):
+        raise ValueError(f"`{name}` must hold integer {kind} indices, got dtype {values.dtype}.")
+    values = values.astype(np.int64)
+    bad = (values < 0) | (values >= bound)
+    if bad.any():
+        raise ValueError(
+            f"`{name}` must be in [0, {symbols[1]}) = [0, {bound}), got "
+            f"{values[bad][:5].tolist()} at positions {np.flatnonzero(bad)[:5].tolist()}."
+        )
+    return values
+
+
+def _check_ks(ks):
+    """The K values of Recall@K / top-K accuracy: ints >= 1, at least one."""
+    if isinstance(ks, (list, tuple)) and not ks:
+        raise ValueError("`ks` must hold at least one K.")
+    return check_ints("ks", ks, minimum=1)
 
 
 def retrieval_ranks(image_embeddings, text_embeddings, text_to_image, chunk_size=64):
@@ -115,36 +148,9 @@ def retrieval_ranks(image_embeddings, text_embeddings, text_to_image, chunk_size
     >>> i2t.tolist(), t2i.tolist()
     ([1, 1, 1], [1, 2, 1])
     """
-    images = _check_embeddings(image_embeddings, "image_embeddings")
-    texts = _check_embeddings(text_embeddings, "text_embeddings")
-    if images.shape[1] != texts.shape[1]:
-        raise ValueError(
-            "`image_embeddings` and `text_embeddings` must have the same width D, got "
-            f"{images.shape[1]} and {texts.shape[1]}."
-        )
-    owner = np.asarray(text_to_image)
-    if owner.shape != (texts.shape[0],):
-        raise ValueError(
-            f"`text_to_image` must have shape [N_txt] = [{texts.shape[0]}], got {owner.shape}."
-        )
-    if not np.issubdtype(owner.dtype, np.integer):
-        raise ValueError(
-            f"`text_to_image` must hold integer image indices, got dtype {owner.dtype}."
-        )
-    owner = owner.astype(np.int64)
-    bad = (owner < 0) | (owner >= images.shape[0])
-    if bad.any():
-        raise ValueError(
-            f"`text_to_image` must be in [0, N_img) = [0, {images.shape[0]}), got "
-            f"{owner[bad][:5].tolist()} at positions {np.flatnonzero(bad)[:5].tolist()}."
-        )
-    if (
-        isinstance(chunk_size, (bool, np.bool_))
-        or not isinstance(chunk_size, (int, np.integer))
-        or chunk_size < 1
-    ):
-        raise ValueError(f"`chunk_size` must be a positive int, got {chunk_size!r}.")
-    chunk_size = int(chunk_size)
+    images, texts = _check_same_width(image_embeddings, "image_embeddings", text_embeddings, "text_embeddings")
+    owner = _check_indices(text_to_image, "text_to_image", texts.shape[0], images.shape[0], ("N_txt", "N_img"), "image")
+    chunk_size = check_int("chunk_size", chunk_size, minimum=1)
 
     image_ids = np.arange(images.shape[0], dtype=np.int64)
     t2i = _query_ranks(texts, images, owner, image_ids, chunk_size)
@@ -198,7 +204,7 @@ def retrieval_metrics(
     >>> m["i2t_r1"], m["t2i_r1"], m["t2i_median_rank"]
     (1.0, 1.0, 1.0)
     """
-    ks = _check_positive_ints(ks, "ks")
+    ks = _check_ks(ks)
     i2t, t2i = retrieval_ranks(image_embeddings, text_embeddings, text_to_image, chunk_size)
     i2t = i2t[i2t > 0]
     metrics = {}

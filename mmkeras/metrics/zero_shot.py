@@ -2,9 +2,11 @@
 
 import numpy as np
 
-from mmkeras.metrics.retrieval import _check_embeddings
-from mmkeras.metrics.retrieval import _check_positive_ints
+from mmkeras.metrics.retrieval import _check_indices
+from mmkeras.metrics.retrieval import _check_ks
+from mmkeras.metrics.retrieval import _check_same_width
 from mmkeras.metrics.retrieval import _query_ranks
+from mmkeras.validation import check_int
 
 DEFAULT_TEMPLATES = (
     "a photo of a {}.",
@@ -61,8 +63,7 @@ def zero_shot_classifier(embed_text_fn, class_names, templates=DEFAULT_TEMPLATES
     for template in templates:
         if not isinstance(template, str) or "{}" not in template:
             raise ValueError(f"`templates` must hold strings containing '{{}}', got {template!r}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
+    batch_size = check_int("batch_size", batch_size, minimum=1)
 
     prompts = [template.replace("{}", name) for name in class_names for template in templates]
     parts = []
@@ -120,32 +121,10 @@ def zero_shot_accuracy(image_embeddings, labels, class_embeddings, ks=(1,), chun
     >>> zero_shot_accuracy(images, [0, 1, 2], classes, ks=(1, 2))
     {'top1': 0.6666666666666666, 'top2': 1.0}
     """
-    images = _check_embeddings(image_embeddings, "image_embeddings")
-    classes = _check_embeddings(class_embeddings, "class_embeddings")
-    if images.shape[1] != classes.shape[1]:
-        raise ValueError(
-            "`image_embeddings` and `class_embeddings` must have the same width D, got "
-            f"{images.shape[1]} and {classes.shape[1]}."
-        )
-    labels = np.asarray(labels)
-    if labels.shape != (images.shape[0],):
-        raise ValueError(f"`labels` must have shape [N] = [{images.shape[0]}], got {labels.shape}.")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"`labels` must hold integer class indices, got dtype {labels.dtype}.")
-    labels = labels.astype(np.int64)
-    bad = (labels < 0) | (labels >= classes.shape[0])
-    if bad.any():
-        raise ValueError(
-            f"`labels` must be in [0, C) = [0, {classes.shape[0]}), got "
-            f"{labels[bad][:5].tolist()} at positions {np.flatnonzero(bad)[:5].tolist()}."
-        )
-    ks = _check_positive_ints(ks, "ks")
-    if (
-        isinstance(chunk_size, bool)
-        or not isinstance(chunk_size, (int, np.integer))
-        or chunk_size < 1
-    ):
-        raise ValueError(f"`chunk_size` must be a positive int, got {chunk_size!r}.")
+    images, classes = _check_same_width(image_embeddings, "image_embeddings", class_embeddings, "class_embeddings")
+    labels = _check_indices(labels, "labels", images.shape[0], classes.shape[0], ("N", "C"), "class")
+    ks = _check_ks(ks)
+    chunk_size = check_int("chunk_size", chunk_size, minimum=1)
 
-    ranks = _query_ranks(images, classes, labels, np.arange(classes.shape[0]), int(chunk_size))
+    ranks = _query_ranks(images, classes, labels, np.arange(classes.shape[0]), chunk_size)
     return {f"top{k}": float(np.mean(ranks <= k)) for k in ks}

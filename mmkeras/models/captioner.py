@@ -5,6 +5,8 @@ from mmkeras.layers import RepeatToBatch, TokenAndPositionEmbedding
 from mmkeras.layers.transformer_decoder_block import TransformerDecoderBlock
 from mmkeras.models.builder import builder_of
 from mmkeras.preprocessing.multimodal_preprocessor import check_matches_towers
+from mmkeras.validation import check_int
+from mmkeras.validation import check_rate
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -99,19 +101,15 @@ class Captioner(keras.Model):
         tokenizer = None if preprocessor is None else preprocessor.tokenizer
         if vocabulary_size is None and tokenizer is not None:
             vocabulary_size = tokenizer.vocabulary_size()
-        sizes = [
-            ("vocabulary_size", vocabulary_size, 4),
-            ("sequence_length", sequence_length, 1),
-            ("num_layers", num_layers, 1),
-            ("num_heads", num_heads, 1),
-        ]
-        widths = (("hidden_dim", hidden_dim), ("mlp_dim", mlp_dim))
-        sizes += [(arg, value, 1) for arg, value in widths if value is not None]
-        for arg, value, minimum in sizes:
-            if not _is_int_at_least(value, minimum):
-                raise ValueError(f"`{arg}` must be an int >= {minimum}, got {value!r}.")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}.")
+        vocabulary_size = check_int("vocabulary_size", vocabulary_size, minimum=4)
+        sequence_length = check_int("sequence_length", sequence_length, minimum=1)
+        num_layers = check_int("num_layers", num_layers, minimum=1)
+        num_heads = check_int("num_heads", num_heads, minimum=1)
+        if hidden_dim is not None:
+            hidden_dim = check_int("hidden_dim", hidden_dim, minimum=1)
+        if mlp_dim is not None:
+            mlp_dim = check_int("mlp_dim", mlp_dim, minimum=1)
+        dropout = check_rate("dropout", dropout)
         if not hasattr(image_encoder, "inputs") or not image_encoder.inputs:
             raise ValueError(
                 "`image_encoder` must be a built functional model taking `images`, got "
@@ -124,15 +122,15 @@ class Captioner(keras.Model):
                 f"tokens), got {type(image_outputs).__name__}."
             )
         image_width = int(image_outputs["sequence"].shape[-1])
-        hidden_dim = image_width if hidden_dim is None else int(hidden_dim)
-        if hidden_dim % int(num_heads):
+        hidden_dim = image_width if hidden_dim is None else hidden_dim
+        if hidden_dim % num_heads:
             raise ValueError(
                 f"`hidden_dim` ({hidden_dim}) must be divisible by `num_heads` ({num_heads})."
             )
-        mlp_dim = 4 * hidden_dim if mlp_dim is None else int(mlp_dim)
+        mlp_dim = 4 * hidden_dim if mlp_dim is None else mlp_dim
 
         check_matches_towers(
-            preprocessor, image_encoder, token_ids_length=int(sequence_length) + 1, vocabulary_size=vocabulary_size
+            preprocessor, image_encoder, token_ids_length=sequence_length + 1, vocabulary_size=vocabulary_size
         )
 
         # === Layers ===
@@ -141,8 +139,8 @@ class Captioner(keras.Model):
             image_projection = keras.layers.Dense(hidden_dim, dtype=dtype, name="image_projection")
         image_norm = keras.layers.LayerNormalization(epsilon=1e-6, dtype=dtype, name="image_norm")
         embedding = TokenAndPositionEmbedding(
-            vocabulary_size=int(vocabulary_size),
-            sequence_length=int(sequence_length),
+            vocabulary_size=vocabulary_size,
+            sequence_length=sequence_length,
             embedding_dim=hidden_dim,
             tie_weights=bool(tie_weights),
             embeddings_initializer=keras.initializers.RandomNormal(stddev=0.02),
@@ -152,12 +150,12 @@ class Captioner(keras.Model):
         blocks = [
             TransformerDecoderBlock(
                 intermediate_dim=mlp_dim,
-                num_heads=int(num_heads),
-                dropout=float(dropout),
+                num_heads=num_heads,
+                dropout=dropout,
                 dtype=dtype,
                 name=f"decoder_block_{i}",
             )
-            for i in range(int(num_layers))
+            for i in range(num_layers)
         ]
         final_norm = keras.layers.LayerNormalization(epsilon=1e-6, dtype=dtype, name="decoder_norm")
         to_float32 = keras.layers.Activation("linear", dtype="float32", name="logits")
@@ -185,13 +183,13 @@ class Captioner(keras.Model):
         self.decoder_blocks = blocks
         self.final_norm = final_norm
         self.preprocessor = preprocessor
-        self.vocabulary_size = int(vocabulary_size)
-        self.sequence_length = int(sequence_length)
-        self.num_layers = int(num_layers)
-        self.num_heads = int(num_heads)
+        self.vocabulary_size = vocabulary_size
+        self.sequence_length = sequence_length
+        self.num_layers = num_layers
+        self.num_heads = num_heads
         self.hidden_dim = hidden_dim
         self.mlp_dim = mlp_dim
-        self.dropout = float(dropout)
+        self.dropout = dropout
         self.tie_weights = bool(tie_weights)
         self._dtype_arg = None if dtype is None else keras.dtype_policies.get(dtype).name
 
@@ -328,12 +326,3 @@ def split_for_teacher_forcing(features, targets=None):
     inputs["token_ids"] = token_ids[:, :-1]
     return inputs, token_ids[:, 1:]
 
-
-def _is_int_at_least(value, minimum):
-    """Whether `value` is a whole number (an int, or a float such as 4.0; not a bool or a string) >= `minimum`."""
-    if isinstance(value, (bool, str)) or value is None:
-        return False
-    try:
-        return int(value) == value and int(value) >= minimum
-    except (TypeError, ValueError, OverflowError):
-        return False

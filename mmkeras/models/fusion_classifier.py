@@ -1,5 +1,6 @@
 import copy
 import inspect
+import numbers
 
 import keras
 from keras import ops
@@ -10,6 +11,8 @@ from mmkeras.layers.fusions.sum_fusion import SumFusion
 from mmkeras.layers.repeat_to_batch import RepeatToBatch
 from mmkeras.models.builder import builder_of
 from mmkeras.preprocessing.multimodal_preprocessor import check_matches_towers
+from mmkeras.validation import check_int
+from mmkeras.validation import check_rate
 
 HEAD_TYPES = ("multiclass", "binary", "multilabel", "regression")
 _HEAD_KEYS = ("type", "num_classes", "labels", "loss_weight", "hidden_dim")
@@ -148,7 +151,11 @@ class FusionClassifier(keras.Model):
             raise ValueError(f"`fusion_kwargs` must be a dict or None, got {fusion_kwargs!r}.")
         extra_inputs = _normalize_extra_inputs(extra_inputs)
         heads = normalize_heads(heads)
-        _check_rate(modality_dropout)
+        if isinstance(modality_dropout, dict):
+            for modality, rate in modality_dropout.items():
+                check_rate(f"modality_dropout[{modality!r}]", rate)
+        else:
+            check_rate("modality_dropout", modality_dropout)
         towers = {"image": image_encoder, "text": text_encoder}
         modalities = [m for m in ("image", "text") if towers[m] is not None] + list(extra_inputs)
         if not modalities:
@@ -599,20 +606,11 @@ def normalize_heads(heads):
         elif kind == "regression":
             if labels is not None:
                 raise ValueError(f"`{field}` is a regression head: it takes no 'labels'.")
-            num_classes = 1 if num_classes is None else num_classes
-            if not _positive_int(num_classes):
-                raise ValueError(
-                    f"`{field}['num_classes']` (output values) must be a positive int, got {num_classes!r}."
-                )
+            num_classes = check_int(f"{field}['num_classes']", 1 if num_classes is None else num_classes, minimum=1)
         else:
             if num_classes is None and labels is not None:
                 num_classes = len(labels)
-            minimum = 2 if kind == "multiclass" else 1
-            if not _positive_int(num_classes) or num_classes < minimum:
-                raise ValueError(
-                    f"`{field}['num_classes']` must be an int >= {minimum} for a {kind} head, "
-                    f"got {num_classes!r}."
-                )
+            num_classes = check_int(f"{field}['num_classes']", num_classes, minimum=2 if kind == "multiclass" else 1)
             if labels is not None and len(labels) != num_classes:
                 raise ValueError(
                     f"`{field}['labels']` has {len(labels)} names but `num_classes` is {num_classes}."
@@ -621,32 +619,18 @@ def normalize_heads(heads):
         loss_weight = spec.get("loss_weight", 1.0)
         if isinstance(loss_weight, bool) or not isinstance(loss_weight, (int, float)) or loss_weight < 0:
             raise ValueError(f"`{field}['loss_weight']` must be a float >= 0, got {loss_weight!r}.")
-        hidden_dim = spec.get("hidden_dim")
-        if hidden_dim is not None and not _positive_int(hidden_dim):
-            raise ValueError(f"`{field}['hidden_dim']` must be a positive int or None, got {hidden_dim!r}.")
         normalized[head] = {
             "type": kind,
-            "num_classes": int(num_classes),
+            "num_classes": num_classes,
             "labels": labels,
             "loss_weight": float(loss_weight),
-            "hidden_dim": None if hidden_dim is None else int(hidden_dim),
+            "hidden_dim": check_int(f"{field}['hidden_dim']", spec.get("hidden_dim"), minimum=1, allow_none=True),
         }
     return normalized
 
 
 def _head_units(spec):
     return spec["num_classes"]
-
-
-def _positive_int(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def _check_rate(rate):
-    rates = rate.values() if isinstance(rate, dict) else [rate]
-    for value in rates:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-            raise ValueError(f"`modality_dropout` rates must be floats in [0, 1), got {rate!r}.")
 
 
 def _row_input_names(extra_inputs):
@@ -668,17 +652,16 @@ def _normalize_extra_inputs(extra_inputs):
                 f"`extra_inputs` name {name!r} is reserved (towers use 'image' / 'text', "
                 "presence masks end in '_present')."
             )
-        dims = [shape] if isinstance(shape, int) and not isinstance(shape, bool) else shape
-        if (
-            not isinstance(dims, (list, tuple))
-            or len(dims) not in (1, 2)
-            or not all(_positive_int(d) or (d is None and i == 0 and len(dims) == 2) for i, d in enumerate(dims))
-        ):
+        dims = [shape] if isinstance(shape, numbers.Integral) and not isinstance(shape, bool) else shape
+        if not isinstance(dims, (list, tuple)) or len(dims) not in (1, 2):
             raise ValueError(
                 f"`extra_inputs[{name!r}]` must be a width D (a [B, D] vector) or [T, D] "
                 f"(a [B, T, D] sequence), got {shape!r}."
             )
-        normalized[name] = list(dims)
+        normalized[name] = [  # T may be None: any number of tokens
+            None if d is None and i == 0 and len(dims) == 2 else check_int(f"extra_inputs[{name!r}][{i}]", d, minimum=1)
+            for i, d in enumerate(dims)
+        ]
     return normalized
 
 
