@@ -9,6 +9,7 @@ import re
 from mmkeras.data import _gfile
 from mmkeras.data.record_source import RecordSource
 
+DEFAULT_MAX_TEXT_BYTES = 65536
 FORMATS = ("csv", "jsonl")
 IMAGE_COLUMNS = ("image_path", "image", "img", "file_name", "filename")
 TEXT_COLUMNS = ("text", "caption", "texts", "captions")
@@ -42,12 +43,19 @@ class Manifest(RecordSource):
     invalid UTF-8 in the file is repaired per caption; see `RecordSource` for
     the image checks.
 
+    Long captions: a row (CSV) or line (JSONL) with a caption over
+    `max_text_bytes` UTF-8 bytes is skipped whole and counted as "text too
+    long", in both formats (the image's other rows are kept); so is a CSV
+    row with any field over Python's CSV field limit (131072 characters).
+    Captions are never truncated here.
+
     Args:
         path: the manifest file (any `tf.io.gfile` path).
         format: "csv" or "jsonl"; default: from the file extension (`.jsonl` /
             `.json` / `.ndjson` are JSONL, anything else CSV).
         images_dir: folder relative image paths are resolved against;
             default: the manifest's folder.
+        max_text_bytes: the most UTF-8 bytes a caption may have.
         **kwargs: `RecordSource` arguments.
 
     Example:
@@ -60,10 +68,15 @@ class Manifest(RecordSource):
     [('a.png', ['a cat', 'a dog'], 1)]
     """
 
-    def __init__(self, path, format=None, images_dir=None, **kwargs):
+    def __init__(
+        self, path, format=None, images_dir=None, max_text_bytes=DEFAULT_MAX_TEXT_BYTES, **kwargs
+    ):
         super().__init__(**kwargs)
         if not path:
             raise ValueError("`path` must be the path of a CSV or JSONL manifest.")
+        if isinstance(max_text_bytes, bool) or not isinstance(max_text_bytes, int) or max_text_bytes < 1:
+            raise ValueError(f"`max_text_bytes` must be a positive int, got {max_text_bytes!r}.")
+        self.max_text_bytes = max_text_bytes
         self.path = str(path)
         if format is None:
             lower = self.path.lower()
@@ -86,7 +99,7 @@ class Manifest(RecordSource):
         return data.decode("utf-8", errors="surrogateescape")
 
     def _rows(self):
-        """Yields `(line, dict or None)`; None for an unparseable row."""
+        """Yields `(line, dict or skip reason)` per row."""
         text = self._text()
         if self.format == "csv":
             reader = csv.DictReader(io.StringIO(text, newline=""))
@@ -97,9 +110,17 @@ class Manifest(RecordSource):
                     f"`path` {self.path!r}: the CSV header must have an image column "
                     f"({' or '.join(IMAGE_COLUMNS)}); got {fields}."
                 )
-            for row in reader:
-                yield reader.line_num, (None if None in row else row)
-            return
+            while True:
+                line = reader.line_num + 1
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as error:  # the reader goes on with the next line
+                    too_long = "field larger than field limit" in str(error)
+                    yield line, ("text too long" if too_long else "malformed line")
+                    continue
+                yield line, ("malformed line" if None in row else row)
         for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
@@ -107,17 +128,27 @@ class Manifest(RecordSource):
                 row = json.loads(line)
             except ValueError:
                 row = None
-            yield number, (row if isinstance(row, dict) else None)
+            yield number, (row if isinstance(row, dict) else "malformed line")
+
+    def _too_long(self, text):
+        if not isinstance(text, str) or len(text) * 4 <= self.max_text_bytes:
+            return False
+        return len(text.encode("utf-8", errors="surrogateescape")) > self.max_text_bytes
 
     def raw_records(self):
         groups = collections.OrderedDict()
         for line, row in self._rows():
-            if row is None:
-                yield {"id": f"line {line}", "skip": "malformed line"}
+            if isinstance(row, str):
+                yield {"id": f"line {line}", "skip": row}
                 continue
             image = next((row[c] for c in IMAGE_COLUMNS if row.get(c)), None)
             if not isinstance(image, str) or not image.strip():
                 yield {"id": f"line {line}", "skip": "missing image path"}
+                continue
+            texts = next((row[c] for c in TEXT_COLUMNS if c in row), None)
+            texts = texts if isinstance(texts, list) else [texts]
+            if any(self._too_long(text) for text in texts):
+                yield {"id": f"line {line}", "skip": "text too long"}
                 continue
             image = image.strip()
             record_id = str(row.get("id") or image).strip()
@@ -133,8 +164,7 @@ class Manifest(RecordSource):
             elif group["image_path"] != image_path:
                 yield {"id": f"{record_id} (line {line})", "skip": "duplicate id"}
                 continue
-            texts = next((row[c] for c in TEXT_COLUMNS if c in row), None)
-            group["texts"].extend(texts if isinstance(texts, list) else [texts])
+            group["texts"].extend(texts)
             if group["label"] is None:
                 group["label"] = _parse_label(row.get("label"))
         yield from groups.values()

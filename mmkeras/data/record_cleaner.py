@@ -8,6 +8,8 @@ import tensorflow as tf
 
 from mmkeras.data import _gfile
 from mmkeras.data.skip_report import SkipReport
+from mmkeras.preprocessing.image_header import read_image_size
+from mmkeras.preprocessing.image_preprocessor import DEFAULT_MAX_PIXELS
 from mmkeras.preprocessing.image_preprocessor import check_image_bytes
 
 VALIDATE_MODES = ("full", "check", "none")
@@ -39,6 +41,22 @@ def _jpeg_note(data):
     except tf.errors.OpError:
         return None
     return {1: "grayscale image", 4: "cmyk image"}.get(components)
+
+
+_read_sizes = tf.function(
+    read_image_size, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False
+)
+
+
+def _pixels(data, fmt):
+    """Height x width the image's header declares (libjpeg's reading for JPEGs); -1 if unreadable."""
+    height, width = _read_sizes(tf.constant([data])).numpy()[0].tolist()
+    if height < 0 and fmt == "jpeg":
+        try:
+            height, width = tf.io.extract_jpeg_shape(data).numpy().tolist()[:2]
+        except tf.errors.OpError:
+            return -1
+    return height * width if height >= 0 else -1
 
 
 def clean_text(text):
@@ -79,7 +97,8 @@ class RecordCleaner:
     Decisions, all counted in `report`:
 
     - skipped: "missing image" (unreadable path), "empty image file",
-      "unsupported image format" (not JPEG/PNG/GIF/BMP/WebP), "corrupt image"
+      "unsupported image format" (not JPEG/PNG/GIF/BMP/WebP), "too many
+      pixels" (the header declares over `max_pixels`; never decoded), "corrupt image"
       (truncated or undecodable by TensorFlow's decoders, which
       `ImagePreprocessor` uses), "empty caption" (no usable caption left and
       `require_texts`), "duplicate id";
@@ -94,6 +113,8 @@ class RecordCleaner:
             decoded either way, to re-encode them) or "none".
         require_texts: skip records without a usable caption.
         num_threads: threads for reading and decoding images.
+        max_pixels: the most pixels (height x width) an image may have; checked
+            from the header unless `validate_images` is "none".
 
     Example:
 
@@ -110,13 +131,23 @@ class RecordCleaner:
     'kept 1 record; skipped 2 records: 1 corrupt image, 1 duplicate id; repaired 2: 1 empty caption dropped, 1 invalid utf-8 replaced'
     """
 
-    def __init__(self, report=None, validate_images="full", require_texts=True, num_threads=8):
+    def __init__(
+        self,
+        report=None,
+        validate_images="full",
+        require_texts=True,
+        num_threads=8,
+        max_pixels=DEFAULT_MAX_PIXELS,
+    ):
         if validate_images not in VALIDATE_MODES:
             raise ValueError(
                 f"`validate_images` must be one of {VALIDATE_MODES}, got {validate_images!r}."
             )
         if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
             raise ValueError(f"`num_threads` must be a positive int, got {num_threads!r}.")
+        if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+            raise ValueError(f"`max_pixels` must be a positive int, got {max_pixels!r}.")
+        self.max_pixels = max_pixels
         self.report = SkipReport() if report is None else report
         self.validate_images = validate_images
         self.require_texts = bool(require_texts)
@@ -165,6 +196,9 @@ class RecordCleaner:
         fmt, note = _image_format(data)
         if fmt is None:
             return None, "unsupported image format", None
+        if fmt == "webp" or self.validate_images != "none":
+            if _pixels(data, fmt) > self.max_pixels:
+                return None, "too many pixels", None
         if fmt == "webp" or self.validate_images == "full":
             data, repair = self._decode_check(data, fmt)
             if data is None:
@@ -195,7 +229,8 @@ class RecordCleaner:
         to_check = [i for i, f in enumerate(formats) if f in ("jpeg", "png", "gif", "bmp")]
         structure_ok = {}
         if to_check and self.validate_images == "check":
-            flags = check_image_bytes(tf.constant([prepared[i][0] for i in to_check])).numpy()
+            batch = tf.constant([prepared[i][0] for i in to_check])
+            flags = check_image_bytes(batch, self.max_pixels).numpy()
             structure_ok = dict(zip(to_check, flags.tolist()))
         out, k = [], 0
         for raw in raws:

@@ -19,9 +19,18 @@ unknown format, a damaged chunk or a CRC error, a zero width or height).
 TensorFlow's decoders reject tiny files that declare a huge size without
 allocating the pixels, and refuse PNGs and JPEGs over 2**29 pixels.
 
+Too many pixels. Before decoding, the height and width each image declares
+in its header are read (`image_header.read_image_size`, a few bytes per
+image); images over `max_pixels` (default 50 megapixels, about 150 MB of
+decoded RGB) are refused without being decoded, so a small file that would
+decode to gigabytes (a decompression bomb) costs nothing. JPEGs are checked
+again with `tf.io.extract_jpeg_shape` (libjpeg's own header reader) just
+before their decode.
+
 `ImagePreprocessor` raises an `InvalidArgumentError` naming the batch index of
-the first bad image; `try_decode_image` returns the `ok` flags instead, so a
-`tf.data` pipeline can filter *and count* bad records.
+the first bad image (and, for too many pixels, its size);
+`try_decode_image` returns the `ok` flags instead, so a `tf.data` pipeline
+can filter *and count* bad records.
 """
 
 import math
@@ -29,6 +38,9 @@ import math
 import keras
 import tensorflow as tf
 
+from mmkeras.preprocessing.image_header import read_image_size
+
+DEFAULT_MAX_PIXELS = 50_000_000
 _RESIZE_MODES = ("pad", "crop")
 _BAD_BYTES = "(empty, truncated or corrupt data, or not a JPEG/PNG/GIF/BMP image)"
 
@@ -74,17 +86,22 @@ def _jpeg_ratio_index(height, width, target_h, target_w, mode):
     return index
 
 
-def _decode_rgb(image_bytes, target=None, mode="pad"):
+def _decode_rgb(image_bytes, max_pixels, target=None, mode="pad"):
     """uint8 RGB `[h, w, 3]` of one encoded image (a GIF's first frame); raises for bad bytes.
 
+    JPEGs over `max_pixels` (by libjpeg's header reader) raise before decoding.
     With `target` (height, width), JPEGs are decoded at the smallest DCT scale
     that still covers the `mode` resize to `target`.
     """
 
     def jpeg():
+        shape = tf.io.extract_jpeg_shape(image_bytes, output_type=tf.int64)
+        check = tf.debugging.assert_less_equal(shape[0] * shape[1], tf.constant(max_pixels, tf.int64))
+        with tf.control_dependencies([check]):
+            shape = tf.identity(shape)
         if target is None:
-            return tf.io.decode_jpeg(image_bytes, channels=3)
-        shape = tf.io.extract_jpeg_shape(image_bytes)
+            with tf.control_dependencies([shape]):
+                return tf.io.decode_jpeg(image_bytes, channels=3)
         index = _jpeg_ratio_index(shape[0], shape[1], *target, mode)
         return tf.switch_case(
             index,
@@ -101,12 +118,20 @@ def _decode_rgb(image_bytes, target=None, mode="pad"):
     return tf.ensure_shape(image, [None, None, 3])
 
 
-def _decode_flagged(image_bytes, fn, shape):
-    """`(outputs, ok)` of `fn` (bytes -> float32 `shape`) on `[N]` bytes; zeros where it raised."""
+def _oversized(image_bytes, max_pixels):
+    """`(refused, sizes)`: `[N]` flags of the images whose header declares over `max_pixels`, and `[N, 2]` sizes."""
+    sizes = read_image_size(image_bytes)
+    pixels = sizes[:, 0] * sizes[:, 1]
+    return (sizes[:, 0] >= 0) & (pixels > max_pixels), sizes
+
+
+def _decode_flagged(image_bytes, fn, shape, refused):
+    """`(outputs, ok)` of `fn` (bytes -> float32 `shape`) on `[N]` bytes; zeros where it raised or `refused`."""
     n = tf.shape(image_bytes)[0]
     decoded = (
-        tf.data.Dataset.from_tensor_slices((tf.range(n), image_bytes))
-        .map(lambda i, b: (i, fn(b)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        tf.data.Dataset.from_tensor_slices((tf.range(n), image_bytes, refused))
+        .filter(lambda i, b, skip: ~skip)
+        .map(lambda i, b, _: (i, fn(b)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
         .ignore_errors()
         .batch(tf.cast(tf.maximum(n, 1), tf.int64))
     )
@@ -116,19 +141,37 @@ def _decode_flagged(image_bytes, fn, shape):
     return tf.scatter_nd(index[:, None], values, tf.stack([n, *shape])), ok
 
 
-def _check_graph(image_bytes):
+def _check_graph(image_bytes, max_pixels):
     def decode(encoded):
-        return tf.cast(tf.size(_decode_rgb(encoded)), tf.float32)
+        return tf.cast(tf.size(_decode_rgb(encoded, max_pixels)), tf.float32)
 
-    return _decode_flagged(image_bytes, decode, [])[1]
+    return _decode_flagged(image_bytes, decode, [], _oversized(image_bytes, max_pixels)[0])[1]
 
 
-def _decode_graph(image_bytes, target_h, target_w, mode, strict, who):
+def _decode_graph(image_bytes, target_h, target_w, mode, strict, who, max_pixels):
     def decode(encoded):
-        image = tf.cast(_decode_rgb(encoded, (target_h, target_w), mode), tf.float32) / 255.0
-        return _fit(image[tf.newaxis], target_h, target_w, mode)[0]
+        image = tf.cast(_decode_rgb(encoded, max_pixels, (target_h, target_w), mode), tf.float32)
+        return _fit(image[tf.newaxis] / 255.0, target_h, target_w, mode)[0]
 
-    images, ok = _decode_flagged(image_bytes, decode, [target_h, target_w, 3])
+    refused, sizes = _oversized(image_bytes, max_pixels)
+    if strict:
+        # Refused before any image of the batch is decoded.
+        first = tf.argmax(tf.concat([tf.cast(refused, tf.int32), [1]], 0), output_type=tf.int32)
+        size = tf.strings.format("{}x{}", tf.unstack(tf.concat([sizes, [[0, 0]]], 0)[first][::-1]))
+        check = tf.debugging.Assert(
+            ~tf.reduce_any(refused),
+            [
+                f"{who} refused the image at batch index",
+                first,
+                "(too many pixels:",
+                size,
+                f"width x height, over max_pixels={max_pixels})",
+            ],
+            summarize=1,
+        )
+        with tf.control_dependencies([check]):
+            image_bytes = tf.identity(image_bytes)
+    images, ok = _decode_flagged(image_bytes, decode, [target_h, target_w, 3], refused)
     if strict:
         first_bad = tf.argmin(tf.concat([tf.cast(ok, tf.int32), [0]], 0), output_type=tf.int32)
         message = f"{who} could not decode the image bytes at batch index"
@@ -160,14 +203,16 @@ def _traced(fn, *static_args):
     return _TRACED[key]
 
 
-def check_image_bytes(image_bytes):
+def check_image_bytes(image_bytes, max_pixels=DEFAULT_MAX_PIXELS):
     """Tells, without raising, which encoded images `ImagePreprocessor` can decode.
 
     Runs TensorFlow's decoders (see the module docstring): empty strings,
-    other formats, truncated files and corrupt data give `False`.
+    other formats, truncated files and corrupt data give `False`, and so do
+    images whose header declares more than `max_pixels` (not decoded).
 
     Args:
         image_bytes: a `tf.string` scalar or tensor of encoded images.
+        max_pixels: the most pixels (height x width) an image may have.
 
     Returns:
         A `tf.bool` tensor with the shape of `image_bytes`.
@@ -180,8 +225,9 @@ def check_image_bytes(image_bytes):
     >>> check_image_bytes(tf.stack([png, truncated, "", "hello"])).numpy().tolist()
     [True, False, False, False]
     """
+    max_pixels = _validate_max_pixels(max_pixels)
     image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
-    ok = _traced(_check_graph)(tf.reshape(image_bytes, [-1]))
+    ok = _traced(_check_graph, max_pixels)(tf.reshape(image_bytes, [-1]))
     return tf.reshape(ok, tf.shape(image_bytes))
 
 
@@ -376,6 +422,12 @@ def _validate_options(image_size, resize, mean, std):
     return size, [float(v) for v in mean], [float(v) for v in std]
 
 
+def _validate_max_pixels(max_pixels):
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise ValueError(f"`max_pixels` must be a positive int; got {max_pixels!r}.")
+    return max_pixels
+
+
 def _string_batch(image_bytes):
     """Returns `(bytes [N], restore)` for scalar, `[N]` or `[N, 1]` string inputs."""
     rank = image_bytes.shape.rank
@@ -391,14 +443,19 @@ def _string_batch(image_bytes):
 
 
 def try_decode_image(
-    image_bytes, image_size=224, resize="pad", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)
+    image_bytes,
+    image_size=224,
+    resize="pad",
+    mean=(0.5, 0.5, 0.5),
+    std=(0.5, 0.5, 0.5),
+    max_pixels=DEFAULT_MAX_PIXELS,
 ):
     """Decodes encoded images like `ImagePreprocessor`, flagging bad ones instead of raising.
 
     Never raises for bytes TensorFlow's decoders reject (empty strings,
-    unknown formats, truncated files, corrupt data); those give `ok=False`
-    and an all-zero image. Use it in `tf.data` to filter and
-    count bad records:
+    unknown formats, truncated files, corrupt data) or for images over
+    `max_pixels`; those give `ok=False` and an all-zero image. Use it in
+    `tf.data` to filter and count bad records:
 
     ```python
     ds = ds.map(lambda b: try_decode_image(b, 224))
@@ -413,6 +470,8 @@ def try_decode_image(
             `"crop"` (resize the shorter side, centre crop).
         mean: per-channel mean subtracted from pixels in [0, 1].
         std: per-channel standard deviation divided out.
+        max_pixels: the most pixels (height x width, read from the header
+            before decoding) an image may have.
 
     Returns:
         `(images, ok)`: float32 `[..., height, width, 3]` normalised images and
@@ -427,9 +486,12 @@ def try_decode_image(
     (TensorShape([2, 8, 8, 3]), [True, False])
     """
     (target_h, target_w), mean, std = _validate_options(image_size, resize, mean, std)
+    max_pixels = _validate_max_pixels(max_pixels)
     image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
     batch, restore = _string_batch(image_bytes)
-    decode = _traced(_decode_graph, target_h, target_w, resize, False, "try_decode_image")
+    decode = _traced(
+        _decode_graph, target_h, target_w, resize, False, "try_decode_image", max_pixels
+    )
     images, ok = decode(batch)
     images = (images - mean) / std
     images = tf.where(ok[:, None, None, None], images, 0.0)
@@ -513,7 +575,11 @@ class ImagePreprocessor(keras.layers.Layer):
 
     Bytes that cannot be decoded raise `tf.errors.InvalidArgumentError` whose
     message says the image bytes at a given batch index could not be decoded.
-    Use `try_decode` / `try_decode_image` in data pipelines to flag them
+    Images whose header declares more than `max_pixels` pixels are refused
+    before anything is decoded, with an `InvalidArgumentError` naming the
+    batch index and the size ("... refused the image at batch index] [0]
+    [(too many pixels:] [20000x20000] [width x height, over
+    max_pixels=50000000)"). Use `try_decode` / `try_decode_image` in data pipelines to flag them
     instead. The pixels path is XLA compatible (static shapes); the bytes path
     runs on CPU (decoders have no XLA kernels) and works in `tf.function`,
     `tf.data` and SavedModel signatures that take raw bytes.
@@ -525,6 +591,9 @@ class ImagePreprocessor(keras.layers.Layer):
             `"crop"`: resize so the shorter side fits and keep the centre.
         mean: 3 per-channel means, for pixels in [0, 1].
         std: 3 per-channel standard deviations.
+        max_pixels: the most pixels (height x width, read from the header
+            before decoding) an encoded image may have; the default, 50
+            million, decodes to about 150 MB of RGB.
         **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`).
 
     Example:
@@ -541,13 +610,20 @@ class ImagePreprocessor(keras.layers.Layer):
     """
 
     def __init__(
-        self, image_size=224, resize="pad", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), **kwargs
+        self,
+        image_size=224,
+        resize="pad",
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        max_pixels=DEFAULT_MAX_PIXELS,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         # === Config ===
         (self._height, self._width), self.mean, self.std = _validate_options(
             image_size, resize, mean, std
         )
+        self.max_pixels = _validate_max_pixels(max_pixels)
         self.image_size = image_size if isinstance(image_size, int) else list(image_size)
         self.resize = resize
         # Strings and raw pixels are handled in `call`; keep them as given.
@@ -564,7 +640,13 @@ class ImagePreprocessor(keras.layers.Layer):
         if inputs.dtype == tf.string:
             batch, restore = _string_batch(inputs)
             decode = _traced(
-                _decode_graph, self._height, self._width, self.resize, True, "ImagePreprocessor"
+                _decode_graph,
+                self._height,
+                self._width,
+                self.resize,
+                True,
+                "ImagePreprocessor",
+                self.max_pixels,
             )
             images, _ = decode(batch)
             return restore(self._normalize(images))
@@ -582,6 +664,8 @@ class ImagePreprocessor(keras.layers.Layer):
     def try_decode(self, image_bytes):
         """Like calling the layer on bytes, but returns `(images, ok)` and never raises for bad bytes.
 
+        Images over `max_pixels` are flagged bad too.
+
         Args:
             image_bytes: `tf.string` scalar, `[N]` or `[N, 1]`.
 
@@ -589,7 +673,7 @@ class ImagePreprocessor(keras.layers.Layer):
             `(images, ok)`; images of bad records are all zeros.
         """
         images, ok = try_decode_image(
-            image_bytes, self.image_size, self.resize, self.mean, self.std
+            image_bytes, self.image_size, self.resize, self.mean, self.std, self.max_pixels
         )
         return tf.cast(images, self.compute_dtype), ok
 
@@ -625,6 +709,7 @@ class ImagePreprocessor(keras.layers.Layer):
                 "resize": self.resize,
                 "mean": list(self.mean),
                 "std": list(self.std),
+                "max_pixels": self.max_pixels,
             }
         )
         return config

@@ -58,3 +58,28 @@ def test_bad_manifests(tmp_path):
         list(Manifest(str(tmp_path / "m.csv")))
     with pytest.raises(ValueError, match="format"):
         Manifest(str(tmp_path / "m.csv"), format="xml")
+
+
+def test_captions_over_the_byte_limit_skip_their_row_in_csv_and_jsonl(image_dir):
+    huge = "x" * 200_000  # over Python's CSV field limit too
+    rows = f"image_path,text\ngood.jpg,a dog\ngood.png,{huge}\ngood.png,a cat\ngood.gif,{'é' * 40}\n"
+    (image_dir / "m.csv").write_text(rows, encoding="utf-8")
+    lines = [
+        json.dumps({"image_path": "good.jpg", "text": ["a dog", "y" * 100]}),
+        json.dumps({"image_path": "good.png", "text": "a cat"}),
+        json.dumps({"image_path": "good.gif", "text": "é" * 40}),
+    ]
+    (image_dir / "m.jsonl").write_text("\n".join(lines) + "\n")
+    for name in ("m.csv", "m.jsonl"):
+        source = Manifest(str(image_dir / name), max_text_bytes=64)
+        records = [(r["id"], r["texts"]) for r in source]
+        if name == "m.csv":
+            assert records == [("good.jpg", ["a dog"]), ("good.png", ["a cat"])]
+        else:
+            assert records == [("good.png", ["a cat"])]
+        assert dict(source.report.skipped) == {"text too long": 2}, name
+    default = Manifest(str(image_dir / "m.csv"))
+    assert [r["id"] for r in default] == ["good.jpg", "good.png", "good.gif"]
+    assert dict(default.report.skipped) == {"text too long": 1}
+    with pytest.raises(ValueError, match="max_text_bytes"):
+        Manifest(str(image_dir / "m.csv"), max_text_bytes=0)

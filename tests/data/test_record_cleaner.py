@@ -49,3 +49,35 @@ def test_bad_arguments(image_set):
         RecordCleaner(validate_images="deep")
     with pytest.raises(ValueError, match="label"):
         RecordCleaner().clean([{"id": 1, "image": image_set.files["good.png"], "texts": ["a"], "label": 1.5}])
+
+
+def _png_declaring(height, width):
+    """A PNG header declaring `height` x `width` with almost no pixel data (never decoded)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 99)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("validate_images", ["full", "check"])
+def test_images_over_max_pixels_are_skipped_before_decoding(image_set, validate_images):
+    png = image_set.files["good.png"]  # 12 x 10
+    jpeg = image_set.files["good.jpg"]
+    raws = [
+        {"id": "bomb", "image": _png_declaring(20000, 20000), "texts": ["a"]},
+        {"id": "png", "image": png, "texts": ["b"]},
+        {"id": "jpeg", "image": jpeg, "texts": ["c"]},
+    ]
+    cleaner = RecordCleaner(validate_images=validate_images, num_threads=1)
+    assert [r["id"] for r in cleaner.clean(raws)] == ["png", "jpeg"]
+    assert dict(cleaner.report.skipped) == {"too many pixels": 1}
+    small = RecordCleaner(validate_images=validate_images, num_threads=1, max_pixels=100)
+    assert small.clean([dict(r, id=r["id"] + "2") for r in raws]) == []
+    assert dict(small.report.skipped) == {"too many pixels": 3}
+    assert RecordCleaner(max_pixels=120).clean(raws[1:2])[0]["id"] == "png"
+    with pytest.raises(ValueError, match="max_pixels"):
+        RecordCleaner(max_pixels=0)
