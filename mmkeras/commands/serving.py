@@ -64,7 +64,8 @@ def error_reason(error):
     r"""The reason a serving signature gave for rejecting its input, as one readable line.
 
     TF reports a failed in-graph check as "Graph execution error:", a node
-    trace and then `assertion failed: [part] [part] ...`; this returns the
+    trace and then `assertion failed: [part] [part] ...` (an eager signature
+    call: `{{function_node ...}} assertion failed: ...`); this returns the
     assertion's parts joined (e.g. "ImagePreprocessor could not decode the
     image bytes at batch index 0 (empty, truncated or corrupt data, or not a
     JPEG/PNG/GIF/BMP image)"), or else the message's first informative line.
@@ -82,8 +83,9 @@ def error_reason(error):
     """
     lines = [line.strip() for line in error.message.splitlines() if line.strip()]
     for line in lines:
-        if line.startswith("assertion failed:"):
-            parts = re.findall(r"\[([^\[\]]*)\]", line)
+        if "assertion failed:" in line:
+            tail = line.split("assertion failed:", 1)[1]
+            parts = [p for p in re.findall(r"\[([^\[\]]*)\]", tail) if not p.startswith("Op:")]
             if parts:
                 return " ".join(parts)
     noise = ("Graph execution error", "Detected at node", "<stack traces unavailable>", "[[{{")

@@ -28,7 +28,9 @@ def export_fusion_classifier(model, path):
     (the decoder is fed a blank image in place of the empty bytes, never the
     empty bytes). A model with only an image (text) tower takes only
     `image_bytes` (`text`). Undecodable non-empty bytes raise
-    `InvalidArgumentError` naming the image.
+    `InvalidArgumentError` naming the image, and so do `image_bytes` and
+    `text` of different sizes (naming both); an empty batch gives empty
+    outputs.
 
     Loading needs only TensorFlow and `import tensorflow_text` (the
     tokenizer's ops), not mmkeras.
@@ -67,6 +69,20 @@ def export_fusion_classifier(model, path):
     heads = model.heads
 
     def classify(image_bytes=None, text=None):
+        count = tf.size(image_bytes if has_image else text)
+        if has_image and has_text:
+            message = "`image_bytes` and `text` must have the same batch size, got image_bytes of size"
+            check = tf.debugging.Assert(
+                tf.equal(count, tf.size(text)), [message, count, "and text of size", tf.size(text)]
+            )
+            with tf.control_dependencies([check]):
+                count = tf.identity(count)
+        # An empty batch runs on one example with neither modality; the outputs are cut back to `count`.
+        pad = tf.fill([tf.maximum(1 - count, 0)], "")
+        if has_image:
+            image_bytes = tf.concat([image_bytes, pad], 0)
+        if has_text:
+            text = tf.concat([text, pad], 0)
         inputs = {}
         if has_image:
             present = tf.strings.length(image_bytes) > 0
@@ -95,7 +111,7 @@ def export_fusion_classifier(model, path):
                 results[f"{head}_label"] = tf.strings.reduce_join(chosen, axis=-1, separator=",")
             else:
                 results[f"{head}_label"] = tf.gather(names, tf.argmax(p, axis=-1))
-        return results
+        return {key: value[:count] for key, value in results.items()}
 
     if has_image and has_text:
         endpoint = (lambda image_bytes, text: classify(image_bytes, text), [IMAGE_BYTES, TEXT])

@@ -20,6 +20,10 @@ def test_error_reason_reads_the_failed_assertion_out_of_a_graph_execution_error(
         "(empty, truncated or corrupt data, or not a JPEG/PNG/GIF/BMP image)"
     )
 
+    eager = ("{{function_node __inference_signature_wrapper_7}} assertion failed: [sizes differ:] [1] [and] [3] "
+             "[Op:__inference_signature_wrapper_7]")
+    assert error_reason(_error(eager)) == "sizes differ: 1 and 3"
+
 
 def test_error_reason_without_an_assertion_skips_the_trace_lines():
     message = ("Graph execution error:\n\nDetected at node X\n<stack traces unavailable>\nInput is empty.\n"

@@ -107,6 +107,19 @@ def test_empty_inputs_mean_absent(exported):
         serving.signatures["classify"](image_bytes=tf.constant([b"not an image"]), text=tf.constant(["x"]))
 
 
+def test_empty_batch_and_mismatched_sizes(exported):
+    root, paths, _, _, _ = exported
+    classify = tf.saved_model.load(str(root / "export")).signatures["classify"]
+    empty = classify(image_bytes=tf.constant([], tf.string), text=tf.constant([], tf.string))
+    assert {k: tuple(v.shape) for k, v in empty.items()} == {
+        "answer_probs": (0, 3), "answer_label": (0,), "match_probs": (0, 2), "match_label": (0,),
+        "tags_probs": (0, 2), "tags_label": (0,),
+    }
+    sizes = r"image_bytes of size\] \[1\] \[and text of size\] \[3\]"
+    with pytest.raises(tf.errors.InvalidArgumentError, match=sizes):
+        classify(image_bytes=tf.constant([open(paths[0], "rb").read()]), text=tf.constant(["a", "b", "c"]))
+
+
 def test_extra_inputs_and_non_fusion_models_are_rejected(tmp_path):
     image, text = _towers(30)
     model = fusion_classifier(image, text, extra_inputs={"numeric": 2}, heads={"m": {"type": "binary"}})
