@@ -102,6 +102,35 @@ class SkipReport:
             parts.append(f"repaired {self.num_repaired}: " + _phrase(self.repaired))
         return "; ".join(parts)
 
+    def check_images_found(self, source=None):
+        """Raises a `ValueError` when no record was kept and images were missing.
+
+        That is the mark of a wrong images folder (a COCO JSON read without
+        `--images`, say): the message names the source and the fix rather
+        than letting an empty dataset through.
+
+        Args:
+            source: description of the source, for the message.
+
+        Example:
+
+        >>> SkipReport(kept=2, skipped={"missing image": 1}).check_images_found("coco:a.json")
+        >>> SkipReport(skipped={"missing image": 3}).check_images_found("coco:a.json")
+        Traceback (most recent call last):
+        ...
+        ValueError: coco:a.json: no record kept: every image is missing (skipped 3 records: 3 missing image); ...
+        """
+        missing = self.skipped.get("missing image", 0)
+        if self.kept or not missing:
+            return
+        what = "every image is missing" if missing == self.num_skipped else f"{missing} images are missing"
+        prefix = f"{source}: " if source else ""
+        raise ValueError(
+            f"{prefix}no record kept: {what} (skipped {self.num_skipped} records: {_phrase(self.skipped)}); "
+            "is the images folder right? Name it with `--images` (`data.images` in a config, `images_dir` "
+            "in Python)."
+        )
+
     def log(self, source=None):
         """Writes `summary()` to the `mmkeras.data` logger (warning level if anything was skipped)."""
         prefix = f"{source}: " if source else ""
