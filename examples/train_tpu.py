@@ -39,6 +39,13 @@ SMOKE = {
 }
 
 
+def smoke_overrides(family):
+    """The config overrides of `--smoke` for `family`."""
+    if family == "fusion":  # whole scenes: 2 with the preset's 11 texts each
+        return {**SMOKE, "train.global_batch_size": 22}
+    return dict(SMOKE)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--family", choices=sorted(PRESETS), default="matching")
@@ -53,9 +60,7 @@ def main(argv=None):
     parser.add_argument("--smoke", action="store_true", help="a few CPU steps of a tiny model; no eval/export")
     args = parser.parse_args(argv)
 
-    overrides = dict(SMOKE) if args.smoke else {}
-    if args.smoke and args.family == "fusion":
-        overrides["train.global_batch_size"] = 22  # whole scenes: 2 with the preset's 11 texts each
+    overrides = smoke_overrides(args.family) if args.smoke else {}
     overrides["train.strategy"] = "cpu" if args.smoke and args.strategy == "auto" else args.strategy
     for key, value in (
         ("train.tpu", args.tpu),

@@ -11,7 +11,9 @@ As a proxy, for every family:
 - caption decoding (`CaptionGenerator`: greedy, beam, top-k and top-p) does the same.
 """
 
+import os
 import re
+import runpy
 
 import keras
 import pytest
@@ -21,18 +23,11 @@ from mmkeras import zoo
 from mmkeras.generation import CaptionGenerator
 from mmkeras.tasks import task_for_config
 
-TINY = {
-    "data.num_train": 16,
-    "data.num_val": 2,
-    "data.num_test": 2,
-    "data.image_size": 32,
-    "data.vocabulary_size": 60,
-    "image_encoder.patch_size": 16,
-    "image_encoder.num_layers": 1,
-    "train.global_batch_size": 8,
-    "train.epochs": 1,
-    "train.accumulate": 2,  # the gradient-accumulation branch must compile too
-}
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "examples")
+# The tiny models that `examples/train_tpu.py --smoke` trains, with XLA on as on a TPU
+# and gradient accumulation (its branch must compile too).
+smoke_overrides = runpy.run_path(os.path.join(EXAMPLES, "train_tpu.py"))["smoke_overrides"]
+TPU = {"train.jit_compile": True, "train.accumulate": 2}
 PRESETS = {
     "clip": "shapes-clip-tiny",
     "siglip": "shapes-siglip-tiny",
@@ -69,10 +64,8 @@ def _fully_defined(spec):
 @pytest.fixture(scope="module")
 def tasks(tmp_path_factory):
     root = tmp_path_factory.mktemp("tpu")
-    # Fusion batches hold whole scenes: 2 scenes with the preset's 11 texts each.
-    batch = {"fusion": {"train.global_batch_size": 22}}
     return {
-        family: task_for_config(zoo.config(preset, **{**TINY, **batch.get(family, {})}), str(root / family))
+        family: task_for_config(zoo.config(preset, **{**smoke_overrides(family), **TPU}), str(root / family))
         for family, preset in PRESETS.items()
     }
 
