@@ -6,6 +6,7 @@ from mmkeras.losses.clip_loss import ClipLoss
 from mmkeras.losses.logit_scale import LogitScale
 from mmkeras.losses.siglip_loss import SigLipLoss
 from mmkeras.models.builder import builder_of
+from mmkeras.models.compiled_state import restore_compiled_state
 from mmkeras.preprocessing.multimodal_preprocessor import check_matches_towers
 
 LOSSES = ("clip", "siglip")
@@ -158,6 +159,9 @@ class DualEncoder(keras.Model):
                 "`dual_encoder(..., loss='clip'|'siglip')`, not `compile(loss=...)`."
             )
         super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        restore_compiled_state(self, config)  # `compile` is overridden: Keras would skip it
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         loss = self.contrastive_loss(

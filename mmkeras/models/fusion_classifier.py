@@ -10,6 +10,7 @@ from mmkeras.layers.fusions.modality_dropout import ModalityDropout
 from mmkeras.layers.fusions.sum_fusion import SumFusion
 from mmkeras.layers.repeat_to_batch import RepeatToBatch
 from mmkeras.models.builder import builder_of
+from mmkeras.models.compiled_state import restore_compiled_state
 from mmkeras.preprocessing.multimodal_preprocessor import check_matches_towers
 from mmkeras.validation import check_int
 from mmkeras.validation import check_rate
@@ -431,12 +432,7 @@ class FusionClassifier(keras.Model):
         )
 
     def compile_from_config(self, config):
-        # `.keras` files restore the compiled state (losses, weights, metrics, optimizer) through
-        # this `compile`; Keras skips models whose `compile` is overridden unless told how.
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
+        restore_compiled_state(self, config)  # `compile` is overridden: Keras would skip it
 
     # --- Config -------------------------------------------------------------
     def get_config(self):

@@ -47,6 +47,23 @@ def test_fit_learns_a_tiny_batch_with_xla(loss):
     assert after < before * 0.7, (before, after)
 
 
+def test_a_trained_model_reloads_compiled_with_its_optimizer_state(tmp_path):
+    import warnings
+
+    import keras
+
+    model = dual_encoder(*_towers(), embed_dim=8)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(tf.data.Dataset.from_tensors(_batch()).repeat(2), epochs=1, verbose=0)
+    model.save(str(tmp_path / "trained.keras"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Keras warns when it skips the compiled state of a custom `compile`
+        restored = keras.saving.load_model(str(tmp_path / "trained.keras"))
+    assert int(restored.optimizer.iterations) == 2
+    for before, after in zip(model.optimizer.variables, restored.optimizer.variables):
+        np.testing.assert_allclose(after, before)
+
+
 def test_sub_models_share_weights():
     model = dual_encoder(*_towers(), embed_dim=8)
     batch = _batch()
