@@ -5,6 +5,7 @@ import tensorflow as tf
 from mmkeras.preprocessing.special_tokens import BOS_ID
 from mmkeras.preprocessing.special_tokens import EOS_ID
 from mmkeras.preprocessing.special_tokens import PAD_ID
+from mmkeras.validation import check_int
 
 MODES = ("sample", "all")
 
@@ -99,8 +100,7 @@ def caption_pairs(
     """
     if mode not in MODES:
         raise ValueError(f"`mode` must be one of {MODES}, got {mode!r}.")
-    if sequence_length is None or int(sequence_length) < 2:
-        raise ValueError(f"`sequence_length` must be an int >= 2, got {sequence_length!r}.")
+    sequence_length = check_int("sequence_length", sequence_length, minimum=2)
     spec = dataset.element_spec
     if not isinstance(spec, dict) or image_key not in spec or captions_key not in spec:
         raise ValueError(
@@ -111,7 +111,6 @@ def caption_pairs(
         raise ValueError(
             f"`{captions_key}` must be a string vector [K] per element, got {spec[captions_key]}."
         )
-    sequence_length = int(sequence_length)
     special = dict(bos_id=bos_id, eos_id=eos_id, pad_id=pad_id)
 
     def to_pairs(image, captions):

@@ -4,6 +4,7 @@ import itertools
 
 from mmkeras.data.record_cleaner import RecordCleaner
 from mmkeras.data.skip_report import SkipReport
+from mmkeras.validation import check_int
 
 
 class RecordSource:
@@ -51,8 +52,7 @@ class RecordSource:
             isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 0
         ):
             raise ValueError(f"`max_records` must be a non-negative int or None, got {max_records!r}.")
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-            raise ValueError(f"`chunk_size` must be a positive int, got {chunk_size!r}.")
+        chunk_size = check_int("chunk_size", chunk_size, minimum=1)
         # Validates `validate_images` and `num_threads` early.
         RecordCleaner(validate_images=validate_images, num_threads=num_threads)
         self.validate_images = validate_images

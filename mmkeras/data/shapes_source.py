@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from mmkeras.data.record_source import RecordSource
 from mmkeras.data.shapes import SPLITS, Shapes
+from mmkeras.validation import check_int
 
 IMAGE_FORMATS = ("jpeg", "png")
 
@@ -49,8 +50,7 @@ class ShapesSource(RecordSource):
             raise ValueError(f"`split` must be one of {SPLITS}, got {split!r}.")
         if image_format not in IMAGE_FORMATS:
             raise ValueError(f"`image_format` must be one of {IMAGE_FORMATS}, got {image_format!r}.")
-        if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
-            raise ValueError(f"`quality` must be an int in [1, 100], got {quality!r}.")
+        quality = check_int("quality", quality, minimum=1, maximum=100)
         sizes = {f"num_{s}": 0 for s in SPLITS}
         if num_examples is not None:
             sizes[f"num_{split}"] = num_examples

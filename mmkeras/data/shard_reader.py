@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from mmkeras.data import _gfile
 from mmkeras.data.shard_writer import INFO_FILE, _read_info
+from mmkeras.validation import check_int
 
 FAMILIES = ("matching", "captioning", "fusion")
 CAPTION_CHOICES = ("sample", "first")
@@ -285,10 +286,7 @@ class ShardReader:
             raise ValueError(f"`errors` must be one of {ERROR_MODES}, got {errors!r}.")
         if tokenizer is None or not callable(tokenizer):
             raise ValueError("`tokenizer` must be a callable mapping strings [N] to ids [N, L].")
-        if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-        ):
-            raise ValueError(f"`batch_size` must be a positive int or None, got {batch_size!r}.")
+        batch_size = check_int("batch_size", batch_size, minimum=1, allow_none=True)
         if label_head is not None and family != "fusion":
             raise ValueError("`label_head` applies to the 'fusion' family only.")
         preprocessor = preprocessor or ImagePreprocessor(image_size)

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from mmkeras.data import _gfile
 from mmkeras.data.skip_report import SkipReport
+from mmkeras.validation import check_int
 
 INFO_FILE = "dataset_info.json"
 FEATURES = {
@@ -91,8 +92,7 @@ class ShardWriter:
     """
 
     def __init__(self, output_dir, num_shards=8, split="train", source=None):
-        if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
-            raise ValueError(f"`num_shards` must be a positive int, got {num_shards!r}.")
+        num_shards = check_int("num_shards", num_shards, minimum=1)
         if not split or not isinstance(split, str) or "/" in split or "-" in split:
             raise ValueError(f"`split` must be a non-empty name without '/' or '-', got {split!r}.")
         if not output_dir:

@@ -2,6 +2,7 @@ import keras
 from keras import ops
 
 from mmkeras.layers.attention_mask import merge_attention_masks
+from mmkeras.validation import check_int
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -28,10 +29,8 @@ class AttentionPooling(keras.layers.Layer):
 
     def __init__(self, num_heads=1, num_queries=1, layer_norm_epsilon=1e-6, **kwargs):
         super().__init__(**kwargs)
-        if int(num_heads) < 1:
-            raise ValueError(f"`num_heads` must be a positive int, got {num_heads!r}.")
-        if int(num_queries) < 1:
-            raise ValueError(f"`num_queries` must be a positive int, got {num_queries!r}.")
+        num_heads = check_int("num_heads", num_heads, minimum=1)
+        num_queries = check_int("num_queries", num_queries, minimum=1)
         self.num_heads = int(num_heads)
         self.num_queries = int(num_queries)
         self.layer_norm_epsilon = float(layer_norm_epsilon)

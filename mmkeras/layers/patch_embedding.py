@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from mmkeras.validation import check_int
+
 STEMS = ("linear", "conv")
 
 
@@ -61,10 +63,8 @@ class PatchEmbedding(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if int(patch_size) < 1:
-            raise ValueError(f"`patch_size` must be a positive int, got {patch_size!r}.")
-        if int(hidden_dim) < 1:
-            raise ValueError(f"`hidden_dim` must be a positive int, got {hidden_dim!r}.")
+        patch_size = check_int("patch_size", patch_size, minimum=1)
+        hidden_dim = check_int("hidden_dim", hidden_dim, minimum=1)
         self.patch_size = int(patch_size)
         self.hidden_dim = int(hidden_dim)
         self.use_class_token = bool(use_class_token)

@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from mmkeras.validation import check_int
+
 
 @keras.saving.register_keras_serializable(package="mmkeras")
 class ProjectionHead(keras.layers.Layer):
@@ -39,10 +41,8 @@ class ProjectionHead(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if int(output_dim) < 1:
-            raise ValueError(f"`output_dim` must be a positive int, got {output_dim!r}.")
-        if hidden_dim is not None and int(hidden_dim) < 1:
-            raise ValueError(f"`hidden_dim` must be None or a positive int, got {hidden_dim!r}.")
+        output_dim = check_int("output_dim", output_dim, minimum=1)
+        hidden_dim = check_int("hidden_dim", hidden_dim, minimum=1, allow_none=True)
         self.output_dim = int(output_dim)
         self.hidden_dim = None if hidden_dim is None else int(hidden_dim)
         self.activation = activation

@@ -3,6 +3,8 @@ import types
 import keras
 import keras_hub
 
+from mmkeras.validation import check_int
+
 
 @keras.saving.register_keras_serializable(package="mmkeras")
 class TransformerDecoderBlock(keras_hub.layers.TransformerDecoder):
@@ -51,10 +53,8 @@ class TransformerDecoderBlock(keras_hub.layers.TransformerDecoder):
         normalize_first=True,
         **kwargs,
     ):
-        if int(num_heads) < 1:
-            raise ValueError(f"`num_heads` must be a positive int, got {num_heads!r}.")
-        if int(intermediate_dim) < 1:
-            raise ValueError(f"`intermediate_dim` must be a positive int, got {intermediate_dim!r}.")
+        num_heads = check_int("num_heads", num_heads, minimum=1)
+        intermediate_dim = check_int("intermediate_dim", intermediate_dim, minimum=1)
         super().__init__(
             intermediate_dim=int(intermediate_dim),
             num_heads=int(num_heads),

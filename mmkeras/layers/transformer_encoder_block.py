@@ -2,6 +2,8 @@ import keras
 from keras import ops
 
 from mmkeras.layers.attention_mask import merge_attention_masks
+from mmkeras.validation import check_int
+from mmkeras.validation import check_rate
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -56,12 +58,9 @@ class TransformerEncoderBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if int(num_heads) < 1:
-            raise ValueError(f"`num_heads` must be a positive int, got {num_heads!r}.")
-        if int(mlp_dim) < 1:
-            raise ValueError(f"`mlp_dim` must be a positive int, got {mlp_dim!r}.")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}.")
+        num_heads = check_int("num_heads", num_heads, minimum=1)
+        mlp_dim = check_int("mlp_dim", mlp_dim, minimum=1)
+        dropout = check_rate("dropout", dropout)
         self.num_heads = int(num_heads)
         self.mlp_dim = int(mlp_dim)
         self.dropout = float(dropout)

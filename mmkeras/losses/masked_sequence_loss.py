@@ -3,6 +3,7 @@ import tensorflow as tf
 from keras import ops
 
 from mmkeras.preprocessing.special_tokens import PAD_ID
+from mmkeras.validation import check_rate
 
 REDUCTIONS = ("sum_over_batch_size", "mean", "sum", "none", None)
 
@@ -60,8 +61,7 @@ class MaskedSequenceLoss(keras.losses.Loss):
         if reduction not in REDUCTIONS:
             raise ValueError(f"`reduction` must be one of {REDUCTIONS}, got {reduction!r}.")
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        if not 0.0 <= float(label_smoothing) < 1.0:
-            raise ValueError(f"`label_smoothing` must be in [0, 1), got {label_smoothing!r}.")
+        label_smoothing = check_rate("label_smoothing", label_smoothing)
         if not from_logits:
             raise ValueError("`from_logits` must be True: MaskedSequenceLoss takes logits.")
         self.label_smoothing = float(label_smoothing)

@@ -5,6 +5,7 @@ from keras import ops
 from mmkeras.losses.contrastive_loss import ContrastiveLoss
 from mmkeras.losses.contrastive_loss import _as_float32_scalar
 from mmkeras.losses.cross_replica import gather_global_batch
+from mmkeras.validation import check_int
 
 
 def _pair_signs(row_ids, col_ids):
@@ -138,10 +139,7 @@ class SigLipLoss(ContrastiveLoss):
 
     def __init__(self, chunk_size=None, gather_across_replicas=True, name="siglip_loss"):
         super().__init__(gather_across_replicas=gather_across_replicas, name=name)
-        if chunk_size is not None and (
-            isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
-        ):
-            raise ValueError(f"`chunk_size` must be None or a positive int, got {chunk_size!r}.")
+        chunk_size = check_int("chunk_size", chunk_size, minimum=1, allow_none=True)
         self.chunk_size = chunk_size
 
     def batch_loss(self, image_embeddings, text_embeddings, logit_scale, logit_bias):

@@ -15,6 +15,8 @@ import socket
 import subprocess
 import sys
 
+from mmkeras.validation import check_int
+
 RESULTS_PREFIX = "RESULTS_JSON="
 
 
@@ -40,8 +42,7 @@ def split_cpu(count=2):
     """
     import tensorflow as tf
 
-    if int(count) < 1:
-        raise ValueError(f"`count` must be an int >= 1, got {count!r}.")
+    count = check_int("count", count, minimum=1)
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(int(count))]

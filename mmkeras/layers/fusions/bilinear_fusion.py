@@ -2,6 +2,8 @@ import keras
 from keras import ops
 
 from mmkeras.layers.fusions.fusion import Fusion
+from mmkeras.validation import check_int
+from mmkeras.validation import check_rate
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -57,12 +59,9 @@ class BilinearFusion(Fusion):
         self, output_dim, factor_dim=5, dropout=0.0, epsilon=1e-6, modalities=None, **kwargs
     ):
         super().__init__(modalities=modalities, **kwargs)
-        if int(output_dim) < 1:
-            raise ValueError(f"`output_dim` must be a positive int, got {output_dim!r}.")
-        if int(factor_dim) < 1:
-            raise ValueError(f"`factor_dim` must be a positive int, got {factor_dim!r}.")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}.")
+        output_dim = check_int("output_dim", output_dim, minimum=1)
+        factor_dim = check_int("factor_dim", factor_dim, minimum=1)
+        dropout = check_rate("dropout", dropout)
         if not float(epsilon) > 0.0:
             raise ValueError(f"`epsilon` must be > 0, got {epsilon!r}.")
         self.output_dim = int(output_dim)

@@ -2,6 +2,9 @@ import keras
 from keras import ops
 
 from mmkeras.layers.fusions.fusion import Fusion, presence_matrix
+from mmkeras.validation import check_int
+from mmkeras.validation import check_ints
+from mmkeras.validation import check_rate
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -52,13 +55,9 @@ class ConcatFusion(Fusion):
         **kwargs,
     ):
         super().__init__(modalities=modalities, **kwargs)
-        if int(output_dim) < 1:
-            raise ValueError(f"`output_dim` must be a positive int, got {output_dim!r}.")
-        hidden_dims = [int(h) for h in (hidden_dims or ())]
-        if any(h < 1 for h in hidden_dims):
-            raise ValueError(f"`hidden_dims` must be positive ints, got {hidden_dims!r}.")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}.")
+        output_dim = check_int("output_dim", output_dim, minimum=1)
+        hidden_dims = list(check_ints("hidden_dims", hidden_dims or [], minimum=1))
+        dropout = check_rate("dropout", dropout)
         self.output_dim = int(output_dim)
         self.hidden_dims = hidden_dims
         self.activation = activation

@@ -2,6 +2,8 @@ import keras
 from keras import ops
 
 from mmkeras.layers.transformer_encoder_block import TransformerEncoderBlock
+from mmkeras.validation import check_int
+from mmkeras.validation import check_rate
 
 _ENTRY_KEYS = ("sequence", "pooled", "padding_mask")
 _NEG = -1e9
@@ -142,31 +144,24 @@ class Fusion(keras.layers.Layer):
         `output_dim` (defaulting to `hidden_dim`) and `layer_norm_epsilon`, plus
         every extra keyword in `positive_ints` (checked to be >= 1).
         """
-        for arg, value in (
-            ("hidden_dim", hidden_dim),
-            ("num_layers", num_layers),
-            ("num_heads", num_heads),
-            *positive_ints.items(),
-        ):
-            if int(value) < 1:
-                raise ValueError(f"`{arg}` must be a positive int, got {value!r}.")
-        if int(hidden_dim) % int(num_heads):
+        hidden_dim = check_int("hidden_dim", hidden_dim, minimum=1)
+        num_layers = check_int("num_layers", num_layers, minimum=1)
+        num_heads = check_int("num_heads", num_heads, minimum=1)
+        positive_ints = {arg: check_int(arg, value, minimum=1) for arg, value in positive_ints.items()}
+        if hidden_dim % num_heads:
             raise ValueError(f"`num_heads`={num_heads} must divide `hidden_dim`={hidden_dim}.")
-        for arg, value in (("mlp_dim", mlp_dim), ("output_dim", output_dim)):
-            if value is not None and int(value) < 1:
-                raise ValueError(f"`{arg}` must be None or a positive int, got {value!r}.")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}.")
-        self.hidden_dim = int(hidden_dim)
-        self.num_layers = int(num_layers)
-        self.num_heads = int(num_heads)
-        self.mlp_dim = None if mlp_dim is None else int(mlp_dim)
-        self.dropout = float(dropout)
-        self.output_dim = self.hidden_dim if output_dim is None else int(output_dim)
-        self._output_dim_arg = None if output_dim is None else int(output_dim)
+        mlp_dim = check_int("mlp_dim", mlp_dim, minimum=1, allow_none=True)
+        output_dim = check_int("output_dim", output_dim, minimum=1, allow_none=True)
+        self.hidden_dim = hidden_dim
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.mlp_dim = mlp_dim
+        self.dropout = check_rate("dropout", dropout)
+        self.output_dim = self.hidden_dim if output_dim is None else output_dim
+        self._output_dim_arg = output_dim
         self.layer_norm_epsilon = float(layer_norm_epsilon)
         for arg, value in positive_ints.items():
-            setattr(self, arg, int(value))
+            setattr(self, arg, value)
 
     def transformer_block(self, name):
         """A built `TransformerEncoderBlock` of width `hidden_dim` with this fusion's settings."""

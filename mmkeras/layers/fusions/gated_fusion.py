@@ -2,6 +2,7 @@ import keras
 from keras import ops
 
 from mmkeras.layers.fusions.fusion import Fusion, masked_softmax, presence_matrix
+from mmkeras.validation import check_int
 
 _GATES = ("softmax", "sigmoid")
 
@@ -46,8 +47,7 @@ class GatedFusion(Fusion):
 
     def __init__(self, output_dim, gate="softmax", modalities=None, **kwargs):
         super().__init__(modalities=modalities, **kwargs)
-        if int(output_dim) < 1:
-            raise ValueError(f"`output_dim` must be a positive int, got {output_dim!r}.")
+        output_dim = check_int("output_dim", output_dim, minimum=1)
         if gate not in _GATES:
             raise ValueError(f"`gate` must be one of {list(_GATES)}, got {gate!r}.")
         self.output_dim = int(output_dim)

@@ -2,6 +2,8 @@ import keras
 from keras import ops
 
 from mmkeras.layers.fusions.fusion import _NEG, Fusion, presence_matrix
+from mmkeras.validation import check_int
+from mmkeras.validation import check_rate
 
 _COMBINES = ("mean", "learned", "product")
 _ACTIVATIONS = ("softmax", "sigmoid")
@@ -73,18 +75,15 @@ class LateFusion(Fusion):
         **kwargs,
     ):
         super().__init__(modalities=modalities, **kwargs)
-        if int(num_classes) < 1:
-            raise ValueError(f"`num_classes` must be a positive int, got {num_classes!r}.")
+        num_classes = check_int("num_classes", num_classes, minimum=1)
         if combine not in _COMBINES:
             raise ValueError(f"`combine` must be one of {list(_COMBINES)}, got {combine!r}.")
         if activation not in _ACTIVATIONS:
             raise ValueError(
                 f"`activation` must be one of {list(_ACTIVATIONS)}, got {activation!r}."
             )
-        if hidden_dim is not None and int(hidden_dim) < 1:
-            raise ValueError(f"`hidden_dim` must be None or a positive int, got {hidden_dim!r}.")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}.")
+        hidden_dim = check_int("hidden_dim", hidden_dim, minimum=1, allow_none=True)
+        dropout = check_rate("dropout", dropout)
         self.num_classes = int(num_classes)
         self.output_dim = self.num_classes
         self.combine = combine

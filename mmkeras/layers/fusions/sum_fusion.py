@@ -2,6 +2,7 @@ import keras
 from keras import ops
 
 from mmkeras.layers.fusions.fusion import Fusion, presence_matrix
+from mmkeras.validation import check_int
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -39,8 +40,7 @@ class SumFusion(Fusion):
 
     def __init__(self, output_dim, activation="relu", normalize=False, modalities=None, **kwargs):
         super().__init__(modalities=modalities, **kwargs)
-        if int(output_dim) < 1:
-            raise ValueError(f"`output_dim` must be a positive int, got {output_dim!r}.")
+        output_dim = check_int("output_dim", output_dim, minimum=1)
         self.output_dim = int(output_dim)
         self.activation = activation
         self.normalize = bool(normalize)

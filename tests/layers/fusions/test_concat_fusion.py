@@ -29,5 +29,5 @@ def test_sequence_only_modality_is_mean_pooled(kit):
 def test_bad_arguments():
     with pytest.raises(ValueError, match="`output_dim`"):
         ConcatFusion(output_dim=0)
-    with pytest.raises(ValueError, match="`hidden_dims`"):
+    with pytest.raises(ValueError, match=r"`hidden_dims\[0\]`"):
         ConcatFusion(output_dim=2, hidden_dims=[0])
