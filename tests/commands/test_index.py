@@ -12,7 +12,7 @@ def test_index_embeds_every_readable_image_and_reports_the_rest(tmp_path, capsys
     assert main(["index", dual_encoder_export, "--images", str(image_folder), "--out", str(out),
                  "--batch-size", "2"]) == 0
     printed = capsys.readouterr().out
-    assert "Indexed 5 images" in printed and "skipped 1 unreadable" in printed and "broken.jpg" in printed
+    assert "Indexed 5 images" in printed and "skipped 1:" in printed and "broken.jpg" in printed
     info = json.loads((out / "index.json").read_text())
     assert len(info["paths"]) == 5 and not any(p.endswith((".txt", "broken.jpg")) for p in info["paths"])
     assert [s["path"].endswith("broken.jpg") for s in info["skipped"]] == [True]
