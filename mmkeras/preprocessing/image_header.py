@@ -43,8 +43,8 @@ def _little_endian(b):
     return _big_endian(b[:, ::-1])
 
 
-def _jpeg_size(strings):
-    """`(height, width)` of the first SOFn segment; -1 where it is not found."""
+def _jpeg_size(strings, is_jpeg):
+    """`(height, width)` of the first SOFn segment of the JPEGs; -1 where it is not found."""
     n = tf.shape(strings)[0]
     length = tf.cast(tf.strings.length(strings), tf.int64)
     not_found = tf.fill([n], _UNKNOWN)
@@ -75,7 +75,7 @@ def _jpeg_size(strings):
     _, _, _, height, width = tf.while_loop(
         lambda step, pos, done, *_: (step < _MAX_JPEG_SEGMENTS) & ~tf.reduce_all(done),
         body,
-        [tf.constant(0), tf.fill([n], tf.constant(2, tf.int64)), tf.fill([n], False), not_found, not_found],
+        [tf.constant(0), tf.fill([n], 2 * _ONE), ~is_jpeg, not_found, not_found],
     )
     return height, width
 
@@ -145,11 +145,7 @@ def read_image_size(image_bytes):
         known = matches & (length >= needed)
         height, width = tf.where(known, h, height), tf.where(known, w, width)
     is_jpeg = at(0, b"\xff\xd8\xff")
-    jpeg_height, jpeg_width = tf.cond(
-        tf.reduce_any(is_jpeg),
-        lambda: _jpeg_size(tf.where(is_jpeg, strings, "")),
-        lambda: (height, width),
-    )
+    jpeg_height, jpeg_width = _jpeg_size(strings, is_jpeg)
     height = tf.where(is_jpeg, jpeg_height, height)
     width = tf.where(is_jpeg, jpeg_width, width)
     sizes = tf.stack([height, width], axis=-1)

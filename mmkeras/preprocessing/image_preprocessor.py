@@ -118,9 +118,15 @@ def _decode_rgb(image_bytes, max_pixels, target=None, mode="pad"):
     return tf.ensure_shape(image, [None, None, 3])
 
 
+# Traced once per process; every decoding graph calls it as a function.
+_read_sizes = tf.function(
+    read_image_size, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False
+)
+
+
 def _oversized(image_bytes, max_pixels):
     """`(refused, sizes)`: `[N]` flags of the images whose header declares over `max_pixels`, and `[N, 2]` sizes."""
-    sizes = read_image_size(image_bytes)
+    sizes = _read_sizes(image_bytes)
     pixels = sizes[:, 0] * sizes[:, 1]
     return (sizes[:, 0] >= 0) & (pixels > max_pixels), sizes
 

@@ -26,6 +26,8 @@ from mmkeras.preprocessing.special_tokens import PAD_ID
 from mmkeras.preprocessing.special_tokens import SPECIAL_TOKENS
 from mmkeras.preprocessing.special_tokens import UNK_ID
 
+DEFAULT_MAX_TEXT_BYTES = 65536
+
 
 def _clean_utf8(strings):
     """Makes any bytes safe to tokenize.
@@ -43,6 +45,24 @@ def _clean_utf8(strings):
         replace_control_characters=False,
     )
     return tf.strings.regex_replace(strings, "\\x00", " ")
+
+
+def _truncate_utf8(strings, max_bytes):
+    """Cuts `[N]` strings longer than `max_bytes` at the last UTF-8 character boundary within `max_bytes`.
+
+    Only the 4 bytes around the cut are read, so a 50 MB string costs no more
+    than a short one. A cut inside a multi-byte character drops that
+    character (up to 3 bytes); invalid UTF-8 is left to `_clean_utf8`.
+    """
+    long = tf.strings.length(strings) > max_bytes
+    # Bytes max_bytes - 3 .. max_bytes: the last 3 kept bytes and the first dropped one.
+    window = tf.strings.substr(tf.where(long, strings, "\0" * (max_bytes + 1)), max_bytes - 3, 4)
+    window = tf.cast(tf.io.decode_raw(window, tf.uint8, fixed_length=4), tf.int32)
+    starts_char = (window & 0xC0) != 0x80  # not a continuation byte
+    cut = tf.fill(tf.shape(strings), max_bytes)
+    for i in range(4):  # the last character start at or before max_bytes wins
+        cut = tf.where(starts_char[:, i], max_bytes - 3 + i, cut)
+    return tf.where(long, tf.strings.substr(strings, tf.zeros_like(cut), cut), strings)
 
 
 class _Engine:
@@ -82,7 +102,10 @@ class SubwordTokenizer(keras.layers.Layer):
     string). Truncation is clean: the word pieces are cut to
     `sequence_length - add_bos - add_eos`, so `[BOS]` and `[EOS]` are always
     present even for truncated text (a word may lose its trailing pieces).
-    Empty strings give `[BOS] [EOS] [PAD]...`.
+    Empty strings give `[BOS] [EOS] [PAD]...`. Texts longer than
+    `max_text_bytes` are cut to that many bytes (at a UTF-8 character
+    boundary) before anything else, so a huge string costs no more than a
+    long caption; only the first few dozen words fit `sequence_length` anyway.
 
     `detokenize` stops at the first `[EOS]`, drops `[PAD]` / `[BOS]`, joins `##`
     pieces back into words and words with single spaces. Punctuation comes
@@ -104,6 +127,8 @@ class SubwordTokenizer(keras.layers.Layer):
         split_on_cjk: split CJK ideographs into single-character words.
         add_bos: start each sequence with `[BOS]`.
         add_eos: end each sequence with `[EOS]`.
+        max_text_bytes: the most UTF-8 bytes of each text that are tokenized
+            (at least 4); the rest is ignored.
         **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`; the output
             is int32 whatever the dtype policy).
 
@@ -136,6 +161,7 @@ class SubwordTokenizer(keras.layers.Layer):
         split_on_cjk=True,
         add_bos=True,
         add_eos=True,
+        max_text_bytes=DEFAULT_MAX_TEXT_BYTES,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -165,8 +191,11 @@ class SubwordTokenizer(keras.layers.Layer):
             raise ValueError(
                 f"`sequence_length` must exceed the {num_special} [BOS]/[EOS] slots; got {sequence_length}."
             )
+        if isinstance(max_text_bytes, bool) or not isinstance(max_text_bytes, int) or max_text_bytes < 4:
+            raise ValueError(f"`max_text_bytes` must be an int of at least 4; got {max_text_bytes!r}.")
         self.vocabulary = vocabulary
         self.sequence_length = sequence_length
+        self.max_text_bytes = max_text_bytes
         self.lowercase = bool(lowercase)
         self.strip_accents = bool(strip_accents)
         self.split_on_cjk = bool(split_on_cjk)
@@ -288,6 +317,7 @@ class SubwordTokenizer(keras.layers.Layer):
     # --- tokenize ---------------------------------------------------------
 
     def _tokenize_graph(self, strings):
+        strings = _truncate_utf8(strings, self.max_text_bytes)
         pieces = self._engine.wordpiece.tokenize(_clean_utf8(strings))
         pieces = tf.cast(pieces, tf.int32)  # [N, L - specials], 0-padded
         batch = tf.shape(pieces)[0]
@@ -379,6 +409,7 @@ class SubwordTokenizer(keras.layers.Layer):
                 "split_on_cjk": self.split_on_cjk,
                 "add_bos": self.add_bos,
                 "add_eos": self.add_eos,
+                "max_text_bytes": self.max_text_bytes,
             }
         )
         return config
