@@ -22,13 +22,9 @@ def test_image_absent_falls_back_to_text_self_representation(kit):
     np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
-def test_key_padding_is_respected(kit):
+def test_image_padding_is_respected(kit):
     inputs = kit.make_inputs()
     layer = CrossAttentionFusion(**ARGS, co_attention=True)
-    out = layer(inputs).numpy()
-    changed = kit.make_inputs()
-    changed["text"]["sequence"][0, 2] = 50.0  # padding
-    np.testing.assert_allclose(layer(changed).numpy(), out, atol=1e-6)
     image_mask = {
         "sequence": inputs["image"]["sequence"],
         "padding_mask": np.array([[1, 1, 0, 0]] * 2, bool),

@@ -1,6 +1,7 @@
 """What every fusion layer shares: the `Fusion` base class's input validation, and the
-checks each fusion must pass (config, `.keras`, XLA and bfloat16; absent modalities have
-no influence; a third modality; a training step).
+checks each fusion must pass (config, `.keras`, XLA and bfloat16; absent modalities and
+text padding have no influence, nor the inputs when nothing is present; a third modality;
+a training step).
 
 The tests of one fusion's own behaviour live in its test file.
 """
@@ -68,6 +69,12 @@ THREE_MODALITIES = fusions(
     ("late", LateFusion, {**LATE, "combine": "learned"}, (2, 3)),
     ("sum", SumFusion, {"output_dim": 4, "activation": "tanh"}, (2, 4)),
 )
+# (layer class, arguments): the fusions that attend over the text tokens.
+SEQUENCES = fusions(
+    ("cross_attention", CrossAttentionFusion, {**ATTENTION, "co_attention": True}),
+    ("early", EarlyFusion, EARLY),
+    ("hybrid", HybridFusion, HYBRID),
+)
 # (layer class, arguments), with dropout where the fusion has it.
 TRAINED = fusions(
     ("bilinear", BilinearFusion, {**BILINEAR, "dropout": 0.1}),
@@ -94,12 +101,32 @@ def test_absent_modality_has_no_influence(kit, layer_cls, kwargs, modality):
     kit.check_absent_has_no_influence(layer_cls(**kwargs), kit.make_inputs(), modality)
 
 
+@pytest.mark.parametrize("layer_cls, kwargs", MASKING)
+def test_nothing_present_is_finite_and_ignores_the_inputs(kit, layer_cls, kwargs):
+    inputs = kit.make_inputs()  # two different examples
+    presence = {"image": np.zeros(2, "float32"), "text": np.zeros(2, "float32")}
+    out = layer_cls(**kwargs)(inputs, presence=presence).numpy()
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out[0], out[1], atol=1e-6)
+
+
 @pytest.mark.parametrize("layer_cls, kwargs, shape", THREE_MODALITIES)
 def test_three_modalities(kit, layer_cls, kwargs, shape):
     inputs = kit.make_inputs(numeric=True)
     layer = layer_cls(**kwargs)
     assert layer(inputs).shape == shape
     kit.check_absent_has_no_influence(layer, inputs, "numeric")
+
+
+@pytest.mark.parametrize("layer_cls, kwargs", SEQUENCES)
+def test_text_padding_is_masked(kit, layer_cls, kwargs):
+    layer = layer_cls(**kwargs)
+    out = layer(kit.make_inputs()).numpy()
+    changed = kit.make_inputs()
+    changed["text"]["sequence"][0, 2] = 50.0  # row 0, position 2 is padding
+    np.testing.assert_allclose(layer(changed).numpy(), out, atol=1e-6)
+    changed["text"]["sequence"][0, 1] = 50.0  # a real token
+    assert not np.allclose(layer(changed).numpy()[0], out[0], atol=1e-4)
 
 
 @pytest.mark.parametrize("layer_cls, kwargs", TRAINED)

@@ -26,23 +26,6 @@ def test_every_depth_contributes(kit):
         kernel.assign(saved)
 
 
-def test_text_padding_is_masked(kit):
-    inputs = kit.make_inputs()
-    layer = HybridFusion(**ARGS)
-    out = layer(inputs).numpy()
-    changed = kit.make_inputs()
-    changed["text"]["sequence"][0, 2] = 50.0  # padding
-    np.testing.assert_allclose(layer(changed).numpy(), out, atol=1e-6)
-
-
-def test_nothing_present_keeps_learned_bottleneck(kit):
-    inputs = kit.make_inputs()
-    presence = {"image": np.zeros(2, "float32"), "text": np.zeros(2, "float32")}
-    out = HybridFusion(**ARGS)(inputs, presence=presence).numpy()
-    assert np.all(np.isfinite(out))
-    np.testing.assert_allclose(out[0], out[1], atol=1e-6)
-
-
 def test_bad_arguments():
     with pytest.raises(ValueError, match="`num_bottleneck_tokens`"):
         HybridFusion(hidden_dim=8, num_bottleneck_tokens=0)
