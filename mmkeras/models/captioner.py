@@ -4,6 +4,7 @@ from keras import ops
 from mmkeras.layers import RepeatToBatch, TokenAndPositionEmbedding
 from mmkeras.layers.transformer_decoder_block import TransformerDecoderBlock
 from mmkeras.models.builder import builder_of
+from mmkeras.models.saved_parts import from_config_with_parts
 from mmkeras.preprocessing.multimodal_preprocessor import check_matches_towers
 from mmkeras.validation import check_int
 from mmkeras.validation import check_rate
@@ -242,10 +243,7 @@ class Captioner(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["image_encoder"] = keras.saving.deserialize_keras_object(config["image_encoder"])
-        config["preprocessor"] = keras.saving.deserialize_keras_object(config.get("preprocessor"))
-        return cls(**config)
+        return from_config_with_parts(cls, config)
 
     @property
     def tokenizer(self):

@@ -6,6 +6,7 @@ from mmkeras.losses.clip_loss import ClipLoss
 from mmkeras.losses.logit_scale import LogitScale
 from mmkeras.losses.siglip_loss import SigLipLoss
 from mmkeras.models.builder import builder_of
+from mmkeras.models.saved_parts import from_config_with_parts
 from mmkeras.models.compiled_state import restore_compiled_state
 from mmkeras.preprocessing.multimodal_preprocessor import check_matches_towers
 
@@ -189,10 +190,7 @@ class DualEncoder(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for part in ("image_encoder", "text_encoder", "preprocessor"):
-            config[part] = keras.saving.deserialize_keras_object(config.get(part))
-        return cls(**config)
+        return from_config_with_parts(cls, config)
 
 
 @builder_of(DualEncoder)

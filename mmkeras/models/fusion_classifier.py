@@ -10,6 +10,7 @@ from mmkeras.layers.fusions.modality_dropout import ModalityDropout
 from mmkeras.layers.fusions.sum_fusion import SumFusion
 from mmkeras.layers.repeat_to_batch import RepeatToBatch
 from mmkeras.models.builder import builder_of
+from mmkeras.models.saved_parts import from_config_with_parts
 from mmkeras.models.compiled_state import restore_compiled_state
 from mmkeras.preprocessing.multimodal_preprocessor import check_matches_towers
 from mmkeras.validation import check_int
@@ -452,10 +453,7 @@ class FusionClassifier(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for part in ("image_encoder", "text_encoder", "preprocessor"):
-            config[part] = keras.saving.deserialize_keras_object(config.get(part))
-        return cls(**config)
+        return from_config_with_parts(cls, config)
 
 
 def _plain(value):
