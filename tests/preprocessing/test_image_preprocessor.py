@@ -97,7 +97,13 @@ def test_layer_checks_float_pixels_rectangular_output(tmp_path):
     images = RNG.random((2, 9, 13, 3)).astype("float32")
     run_layer_checks(
         ImagePreprocessor,
-        {"image_size": [6, 10], "resize": "crop", "mean": [0.4, 0.5, 0.6], "std": [0.2, 0.3, 0.4]},
+        {
+            "image_size": [6, 10],
+            "resize": "crop",
+            "mean": [0.4, 0.5, 0.6],
+            "std": [0.2, 0.3, 0.4],
+            "max_pixels": 1000,
+        },
         {"inputs": images},
         str(tmp_path),
         expected_output_shape=(2, 6, 10, 3),
@@ -346,6 +352,43 @@ def test_tiny_files_declaring_huge_sizes_are_flagged():
         ImagePreprocessor(image_size=8)(tf.constant([good, gif_bomb]))
 
 
+def test_images_over_max_pixels_are_refused_before_decoding():
+    """The header's size is checked first: a 20000x20000 bomb is never decoded."""
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 99))
+    good = png(few_colours(3, 3))
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"ImagePreprocessor refused the image at batch index\] \[2\] \[\(too many pixels:\] "
+        r"\[20000x20000\] \[width x height, over max_pixels=50000000\)\]",
+    ):
+        ImagePreprocessor(image_size=8)(tf.constant([good, b"junk", bomb]))  # the size check comes first
+    # Real 20x20 images in every format, against a limit of 100 and of 400 pixels.
+    rgb = few_colours(20, 20)
+    jpg = jpeg(rgb)
+    sof = jpg.index(b"\xff\xc0")
+    stray = jpg[:sof] + b"\0\0" + jpg[sof:]  # libjpeg skips the stray bytes; the header walk stops
+    samples = [png(rgb), jpg, gif_bytes([rgb])[0], bmp_bytes(rgb), stray]
+    assert tf_can_decode(stray)
+    assert check_image_bytes(tf.constant(samples), max_pixels=100).numpy().tolist() == [False] * 5
+    assert check_image_bytes(tf.constant(samples), max_pixels=400).numpy().tolist() == [True] * 5
+    images, ok = try_decode_image(tf.constant(samples), 8, max_pixels=100)
+    assert ok.numpy().tolist() == [False] * 5 and not np.any(images.numpy())
+    layer = ImagePreprocessor(image_size=8, max_pixels=100)
+    assert layer.try_decode(tf.constant(samples))[1].numpy().tolist() == [False] * 5
+    for index in range(len(samples)):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=rf"batch index\] \[{index}\]"):
+            layer(tf.constant([good] * index + [samples[index]]))
+    np.testing.assert_allclose(
+        ImagePreprocessor(image_size=8, max_pixels=400)(tf.constant(samples[:4])),
+        ImagePreprocessor(image_size=8)(tf.constant(samples[:4])),
+    )
+
+
 def test_webp_and_empty_batches():
     pixels = few_colours(6, 9)
     buffer = io.BytesIO()
@@ -385,6 +428,10 @@ def test_bad_arguments_raise_value_errors():
         ImagePreprocessor(std=(0.5, 0.0, 0.5))
     with pytest.raises(ValueError, match="mean"):
         ImagePreprocessor(mean=(0.5, 0.5))
+    with pytest.raises(ValueError, match="max_pixels"):
+        ImagePreprocessor(max_pixels=0)
+    with pytest.raises(ValueError, match="max_pixels"):
+        check_image_bytes(tf.constant([b""]), max_pixels=True)
     layer = ImagePreprocessor(image_size=8)
     with pytest.raises(ValueError, match="channels"):
         layer(np.zeros((1, 4, 4, 2), np.uint8))

@@ -176,6 +176,25 @@ def test_bad_arguments_raise_value_errors(tokenizer):
         tokenizer.id_to_token(len(vocab))
     with pytest.raises(ValueError, match="inputs"):
         tokenizer(tf.constant([["a", "b"]]))
+    with pytest.raises(ValueError, match="max_text_bytes"):
+        SubwordTokenizer(vocab, max_text_bytes=3)
+
+
+def test_texts_are_cut_to_max_text_bytes_at_a_character_boundary(tokenizer):
+    assert tokenizer.get_config()["max_text_bytes"] == 65536
+
+    def cut(max_text_bytes):
+        return SubwordTokenizer.from_config({**tokenizer.get_config(), "max_text_bytes": max_text_bytes})
+
+    texts = ["a red circle", "a €€ circle", "red", "", b"red \xff\xff\xff\xff circle"]
+    # "a €" is 5 bytes: 6 or 7 bytes keep it whole and never half of the next "€".
+    expected = ["a red ", "a €", "red", "", b"red \xff\xff"]
+    np.testing.assert_array_equal(cut(6)(texts), tokenizer(expected))
+    np.testing.assert_array_equal(cut(7)(texts), tokenizer(["a red c", "a €", "red", "", b"red \xff\xff\xff"]))
+    big = "two blue squares " * 20_000  # 340 KB
+    np.testing.assert_array_equal(tokenizer([big, "red"]), tokenizer([big[:65536], "red"]))
+    graph = tf.function(lambda t: cut(6)(t))
+    np.testing.assert_array_equal(graph(tf.constant(texts)), tokenizer(expected))
 
 
 def test_saved_model_parity_in_fresh_process_without_mmkeras_or_keras_hub(
