@@ -34,10 +34,7 @@ class BilinearFusion(Fusion):
             least two).
         **kwargs: standard `keras.layers.Layer` arguments.
 
-    Call arguments:
-        inputs: dict `{modality: {"sequence", "pooled", "padding_mask"}}`.
-        presence: optional dict `{modality: [B] mask}` (1 = present).
-        training: bool, dropout switch.
+    Call arguments: `inputs`, `presence` and `training`, as for every `Fusion`.
 
     Returns:
         float32 `[B, output_dim]`, unit L2 norm.

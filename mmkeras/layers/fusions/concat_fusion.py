@@ -26,10 +26,7 @@ class ConcatFusion(Fusion):
         modalities: optional list fixing the modality names and order.
         **kwargs: standard `keras.layers.Layer` arguments.
 
-    Call arguments:
-        inputs: dict `{modality: {"sequence", "pooled", "padding_mask"}}`.
-        presence: optional dict `{modality: [B] mask}` (1 = present).
-        training: bool, dropout switch.
+    Call arguments: `inputs`, `presence` and `training`, as for every `Fusion`.
 
     Returns:
         `[B, output_dim]`.

@@ -38,12 +38,10 @@ class CrossAttentionFusion(Fusion):
         layer_norm_epsilon: float, epsilon of the layer norms.
         **kwargs: standard `keras.layers.Layer` arguments.
 
-    Call arguments:
+    Call arguments (`presence` and `training` as for every `Fusion`):
         inputs: dict with exactly `query_modality` and `context_modality`,
             each `{"sequence", "pooled", "padding_mask"}` (a pooled-only
             modality is one token).
-        presence: optional dict `{modality: [B] mask}` (1 = present).
-        training: bool, dropout switch.
 
     Returns:
         `[B, output_dim]`.

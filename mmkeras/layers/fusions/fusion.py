@@ -25,6 +25,11 @@ class Fusion(keras.layers.Layer):
             exactly these names. `None` takes the input keys in sorted order.
         **kwargs: standard `keras.layers.Layer` arguments.
 
+    Call arguments (of every fusion):
+        inputs: dict `{modality: {"sequence", "pooled", "padding_mask"}}`.
+        presence: optional dict `{modality: [B] mask}` (1 = present).
+        training: bool, dropout switch (fusions with dropout).
+
     Example:
 
     >>> import numpy as np

@@ -26,9 +26,7 @@ class GatedFusion(Fusion):
             least two).
         **kwargs: standard `keras.layers.Layer` arguments.
 
-    Call arguments:
-        inputs: dict `{modality: {"sequence", "pooled", "padding_mask"}}`.
-        presence: optional dict `{modality: [B] mask}` (1 = present).
+    Call arguments: `inputs` and `presence`, as for every `Fusion`.
 
     Returns:
         `[B, output_dim]`.

@@ -36,11 +36,9 @@ class HybridFusion(Fusion):
         modalities: optional list fixing the modality names and order.
         **kwargs: standard `keras.layers.Layer` arguments.
 
-    Call arguments:
+    Call arguments (`presence` and `training` as for every `Fusion`):
         inputs: dict `{modality: {"sequence", "pooled", "padding_mask"}}` (a
             pooled-only modality is one token).
-        presence: optional dict `{modality: [B] mask}` (1 = present).
-        training: bool, dropout switch.
 
     Returns:
         `[B, output_dim]`.
