@@ -1,5 +1,6 @@
 """In-graph preprocessing: image decoding/resizing, augmentation and the subword tokenizer."""
 
+from mmkeras.preprocessing.image_header import read_image_size
 from mmkeras.preprocessing.image_preprocessor import ImagePreprocessor
 from mmkeras.preprocessing.image_preprocessor import check_image_bytes
 from mmkeras.preprocessing.image_preprocessor import map_with_error_flags
@@ -15,5 +16,6 @@ __all__ = [
     "SubwordTokenizer",
     "check_image_bytes",
     "map_with_error_flags",
+    "read_image_size",
     "try_decode_image",
 ]

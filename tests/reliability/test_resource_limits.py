@@ -44,9 +44,9 @@ def png(height=20, width=20):
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
-    """Tiny untrained dual-encoder and captioner exports with the default pixel and text limits."""
+    """Tiny untrained dual-encoder, captioner and fusion exports with the default pixel and text limits."""
     from mmkeras.export import export_model
-    from mmkeras.models import captioner, dual_encoder
+    from mmkeras.models import captioner, dual_encoder, fusion_classifier
 
     root = tmp_path_factory.mktemp("exports")
     tokenizer = SubwordTokenizer.train(CORPUS, vocabulary_size=60, sequence_length=8)
@@ -55,15 +55,21 @@ def exports(tmp_path_factory):
     def vit():
         return ViTEncoder(image_size=16, patch_size=8, hidden_dim=8, num_layers=1, num_heads=2, mlp_dim=16)
 
-    text = TextTransformerEncoder(tokenizer.vocabulary_size(), 8, hidden_dim=8, num_layers=1, num_heads=2,
-                                  mlp_dim=16, causal=False)
-    dual = dual_encoder(vit(), text, embed_dim=8, preprocessor=MultimodalPreprocessor(tokenizer, images))
+    def text():
+        return TextTransformerEncoder(tokenizer.vocabulary_size(), 8, hidden_dim=8, num_layers=1, num_heads=2,
+                                      mlp_dim=16, causal=False)
+
+    dual = dual_encoder(vit(), text(), embed_dim=8, preprocessor=MultimodalPreprocessor(tokenizer, images))
     export_model(dual, str(root / "dual"))
     rows = SubwordTokenizer.from_config({**tokenizer.get_config(), "sequence_length": 9})
     model = captioner(vit(), vocabulary_size=None, sequence_length=8, num_layers=1, num_heads=2,
                       preprocessor=MultimodalPreprocessor(rows, images))
     export_model(model, str(root / "captioner"), strategy="greedy", max_length=4)
-    return {"dual": str(root / "dual"), "captioner": str(root / "captioner")}
+    fusion = fusion_classifier(vit(), text(), fusion="concat", fusion_kwargs={"output_dim": 8},
+                               heads={"answer": {"type": "multiclass", "num_classes": 2, "labels": ["no", "yes"]}},
+                               preprocessor=MultimodalPreprocessor(tokenizer, images))
+    export_model(fusion, str(root / "fusion"))
+    return {name: str(root / name) for name in ("dual", "captioner", "fusion")}
 
 
 # --- 1. decompression bombs ----------------------------------------------------------------------
@@ -123,9 +129,11 @@ def test_serving_signature_and_commands_refuse_bombs_in_one_line(tmp_path, capsy
     [skipped] = info["skipped"]
     assert "too many pixels: 20000x20000" in skipped["reason"] and "\n" not in skipped["reason"]
     capsys.readouterr()
-    assert main(["caption", exports["captioner"], str(folder / "bomb.png")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "too many pixels: 20000x20000" in err and "bomb.png" in err
+    bomb = str(folder / "bomb.png")
+    for argv in (["caption", exports["captioner"], bomb], ["classify", exports["fusion"], "--image", bomb]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "too many pixels: 20000x20000" in err and bomb in err, argv
 
 
 # --- 2. huge texts ---------------------------------------------------------------------------------
