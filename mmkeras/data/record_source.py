@@ -16,7 +16,9 @@ class RecordSource:
     validates and repairs them in chunks, and counts every decision in
     `self.report` (a fresh `SkipReport` per pass), which is also logged at the
     end of the pass ("kept 10 records; skipped 3 records: 2 corrupt image, 1
-    empty caption").
+    empty caption"). A pass that keeps nothing because images are missing
+    ends with a `ValueError` pointing at the images folder (see
+    `SkipReport.check_images_found`).
 
     Args:
         validate_images: "full", "check" or "none" (see `RecordCleaner`).
@@ -87,3 +89,4 @@ class RecordSource:
         finally:
             cleaner.close()
         self.report.log(self.describe())
+        self.report.check_images_found(self.describe())
