@@ -94,6 +94,19 @@ def _split_output(output):
     )
 
 
+# The pooling CLIP itself uses where `pooling` is "auto".
+_CLIP_POOLINGS = {"clip_vision": "first", "clip_text": "argmax"}
+
+
+def _resolve_pooling(pooling, architecture, own_pooled):
+    """What "auto" pooling means: CLIP's own pooling, else the tower's pooled output (kept "auto"), else "mean"."""
+    if pooling != "auto":
+        return pooling
+    if architecture in _CLIP_POOLINGS:
+        return _CLIP_POOLINGS[architecture]
+    return "mean" if own_pooled is None else "auto"
+
+
 def _take(sequence, index):
     """`sequence[b, index[b]]` for a `[B]` index."""
     index = ops.expand_dims(ops.expand_dims(ops.cast(index, "int32"), -1), -1)
@@ -302,11 +315,7 @@ class KerasHubEncoder(Encoder):
             sequence, own_pooled = output["sequence"], output["pooled"]
         else:
             sequence, own_pooled = _split_output(output)
-        if pooling == "auto":
-            if architecture == "clip_vision":
-                pooling = "first"
-            elif own_pooled is None:
-                pooling = "mean"
+        pooling = _resolve_pooling(pooling, architecture, own_pooled)
         if pooling == "auto":
             pooled = own_pooled
         elif sequence is None:
@@ -353,11 +362,7 @@ class KerasHubEncoder(Encoder):
                     f"`pooling`={pooling!r} needs a sequence, but the tower returns only a vector."
                 )
             return token_ids, own_pooled[:, None, :], own_pooled, ops.ones_like(mask[:, :1])
-        if pooling == "auto":
-            if architecture == "clip_text":
-                pooling = "argmax"
-            elif own_pooled is None:
-                pooling = "mean"
+        pooling = _resolve_pooling(pooling, architecture, own_pooled)
         if pooling == "auto":
             pooled = own_pooled
         elif pooling == "argmax":

@@ -268,11 +268,13 @@ def uncached_step(model, image_tokens, max_length, num_beams=1):
 
     >>> import numpy as np
     >>> from mmkeras.testing.decoding import tiny_captioner
-    >>> model = tiny_captioner(vocabulary_size=30, sequence_length=8)
-    >>> image_tokens = model.encode_images(np.zeros((2, 32, 32, 3), "float32"))
-    >>> step, caches = uncached_step(model, image_tokens, max_length=8)
-    >>> step(np.full((2, 9), 2, "int32"), 0, caches)[0].shape
-    TensorShape([2, 30])
+    >>> model = tiny_captioner(dropout=0.0)
+    >>> image_tokens = model.encode_images(np.ones((1, 32, 32, 3), "float32"))
+    >>> tokens = np.array([[2, 7, 5, 0, 0, 0, 0, 0, 0]], "int32")
+    >>> (cached, caches), (uncached, _) = (make(model, image_tokens, 8) for make in (cached_step, uncached_step))
+    >>> for index in range(3):
+    ...     logits, caches = cached(tokens, index, caches)
+    ...     assert np.allclose(logits, uncached(tokens, index, ())[0], atol=1e-5)
     """
     image_tokens = _repeat_beams(image_tokens, num_beams)
 
