@@ -35,7 +35,8 @@ def main(argv=None):
         argv: argument list (defaults to `sys.argv[1:]`).
 
     Returns:
-        The exit status: 0 on success, 2 on a usage or input error.
+        The exit status: 0 on success, 2 on a usage or input error, an unusable
+        file or folder, or a training that diverged.
 
     Example:
 
@@ -55,7 +56,9 @@ def main(argv=None):
     command = next(c for c in COMMANDS if c.NAME == args.command)
     try:
         return command.run(args)
-    except ValueError as error:
+    # Bad input, an unusable file or folder (a full disk, no permission), a diverged training:
+    # one line, the problem and the field or file it concerns.
+    except (ValueError, OSError, FloatingPointError) as error:
         print(f"mmkeras {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -7,7 +7,7 @@ A run config is a nested dict with these sections:
   validated against the tower's constructor;
 - `model`: arguments of the family's builder, validated against its signature;
 - `data`, `train`, `eval`: validated against `SECTION_DEFAULTS` (every key known,
-  every value of the default's type, choices checked).
+  every value of the default's type, choices checked, numbers within `BOUNDS`).
 """
 
 import copy
@@ -72,6 +72,64 @@ CHOICES = {
     "data.dataset": DATASET_KINDS,
 }
 
+# The allowed range of each numeric field, as an interval: "[" / "]" include the bound,
+# "(" / ")" exclude it, "inf" is unbounded.
+BOUNDS = {
+    "data.val_fraction": "(0, 1)",
+    "data.image_size": "[1, inf)",
+    "data.num_train": "[1, inf)",
+    "data.num_val": "[0, inf)",
+    "data.num_test": "[0, inf)",
+    "data.vocabulary_size": "[1, inf)",
+    "data.sequence_length": "[1, inf)",
+    "data.captions_per_image": "[1, inf)",
+    "data.texts_per_image": "[1, inf)",
+    "train.epochs": "[1, inf)",
+    "train.global_batch_size": "[1, inf)",
+    "train.learning_rate": "(0, inf)",
+    "train.weight_decay": "[0, inf)",
+    "train.warmup_fraction": "[0, 1)",
+    "train.steps_per_execution": "[1, inf)",
+    "train.accumulate": "[1, inf)",
+    "train.checkpoint_every": "[0, inf)",
+    "train.keep_checkpoints": "[1, inf)",
+    "eval.batch_size": "[1, inf)",
+    "eval.num_beams": "[1, inf)",
+    "eval.max_length": "[1, inf)",
+}
+
+# The fields a run may change when it resumes: how long it trains (`train.epochs`, to
+# train longer) and how the same steps execute (where, compiled or not). Any other
+# difference from the run's `config.json` is refused; `mmkeras train --overwrite` starts afresh.
+RESUMABLE_FIELDS = (
+    "train.epochs",
+    "train.strategy",
+    "train.tpu",
+    "train.jit_compile",
+    "train.run_eagerly",
+    "train.graph_optimization",
+)
+
+
+def within(value, interval):
+    """Whether the number `value` lies in `interval` (such as "[0, 1)"; "inf" is unbounded).
+
+    Args:
+        value: a number (None is in no interval).
+        interval: "[low, high]" with "(" or ")" for an excluded bound.
+
+    Example:
+
+    >>> within(0.0, "[0, 1)"), within(1, "[0, 1)"), within(10**9, "(0, inf)"), within(None, "[1, inf)")
+    (True, False, True, False)
+    """
+    if value is None or isinstance(value, bool):
+        return False
+    low, high = (float(bound) for bound in interval[1:-1].split(","))
+    above = value >= low if interval[0] == "[" else value > low
+    below = value <= high if interval[-1] == "]" else value < high
+    return above and below
+
 
 def _check_section(section, values):
     defaults = SECTION_DEFAULTS[section]
@@ -90,6 +148,8 @@ def _check_section(section, values):
             )
         if field in CHOICES and value not in CHOICES[field]:
             raise ValueError(f"Config field `{field}` must be one of {CHOICES[field]}, got {value!r}.")
+        if field in BOUNDS and not within(value, BOUNDS[field]):
+            raise ValueError(f"Config field `{field}` must be in {BOUNDS[field]}, got {value!r}.")
 
 
 def validate_config(config):
@@ -215,6 +275,34 @@ def resolve_config(preset_config, overrides=None):
             if isinstance(default, float) and isinstance(values.get(key), int):
                 values[key] = float(values[key])
     return config
+
+
+def config_differences(stored, config):
+    """The fields where two configs differ, as sorted dotted paths (beyond `RESUMABLE_FIELDS`).
+
+    Configs are compared as JSON holds them (tuples are lists).
+
+    Args:
+        stored: a run's config, as read back from its `config.json`.
+        config: the config a run is asked to continue with.
+
+    Example:
+
+    >>> stored = {"task": "matching", "train": {"epochs": 2, "learning_rate": 0.001}}
+    >>> config_differences(stored, {"task": "matching", "train": {"epochs": 5, "learning_rate": 0.01}})
+    ['train.learning_rate']
+    >>> config_differences({"model": {"dims": [1, 2]}}, {"model": {"dims": (1, 2), "width": 3}})
+    ['model.width']
+    """
+
+    def walk(a, b, prefix):
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b), key=str):
+                yield from walk(a.get(key), b.get(key), f"{prefix}{key}.")
+        elif a != b and prefix[:-1] not in RESUMABLE_FIELDS:
+            yield prefix[:-1]
+
+    return list(walk(json.loads(json.dumps(stored)), json.loads(json.dumps(config)), ""))
 
 
 def _nest(dotted, value):

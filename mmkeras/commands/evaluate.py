@@ -26,7 +26,7 @@ def run(args):
             raise ValueError(
                 f"`mmkeras eval --set` changes only `eval.*` fields (the model is already trained), got {key!r}."
             )
-    config = resolve_config(RunDirectory(args.run_dir).read_json("config.json"), overrides)
+    config = resolve_config(RunDirectory(args.run_dir, create=False).read_json("config.json"), overrides)
     task = task_for_config(config, args.run_dir)
     task.evaluation_suffix = evaluation_suffix(overrides, config)
     metrics = task.evaluate(task.load_model())

@@ -8,7 +8,15 @@ HELP = "train a preset, evaluate it, write metrics.json and export it"
 
 def add_arguments(parser):
     parser.add_argument("preset", help="a preset name (see `mmkeras list`)")
-    parser.add_argument("--output", required=True, help="run directory (local path or gs://)")
+    parser.add_argument(
+        "--output", required=True,
+        help="run directory (local path or gs://); rerunning into it resumes the run, with the same config",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="start afresh: first remove the run already in --output (its config, checkpoints, model, "
+        "history, metrics, logs and export; converted data is kept)",
+    )
     parser.add_argument(
         "--data", metavar="KIND:PATH",
         help="train on real data instead of Shapes: coco:JSON, flickr:TOKEN_FILE, csv:FILE, jsonl:FILE, "
@@ -87,7 +95,8 @@ def run(args):
 
     config = zoo.config(args.preset, **overrides(args))
     task = task_for_config(config, args.output)
-    metrics = task.run(verbose=0 if args.quiet else "auto", evaluate=not args.no_eval, export=not args.no_export)
+    metrics = task.run(verbose=0 if args.quiet else "auto", evaluate=not args.no_eval, export=not args.no_export,
+                       overwrite=args.overwrite)
     if metrics:
         print(json.dumps(metrics, indent=2, sort_keys=True))
     written = ["metrics.json"] * bool(metrics) + ["model.keras"] + ["export/"] * (not args.no_export)

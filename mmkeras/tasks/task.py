@@ -10,6 +10,7 @@ import warnings
 import keras
 import tensorflow as tf
 
+from mmkeras.config import config_differences
 from mmkeras.models import build_from_config
 from mmkeras.tasks.run_directory import RunDirectory
 from mmkeras.training.default_optimizer import default_optimizer
@@ -30,6 +31,13 @@ class Task:
     rebuilds the data stream of the interrupted epoch (each epoch's order is a
     pure function of the seed and the epoch number) and skips the batches
     already trained on, so a killed run continues exactly where it stopped.
+
+    The run directory: one process trains in it at a time (`RunDirectory.lock`,
+    held by the chief for the whole of `run` or `train`), and a run resumes only
+    with the config in its `config.json`, apart from `config.RESUMABLE_FIELDS`
+    (`train.epochs`, to train longer, and how the steps execute); `run(overwrite=True)`
+    (`mmkeras train --overwrite`) starts afresh. `history.json` holds every
+    epoch of the run, across resumes.
 
     Args:
         config: a resolved, validated run config (`mmkeras.zoo.config(...)`).
@@ -82,6 +90,7 @@ class Task:
         # restore from the chief's checkpoints in `output_dir`.
         self.output_dir = str(output_dir)
         self.is_chief = is_chief(self.strategy)
+        self._holding = False  # whether this task holds the run directory's lock
         self.shared_run_dir = RunDirectory(output_dir)
         if self.is_chief:
             self.run_dir = self.shared_run_dir
@@ -192,8 +201,52 @@ class Task:
             .prefetch(tf.data.AUTOTUNE)
         )
 
+    @contextlib.contextmanager
+    def holding_run(self):
+        """Holds the run directory's lock (chief only; re-entrant within this task)."""
+        if self._holding or not self.is_chief:
+            yield
+            return
+        with self.shared_run_dir.lock():
+            self._holding = True
+            try:
+                yield
+            finally:
+                self._holding = False
+
+    def check_resumable(self):
+        """Raises a ValueError if the run directory holds a run with another config.
+
+        Only `config.RESUMABLE_FIELDS` may differ from the stored `config.json`.
+        """
+        path = self.shared_run_dir.file("config.json")
+        if not self.is_chief or not tf.io.gfile.exists(path):
+            return
+        differences = config_differences(self.shared_run_dir.read_json("config.json"), self.config)
+        if differences:
+            raise ValueError(
+                f"The run directory {self.output_dir!r} holds a run with another config (it differs in "
+                f"{', '.join(differences)}): resume it with its own config, choose another `--output`, "
+                "or pass `--overwrite` to start afresh."
+            )
+
+    def remove_previous_run(self):
+        """Removes what an earlier run wrote (its config, checkpoints, model, tokenizer, history, metrics,
+        logs and export); converted data (`data/`) is kept. Call it holding the run (`holding_run`)."""
+        for name in ("checkpoints", "logs", "export"):
+            if tf.io.gfile.exists(self.run_dir.file(name)):
+                tf.io.gfile.rmtree(self.run_dir.file(name))
+        for pattern in ("*.json", "*.keras"):
+            for path in tf.io.gfile.glob(self.run_dir.file(pattern)):
+                tf.io.gfile.remove(path)
+
     def train(self, verbose="auto"):
         """Builds the data and model, fits (resuming if a checkpoint exists), saves `model.keras`."""
+        with self.holding_run():
+            self.check_resumable()
+            return self._train(verbose)
+
+    def _train(self, verbose):
         train = self.config["train"]
         self.run_dir.write_json("config.json", self.config)
         steps, epochs = self.steps_per_epoch, train["epochs"]
@@ -209,10 +262,24 @@ class Task:
             done = checkpoint.restore(model)
         if done:
             print(f"mmkeras: resuming from step {done} ({self.run_dir.checkpoints}).")
+        history, new_losses = self._stored_history(), []
+
+        def record_epoch(epoch, logs):
+            # Indexed by epoch: a resumed epoch replaces what the interrupted run recorded from there on.
+            if checkpoint.saw_non_finite_loss:
+                return
+            for key, value in (logs or {}).items():
+                values = history.setdefault(key, [])
+                values.extend([None] * (epoch - len(values)))
+                values[epoch:] = [float(value)]
+            new_losses.append(float((logs or {}).get("loss", 0.0)))
+            self.run_dir.write_json("history.json", history)
+
         callbacks = [
             checkpoint,
             keras.callbacks.TensorBoard(self.run_dir.logs, update_freq="epoch"),
             keras.callbacks.TerminateOnNaN(),
+            keras.callbacks.LambdaCallback(on_epoch_end=record_epoch),
         ]
         # The interrupted epoch's remaining batches first, then the remaining epochs.
         epoch, offset = divmod(done, steps)
@@ -222,7 +289,6 @@ class Task:
             epoch += 1
         if epoch < epochs:
             segments.append((epoch, epochs, steps, 0))
-        history = {}
         # Op by op: tracing a train step costs seconds, more than a handful of eager steps.
         compiled_run_eagerly, model.run_eagerly = model.run_eagerly, train["run_eagerly"]
         try:
@@ -235,7 +301,7 @@ class Task:
                 checkpoint.stop_at = last * steps
                 with _multi_worker_fit_context(model, self.strategy), warnings.catch_warnings():
                     warnings.filterwarnings("ignore", "Your input ran out of data", UserWarning)
-                    fitted = model.fit(
+                    model.fit(
                         self.training_stream(first, skip, end_epoch=last),
                         initial_epoch=first,
                         epochs=last,
@@ -244,39 +310,50 @@ class Task:
                         callbacks=callbacks,
                         verbose=verbose,
                     )
-                for key, values in fitted.history.items():
-                    history.setdefault(key, []).extend(float(v) for v in values)
         finally:
             model.run_eagerly = compiled_run_eagerly  # evaluation and prediction run as compiled (traced)
-        losses = history.get("loss", [])
-        if checkpoint.saw_non_finite_loss or not all(math.isfinite(v) for v in losses):
+        if checkpoint.saw_non_finite_loss or not all(math.isfinite(v) for v in new_losses):
+            last = tf.train.latest_checkpoint(self.shared_run_dir.checkpoints)
+            kept = f"the last good checkpoint is {last}" if last else "no checkpoint was written before it"
             raise FloatingPointError(
-                "Training diverged: the loss became NaN or infinite. The last good checkpoint is kept in "
-                f"{self.run_dir.checkpoints}; lower `train.learning_rate` and retry."
+                f"Training diverged: the loss became NaN or infinite; {kept}. Lower `train.learning_rate` "
+                "and start afresh (`--overwrite`)."
             )
         self.run_dir.write_json("history.json", history)
-        model.save(self.run_dir.model)
+        self.run_dir.save_model(model)
         return model
 
-    def run(self, verbose="auto", evaluate=True, export=True):
+    def _stored_history(self):
+        """The run's `history.json` so far (`{}` for a new run)."""
+        if not tf.io.gfile.exists(self.run_dir.file("history.json")):
+            return {}
+        return self.run_dir.read_json("history.json")
+
+    def run(self, verbose="auto", evaluate=True, export=True, overwrite=False):
         """Trains, evaluates (writing `metrics.json`) and exports; returns the metrics.
 
         The trained model stays available as `task.model` (the same weights as
-        `model.keras`, without loading it back).
+        `model.keras`, without loading it back). The run directory is held
+        (`holding_run`) throughout.
 
         Args:
             verbose: Keras `fit` verbosity.
             evaluate: evaluate on the held-out split (else the metrics are `{}`).
             export: export the SavedModel to `export/`.
+            overwrite: first remove what an earlier run wrote in the run
+                directory (`remove_previous_run`) and start afresh.
         """
-        model = self.model = self.train(verbose=verbose)
-        metrics = {}
-        if evaluate:
-            metrics = self.evaluate(model)
-            self.write_evaluation_file("metrics", metrics)
-        if export:
-            self.export(model, self.run_dir.export)
-        return metrics
+        with self.holding_run():
+            if overwrite:
+                self.remove_previous_run()
+            model = self.model = self.train(verbose=verbose)
+            metrics = {}
+            if evaluate:
+                metrics = self.evaluate(model)
+                self.write_evaluation_file("metrics", metrics)
+            if export:
+                self.export(model, self.run_dir.export)
+            return metrics
 
     def write_evaluation_file(self, stem, data):
         """Writes an evaluation result `data` to `{stem}{evaluation_suffix}.json` in the run directory."""

@@ -1,4 +1,5 @@
 import math
+import os
 
 import keras
 import tensorflow as tf
@@ -16,7 +17,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     that is picked up half-written; the last `keep` checkpoints are kept.
 
     At restore, a checkpoint that fails to load (corrupt or partial files) is
-    reported and the previous one is tried, down to a fresh start.
+    reported and the previous one is tried, down to a fresh start; the
+    temporary `ckpt-N_temp/` folders of a write that was killed are removed.
 
     A checkpoint is never written after a non-finite loss, so the last one on
     disk is always a good one.
@@ -89,6 +91,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     def restore(self, model):
         """Restores the newest loadable checkpoint into `model`; returns the step (0: none)."""
         manager = self._checkpoint_manager(model)
+        if self.write_directory is None:  # the process that owns `directory`
+            self._remove_partial_writes()
         for path in reversed(manager.checkpoints):
             try:
                 manager.checkpoint.restore(path).assert_existing_objects_matched()
@@ -100,6 +104,15 @@ class ResumableCheckpoint(keras.callbacks.Callback):
                 )
         self.step.assign(0)
         return 0
+
+    def _remove_partial_writes(self):
+        """Removes the temporary folders (`ckpt-N_temp/`) of checkpoint writes that never finished."""
+        for path in tf.io.gfile.glob(os.path.join(self.directory, "*_temp")):
+            print(f"mmkeras: removing {path}, left by a checkpoint write that did not finish.")
+            if tf.io.gfile.isdir(path):
+                tf.io.gfile.rmtree(path)
+            else:
+                tf.io.gfile.remove(path)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = int(self.step.numpy())

@@ -6,6 +6,7 @@ its epochs into the next one's batches, and the resumed run's first `fit`
 each stretch of training may be trained on, once each.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -61,6 +62,9 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     resumed = subprocess.run(_command(interrupted), capture_output=True, text=True, timeout=900, env=_env())
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from step" in resumed.stdout
+    # The history holds both epochs: the one before the kill and the one after.
+    history = json.loads((interrupted / "history.json").read_text())
+    assert len(history["loss"]) == 2 and all(np.isfinite(history["loss"]))
 
     expected = keras.saving.load_model(reference / "model.keras").get_weights()
     actual = keras.saving.load_model(interrupted / "model.keras").get_weights()
