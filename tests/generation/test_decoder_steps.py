@@ -5,15 +5,22 @@ import tensorflow as tf
 from mmkeras.generation.decoder_steps import cached_step
 from mmkeras.generation.decoder_steps import reorder_caches
 from mmkeras.generation.decoder_steps import uncached_step
+from mmkeras.preprocessing.special_tokens import BOS_ID
 from mmkeras.testing.decoding import tiny_captioner
 
 
+def _model_images_tokens(seed, num_layers=2, rows=2):
+    """A tiny captioner (6 positions), 2 images and `rows` random token rows that start with [BOS]."""
+    keras.utils.set_random_seed(seed)
+    model = tiny_captioner(vocabulary_size=20, sequence_length=6, num_layers=num_layers, mlp_dim=32, dropout=0.0)
+    images = np.random.default_rng(seed).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    tokens = np.random.default_rng(seed + 1).integers(4, 20, (rows, 7)).astype("int32")
+    tokens[:, 0] = BOS_ID
+    return model, images, tokens
+
+
 def test_cached_and_uncached_steps_match_the_full_forward_pass():
-    keras.utils.set_random_seed(0)
-    model = tiny_captioner(vocabulary_size=20, sequence_length=6, num_layers=2, mlp_dim=32, dropout=0.0)
-    images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
-    tokens = np.random.default_rng(1).integers(4, 20, (2, 7)).astype("int32")
-    tokens[:, 0] = 2
+    model, images, tokens = _model_images_tokens(0)
     full = model({"images": images, "token_ids": tokens[:, :6]}).numpy()
     image_tokens = model.encode_images(images)
     for num_beams in (1, 2):
@@ -33,11 +40,7 @@ def test_cached_and_uncached_steps_match_the_full_forward_pass():
 
 def test_compiled_cached_step_equals_the_full_forward_pass():
     """One token at a time through the KV cache under XLA, as the decoding loops run it."""
-    keras.utils.set_random_seed(2)
-    model = tiny_captioner(vocabulary_size=20, sequence_length=6, num_layers=1, mlp_dim=32, dropout=0.0)
-    images = np.random.default_rng(3).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
-    tokens = np.random.default_rng(4).integers(4, 20, (2, 7)).astype("int32")
-    tokens[:, 0] = 2
+    model, images, tokens = _model_images_tokens(2, num_layers=1)
     full = model({"images": images, "token_ids": tokens[:, :6]}).numpy()
     step, caches = cached_step(model, model.encode_images(images), 6)
     compiled = tf.function(step, jit_compile=True)
@@ -48,13 +51,9 @@ def test_compiled_cached_step_equals_the_full_forward_pass():
 
 def test_reordered_caches_give_each_row_its_new_parents_past():
     """Rows that change parents mid-decode see their new past, as if recomputed from scratch."""
-    keras.utils.set_random_seed(1)
-    model = tiny_captioner(vocabulary_size=20, sequence_length=6, num_layers=2, mlp_dim=32, dropout=0.0)
-    images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
-    image_tokens = model.encode_images(images)
     beams = 3
-    tokens = np.random.default_rng(2).integers(4, 20, (2 * beams, 7)).astype("int32")
-    tokens[:, 0] = 2
+    model, images, tokens = _model_images_tokens(1, rows=2 * beams)
+    image_tokens = model.encode_images(images)
     step, caches = cached_step(model, image_tokens, 6, num_beams=beams)
     # Parents stay within their image (rows b * beams + j); one row keeps itself, one swaps, one is duplicated.
     reorders = {1: [2, 2, 0, 4, 3, 5], 3: [1, 0, 0, 5, 5, 4]}
