@@ -360,7 +360,11 @@ class Task:
         self.run_dir.write_json(f"{stem}{self.evaluation_suffix}.json", data)
 
     def load_model(self):
-        return keras.saving.load_model(self.run_dir.model)
+        """The run's `model.keras`; the local TF-Hub SavedModels its config names may load with it."""
+        from mmkeras.encoders.tf_hub_layer import allow_saved_models
+
+        with allow_saved_models(local_saved_models(self.config)):
+            return keras.saving.load_model(self.run_dir.model)
 
     @staticmethod
     def describe(metrics):
@@ -368,6 +372,29 @@ class Task:
 
     def path(self, name):
         return os.path.join(self.run_dir.path, name)
+
+
+def local_saved_models(config):
+    """The local SavedModel directories a run config's `tf_hub` towers name (URLs and hub names left out).
+
+    These are what the user named for the run, so loading its `model.keras` may load them; any
+    other handle stored in the file stays refused (see `mmkeras.encoders.allow_saved_models`).
+
+    Example:
+
+    >>> import tempfile
+    >>> tower = tempfile.mkdtemp()
+    >>> local_saved_models({"image_encoder": {"type": "tf_hub", "handle": tower},
+    ...                     "text_encoder": {"type": "tf_hub", "handle": "https://example.com/bert"}}) == [tower]
+    True
+    """
+    specs = (config.get("image_encoder"), config.get("text_encoder"))
+    return [
+        spec["handle"]
+        for spec in specs
+        if spec and spec.get("type") == "tf_hub" and "://" not in str(spec.get("handle", "://"))
+        and tf.io.gfile.isdir(spec["handle"])
+    ]
 
 
 def _worker_scratch_directory(strategy):
