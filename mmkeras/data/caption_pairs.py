@@ -37,19 +37,9 @@ def _to_full_captions(ids, sequence_length, add_special_tokens, bos_id, eos_id, 
     return ids.to_tensor(default_value=pad_id, shape=[None, sequence_length + 1])
 
 
-def caption_pairs(
-    dataset,
-    tokenizer,
-    sequence_length,
-    mode="sample",
-    seed=None,
-    image_key="image",
-    captions_key="captions",
-    add_special_tokens=True,
-    bos_id=BOS_ID,
-    eos_id=EOS_ID,
-    pad_id=PAD_ID,
-):
+def caption_pairs(dataset, tokenizer, sequence_length, mode="sample", seed=None, image_key="image",
+                  captions_key="captions", add_special_tokens=True, bos_id=BOS_ID, eos_id=EOS_ID,
+                  pad_id=PAD_ID):
     """Turns `{"image", "captions": string[K]}` elements into captioner training pairs.
 
     With several reference captions per image, an epoch should not take one

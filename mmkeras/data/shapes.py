@@ -786,16 +786,8 @@ class Shapes:
     QUESTION_TYPES = QUESTION_TYPES
     NEGATIVE_KINDS = NEGATIVE_KINDS
 
-    def __init__(
-        self,
-        image_size=64,
-        seed=0,
-        num_train=8000,
-        num_val=1000,
-        num_test=1000,
-        num_captions=5,
-        match_pairs=2,
-    ):
+    def __init__(self, image_size=64, seed=0, num_train=8000, num_val=1000, num_test=1000, num_captions=5,
+                 match_pairs=2):
         self.image_size = check_int("image_size", image_size, minimum=MIN_IMAGE_SIZE, maximum=MAX_IMAGE_SIZE)
         self.seed = check_int("seed", seed)
         self.num_examples = {

@@ -159,17 +159,8 @@ class ShardReader:
             return tf.data.experimental.AutoShardPolicy.FILE
         return tf.data.experimental.AutoShardPolicy.DATA
 
-    def records(
-        self,
-        shuffle=False,
-        shuffle_buffer=0,
-        seed=None,
-        repeat=False,
-        deterministic=False,
-        input_context=None,
-        num_workers=None,
-        cycle_length=8,
-    ):
+    def records(self, shuffle=False, shuffle_buffer=0, seed=None, repeat=False, deterministic=False,
+                input_context=None, num_workers=None, cycle_length=8):
         """The parsed records: `{"id", "image" (bytes), "texts" [K], "label", "label_name"}`.
 
         Args:
@@ -237,21 +228,9 @@ class ShardReader:
 
     # --- model inputs -----------------------------------------------------------
 
-    def dataset(
-        self,
-        family="matching",
-        tokenizer=None,
-        image_size=224,
-        batch_size=None,
-        drop_remainder=False,
-        caption="sample",
-        augment=None,
-        label_head=None,
-        preprocessor=None,
-        errors="catch",
-        prefetch=True,
-        **record_kwargs,
-    ):
+    def dataset(self, family="matching", tokenizer=None, image_size=224, batch_size=None,
+                drop_remainder=False, caption="sample", augment=None, label_head=None, preprocessor=None,
+                errors="catch", prefetch=True, **record_kwargs):
         """A dataset of model inputs for one family (see the class docstring).
 
         Args:

@@ -62,18 +62,8 @@ class TfdsSource(RecordSource):
     ```
     """
 
-    def __init__(
-        self,
-        name,
-        split="train",
-        data_dir=None,
-        image_key=None,
-        texts_key=None,
-        label_key=None,
-        id_key=None,
-        skip_decoding=True,
-        **kwargs,
-    ):
+    def __init__(self, name, split="train", data_dir=None, image_key=None, texts_key=None, label_key=None,
+                 id_key=None, skip_decoding=True, **kwargs):
         super().__init__(**kwargs)
         if not name or not isinstance(name, str):
             raise ValueError(f"`name` must be a TFDS dataset name, got {name!r}.")

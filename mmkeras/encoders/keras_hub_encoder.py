@@ -193,20 +193,9 @@ class KerasHubEncoder(Encoder):
     (TensorShape([2, 5, 16]), TensorShape([2, 16]), 16)
     """
 
-    def __init__(
-        self,
-        preset=None,
-        modality="image",
-        tower=None,
-        pooling="auto",
-        pad_token_id=0,
-        image_scale=None,
-        image_offset=None,
-        load_weights=True,
-        trainable=True,
-        dtype=None,
-        **kwargs,
-    ):
+    def __init__(self, preset=None, modality="image", tower=None, pooling="auto", pad_token_id=0,
+                 image_scale=None, image_offset=None, load_weights=True, trainable=True, dtype=None,
+                 **kwargs):
         if modality not in MODALITIES:
             raise ValueError(f"`modality` must be one of {MODALITIES}, got {modality!r}.")
         poolings = IMAGE_POOLINGS if modality == "image" else TEXT_POOLINGS

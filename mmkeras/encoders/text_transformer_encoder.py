@@ -57,21 +57,9 @@ class TextTransformerEncoder(Encoder):
     (TensorShape([1, 6, 16]), TensorShape([1, 16]))
     """
 
-    def __init__(
-        self,
-        vocabulary_size,
-        sequence_length,
-        hidden_dim=512,
-        num_layers=12,
-        num_heads=8,
-        mlp_dim=2048,
-        causal=True,
-        pooling=None,
-        dropout=0.0,
-        pooled_only=False,
-        dtype=None,
-        **kwargs,
-    ):
+    def __init__(self, vocabulary_size, sequence_length, hidden_dim=512, num_layers=12, num_heads=8,
+                 mlp_dim=2048, causal=True, pooling=None, dropout=0.0, pooled_only=False, dtype=None,
+                 **kwargs):
         pooling = pooling or ("last" if causal else "first")
         if pooling not in TEXT_POOLINGS:
             raise ValueError(f"`pooling` must be one of {TEXT_POOLINGS}, got {pooling!r}.")

@@ -90,24 +90,9 @@ class TFHubEncoder(Encoder):
     (TensorShape([2, 1, 5]), TensorShape([2, 5]), 5)
     """
 
-    def __init__(
-        self,
-        handle,
-        modality="image",
-        input_shape=None,
-        input_kind="token_ids",
-        text_input_format="ids",
-        signature=None,
-        output_key=None,
-        sequence_key=None,
-        pooled_key=None,
-        arguments=None,
-        image_scale=None,
-        image_offset=None,
-        trainable=False,
-        dtype=None,
-        **kwargs,
-    ):
+    def __init__(self, handle, modality="image", input_shape=None, input_kind="token_ids",
+                 text_input_format="ids", signature=None, output_key=None, sequence_key=None, pooled_key=None,
+                 arguments=None, image_scale=None, image_offset=None, trainable=False, dtype=None, **kwargs):
         if modality not in MODALITIES:
             raise ValueError(f"`modality` must be one of {MODALITIES}, got {modality!r}.")
         if input_kind not in INPUT_KINDS:

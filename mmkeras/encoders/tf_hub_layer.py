@@ -195,16 +195,8 @@ class TFHubLayer(keras.layers.Layer):
     1
     """
 
-    def __init__(
-        self,
-        handle,
-        trainable=False,
-        signature=None,
-        signature_outputs_as_dict=False,
-        output_key=None,
-        arguments=None,
-        **kwargs,
-    ):
+    def __init__(self, handle, trainable=False, signature=None, signature_outputs_as_dict=False,
+                 output_key=None, arguments=None, **kwargs):
         if isinstance(handle, os.PathLike):
             handle = os.fspath(handle)
         if not isinstance(handle, str) or not handle:

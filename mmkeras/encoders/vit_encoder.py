@@ -70,22 +70,9 @@ class ViTEncoder(Encoder):
     192
     """
 
-    def __init__(
-        self,
-        image_size=224,
-        patch_size=16,
-        hidden_dim=768,
-        num_layers=12,
-        num_heads=12,
-        mlp_dim=3072,
-        pooling="cls",
-        dropout=0.0,
-        stem="linear",
-        position_stddev=0.02,
-        pooled_only=False,
-        dtype=None,
-        **kwargs,
-    ):
+    def __init__(self, image_size=224, patch_size=16, hidden_dim=768, num_layers=12, num_heads=12,
+                 mlp_dim=3072, pooling="cls", dropout=0.0, stem="linear", position_stddev=0.02,
+                 pooled_only=False, dtype=None, **kwargs):
         if pooling not in POOLINGS:
             raise ValueError(f"`pooling` must be one of {POOLINGS}, got {pooling!r}.")
         if int(num_layers) < 0:

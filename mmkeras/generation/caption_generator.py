@@ -74,25 +74,9 @@ class CaptionGenerator:
     (TensorShape([2, 6]), TensorShape([2]))
     """
 
-    def __init__(
-        self,
-        model,
-        max_length=None,
-        strategy="greedy",
-        num_beams=4,
-        length_penalty=1.0,
-        k=10,
-        p=0.9,
-        temperature=1.0,
-        seed=None,
-        min_length=0,
-        use_cache=True,
-        jit_compile=True,
-        detokenizer=None,
-        bos_id=BOS_ID,
-        eos_id=EOS_ID,
-        pad_id=PAD_ID,
-    ):
+    def __init__(self, model, max_length=None, strategy="greedy", num_beams=4, length_penalty=1.0, k=10,
+                 p=0.9, temperature=1.0, seed=None, min_length=0, use_cache=True, jit_compile=True,
+                 detokenizer=None, bos_id=BOS_ID, eos_id=EOS_ID, pad_id=PAD_ID):
         for attribute in ("decoder_blocks", "encode_images", "hidden_to_logits", "sequence_length"):
             if not hasattr(model, attribute):
                 raise ValueError(

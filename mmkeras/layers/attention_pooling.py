@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from mmkeras.config_fields import config_fields
 from mmkeras.layers.attention_mask import merge_attention_masks
 from mmkeras.validation import check_int
 
@@ -78,12 +79,4 @@ class AttentionPooling(keras.layers.Layer):
 
     # === Config ===
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "num_heads": self.num_heads,
-                "num_queries": self.num_queries,
-                "layer_norm_epsilon": self.layer_norm_epsilon,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_fields(self, "num_heads num_queries layer_norm_epsilon")}

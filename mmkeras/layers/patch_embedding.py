@@ -52,16 +52,8 @@ class PatchEmbedding(keras.layers.Layer):
     TensorShape([2, 65, 32])
     """
 
-    def __init__(
-        self,
-        patch_size,
-        hidden_dim,
-        use_class_token=True,
-        kernel_initializer="glorot_uniform",
-        stem="linear",
-        position_initializer=None,
-        **kwargs,
-    ):
+    def __init__(self, patch_size, hidden_dim, use_class_token=True, kernel_initializer="glorot_uniform",
+                 stem="linear", position_initializer=None, **kwargs):
         super().__init__(**kwargs)
         patch_size = check_int("patch_size", patch_size, minimum=1)
         hidden_dim = check_int("hidden_dim", hidden_dim, minimum=1)

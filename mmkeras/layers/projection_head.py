@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from mmkeras.config_fields import config_fields
 from mmkeras.validation import check_int
 
 
@@ -80,15 +81,5 @@ class ProjectionHead(keras.layers.Layer):
 
     # === Config ===
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "output_dim": self.output_dim,
-                "hidden_dim": self.hidden_dim,
-                "activation": self.activation,
-                "dropout": self.dropout,
-                "normalize": self.normalize,
-                "use_bias": self.use_bias,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_fields(
+            self, "output_dim hidden_dim activation dropout normalize use_bias")}

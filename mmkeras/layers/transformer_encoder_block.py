@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from mmkeras.config_fields import config_fields
 from mmkeras.layers.attention_mask import merge_attention_masks
 from mmkeras.validation import check_int
 from mmkeras.validation import check_rate
@@ -152,18 +153,8 @@ class TransformerEncoderBlock(keras.layers.Layer):
 
     # === Config ===
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "num_heads": self.num_heads,
-                "mlp_dim": self.mlp_dim,
-                "dropout": self.dropout,
-                "activation": self.activation,
-                "layer_norm_epsilon": self.layer_norm_epsilon,
-                "causal": self.causal,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_fields(
+            self, "num_heads mlp_dim dropout activation layer_norm_epsilon causal")}
 
 
 def _activation(name):

@@ -3,6 +3,8 @@ import math
 import keras
 from keras import ops
 
+from mmkeras.config_fields import config_fields
+
 
 class _MaxValue(keras.constraints.Constraint):
     """Clips a variable to at most `max_value` after each optimizer step."""
@@ -110,12 +112,4 @@ class LogitScale(keras.layers.Layer):
         return spec
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "init_scale": self.init_scale,
-                "max_scale": self.max_scale,
-                "init_bias": self.init_bias,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_fields(self, "init_scale max_scale init_bias")}

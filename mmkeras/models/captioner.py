@@ -84,21 +84,9 @@ class Captioner(keras.Model):
     >>> history = model.fit(inputs, targets, epochs=1, verbose=0)
     """
 
-    def __init__(
-        self,
-        image_encoder,
-        vocabulary_size=None,
-        sequence_length=32,
-        num_layers=6,
-        num_heads=8,
-        hidden_dim=None,
-        mlp_dim=None,
-        dropout=0.1,
-        tie_weights=True,
-        preprocessor=None,
-        dtype=None,
-        **kwargs,
-    ):
+    def __init__(self, image_encoder, vocabulary_size=None, sequence_length=32, num_layers=6, num_heads=8,
+                 hidden_dim=None, mlp_dim=None, dropout=0.1, tie_weights=True, preprocessor=None, dtype=None,
+                 **kwargs):
         tokenizer = None if preprocessor is None else preprocessor.tokenizer
         if vocabulary_size is None and tokenizer is not None:
             vocabulary_size = tokenizer.vocabulary_size()

@@ -65,20 +65,9 @@ class DualEncoder(keras.Model):
     >>> history = model.fit(batch, epochs=1, verbose=0)
     """
 
-    def __init__(
-        self,
-        image_encoder,
-        text_encoder,
-        embed_dim=256,
-        loss="clip",
-        projection_hidden_dim=None,
-        freeze_image_encoder=False,
-        siglip_chunk_size=None,
-        gather_across_replicas=True,
-        preprocessor=None,
-        dtype=None,
-        **kwargs,
-    ):
+    def __init__(self, image_encoder, text_encoder, embed_dim=256, loss="clip", projection_hidden_dim=None,
+                 freeze_image_encoder=False, siglip_chunk_size=None, gather_across_replicas=True,
+                 preprocessor=None, dtype=None, **kwargs):
         if loss not in LOSSES:
             raise ValueError(f"`loss` must be one of {LOSSES}, got {loss!r}.")
         if int(embed_dim) < 1:

@@ -134,19 +134,9 @@ class FusionClassifier(keras.Model):
     >>> history = model.fit(batch, labels, epochs=1, verbose=0)
     """
 
-    def __init__(
-        self,
-        image_encoder=None,
-        text_encoder=None,
-        extra_inputs=None,
-        fusion="concat",
-        fusion_kwargs=None,
-        heads=None,
-        modality_dropout=0.1,
-        preprocessor=None,
-        dtype=None,
-        **kwargs,
-    ):
+    def __init__(self, image_encoder=None, text_encoder=None, extra_inputs=None, fusion="concat",
+                 fusion_kwargs=None, heads=None, modality_dropout=0.1, preprocessor=None, dtype=None,
+                 **kwargs):
         if not isinstance(fusion, str) or fusion not in FUSIONS:
             raise ValueError(f"`fusion` must be one of {sorted(FUSIONS)}, got {fusion!r}.")
         if fusion_kwargs is not None and not isinstance(fusion_kwargs, dict):

@@ -448,14 +448,8 @@ def _string_batch(image_bytes):
     )
 
 
-def try_decode_image(
-    image_bytes,
-    image_size=224,
-    resize="pad",
-    mean=(0.5, 0.5, 0.5),
-    std=(0.5, 0.5, 0.5),
-    max_pixels=DEFAULT_MAX_PIXELS,
-):
+def try_decode_image(image_bytes, image_size=224, resize="pad", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+                     max_pixels=DEFAULT_MAX_PIXELS):
     """Decodes encoded images like `ImagePreprocessor`, flagging bad ones instead of raising.
 
     Never raises for bytes TensorFlow's decoders reject (empty strings,
@@ -615,15 +609,8 @@ class ImagePreprocessor(keras.layers.Layer):
     [255, 255, 255]
     """
 
-    def __init__(
-        self,
-        image_size=224,
-        resize="pad",
-        mean=(0.5, 0.5, 0.5),
-        std=(0.5, 0.5, 0.5),
-        max_pixels=DEFAULT_MAX_PIXELS,
-        **kwargs,
-    ):
+    def __init__(self, image_size=224, resize="pad", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+                 max_pixels=DEFAULT_MAX_PIXELS, **kwargs):
         super().__init__(**kwargs)
         # === Config ===
         (self._height, self._width), self.mean, self.std = _validate_options(

@@ -152,18 +152,8 @@ class SubwordTokenizer(keras.layers.Layer):
     # record this next to their signatures.
     serving_imports = ("tensorflow_text",)
 
-    def __init__(
-        self,
-        vocabulary,
-        sequence_length=32,
-        lowercase=True,
-        strip_accents=False,
-        split_on_cjk=True,
-        add_bos=True,
-        add_eos=True,
-        max_text_bytes=DEFAULT_MAX_TEXT_BYTES,
-        **kwargs,
-    ):
+    def __init__(self, vocabulary, sequence_length=32, lowercase=True, strip_accents=False, split_on_cjk=True,
+                 add_bos=True, add_eos=True, max_text_bytes=DEFAULT_MAX_TEXT_BYTES, **kwargs):
         super().__init__(**kwargs)
         import keras_hub
 
@@ -221,18 +211,8 @@ class SubwordTokenizer(keras.layers.Layer):
     # --- training ---------------------------------------------------------
 
     @classmethod
-    def train(
-        cls,
-        corpus,
-        vocabulary_size,
-        sequence_length=32,
-        lowercase=True,
-        strip_accents=False,
-        split_on_cjk=True,
-        add_bos=True,
-        add_eos=True,
-        **kwargs,
-    ):
+    def train(cls, corpus, vocabulary_size, sequence_length=32, lowercase=True, strip_accents=False,
+              split_on_cjk=True, add_bos=True, add_eos=True, **kwargs):
         """Learns a WordPiece vocabulary from a corpus and returns a tokenizer using it.
 
         Args:

@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from mmkeras.config_fields import config_fields
 from mmkeras.layers.fusions.fusion import Fusion
 from mmkeras.validation import check_int
 from mmkeras.validation import check_rate
@@ -95,13 +96,4 @@ class BilinearFusion(Fusion):
 
     # === Config ===
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "output_dim": self.output_dim,
-                "factor_dim": self.factor_dim,
-                "dropout": self.dropout,
-                "epsilon": self.epsilon,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_fields(self, "output_dim factor_dim dropout epsilon")}

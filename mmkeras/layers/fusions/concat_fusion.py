@@ -41,16 +41,8 @@ class ConcatFusion(Fusion):
     TensorShape([2, 4])
     """
 
-    def __init__(
-        self,
-        output_dim,
-        hidden_dims=(),
-        activation="relu",
-        dropout=0.0,
-        append_presence=True,
-        modalities=None,
-        **kwargs,
-    ):
+    def __init__(self, output_dim, hidden_dims=(), activation="relu", dropout=0.0, append_presence=True,
+                 modalities=None, **kwargs):
         super().__init__(modalities=modalities, **kwargs)
         output_dim = check_int("output_dim", output_dim, minimum=1)
         hidden_dims = list(check_ints("hidden_dims", hidden_dims or [], minimum=1))

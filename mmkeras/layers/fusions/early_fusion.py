@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from mmkeras.config_fields import config_fields
 from mmkeras.layers.fusions.fusion import Fusion
 from mmkeras.layers.modality_type_embedding import ModalityTypeEmbedding
 
@@ -43,18 +44,8 @@ class EarlyFusion(Fusion):
     TensorShape([2, 8])
     """
 
-    def __init__(
-        self,
-        hidden_dim,
-        num_layers=2,
-        num_heads=4,
-        mlp_dim=None,
-        dropout=0.0,
-        output_dim=None,
-        layer_norm_epsilon=1e-6,
-        modalities=None,
-        **kwargs,
-    ):
+    def __init__(self, hidden_dim, num_layers=2, num_heads=4, mlp_dim=None, dropout=0.0, output_dim=None,
+                 layer_norm_epsilon=1e-6, modalities=None, **kwargs):
         super().__init__(modalities=modalities, **kwargs)
         self.set_transformer_arguments(
             hidden_dim, num_layers, num_heads, mlp_dim, dropout, output_dim, layer_norm_epsilon
@@ -106,16 +97,5 @@ class EarlyFusion(Fusion):
 
     # === Config ===
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "hidden_dim": self.hidden_dim,
-                "num_layers": self.num_layers,
-                "num_heads": self.num_heads,
-                "mlp_dim": self.mlp_dim,
-                "dropout": self.dropout,
-                "output_dim": self._output_dim_arg,
-                "layer_norm_epsilon": self.layer_norm_epsilon,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_fields(
+            self, "hidden_dim num_layers num_heads mlp_dim dropout layer_norm_epsilon", output_dim="_output_dim_arg")}

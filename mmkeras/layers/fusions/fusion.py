@@ -139,10 +139,8 @@ class Fusion(keras.layers.Layer):
         raise NotImplementedError
 
     # --- helpers of the Transformer-based fusions ----------------------------
-    def set_transformer_arguments(
-        self, hidden_dim, num_layers, num_heads, mlp_dim, dropout, output_dim, layer_norm_epsilon,
-        **positive_ints,
-    ):
+    def set_transformer_arguments(self, hidden_dim, num_layers, num_heads, mlp_dim, dropout, output_dim, layer_norm_epsilon,
+                                  **positive_ints):
         """Checks and stores the arguments the Transformer-based fusions share.
 
         Sets `hidden_dim`, `num_layers`, `num_heads`, `mlp_dim`, `dropout`,

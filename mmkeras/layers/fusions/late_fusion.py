@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from mmkeras.config_fields import config_fields
 from mmkeras.layers.fusions.fusion import _NEG, Fusion, presence_matrix
 from mmkeras.validation import check_int
 from mmkeras.validation import check_rate
@@ -165,16 +166,5 @@ class LateFusion(Fusion):
 
     # === Config ===
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "num_classes": self.num_classes,
-                "combine": self.combine,
-                "activation": self.activation,
-                "return_probabilities": self.return_probabilities,
-                "hidden_dim": self.hidden_dim,
-                "head_activation": self.head_activation,
-                "dropout": self.dropout,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_fields(
+            self, "num_classes combine activation return_probabilities hidden_dim head_activation dropout")}

@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from mmkeras.config_fields import config_fields
 from mmkeras.layers.fusions.fusion import Fusion, presence_matrix
 from mmkeras.validation import check_int
 
@@ -70,12 +71,4 @@ class SumFusion(Fusion):
 
     # === Config ===
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "output_dim": self.output_dim,
-                "activation": self.activation,
-                "normalize": self.normalize,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_fields(self, "output_dim activation normalize")}
