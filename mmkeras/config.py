@@ -27,6 +27,7 @@ SECTION_DEFAULTS = {
         "data_dir": None,
         "split_json": None,
         "image_size": 64,
+        "max_pixels": 50_000_000,
         "num_train": 6000,
         "num_val": 500,
         "num_test": 1000,
@@ -77,6 +78,7 @@ CHOICES = {
 BOUNDS = {
     "data.val_fraction": "(0, 1)",
     "data.image_size": "[1, inf)",
+    "data.max_pixels": "[1, inf)",
     "data.num_train": "[1, inf)",
     "data.num_val": "[0, inf)",
     "data.num_test": "[0, inf)",

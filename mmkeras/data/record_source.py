@@ -4,6 +4,7 @@ import itertools
 
 from mmkeras.data.record_cleaner import RecordCleaner
 from mmkeras.data.skip_report import SkipReport
+from mmkeras.preprocessing.image_preprocessor import DEFAULT_MAX_PIXELS
 from mmkeras.validation import check_int
 
 
@@ -26,6 +27,8 @@ class RecordSource:
         max_records: stop after this many raw records (`None`: all).
         num_threads: threads reading and decoding images.
         chunk_size: raw records validated together.
+        max_pixels: images whose header declares more pixels are skipped as
+            "too many pixels", never decoded (see `RecordCleaner`).
 
     Example:
 
@@ -42,21 +45,16 @@ class RecordSource:
     'kept 1 record; skipped 1 record: 1 unsupported image format'
     """
 
-    def __init__(
-        self,
-        validate_images="full",
-        require_texts=True,
-        max_records=None,
-        num_threads=8,
-        chunk_size=64,
-    ):
+    def __init__(self, validate_images="full", require_texts=True, max_records=None, num_threads=8, chunk_size=64,
+                 max_pixels=DEFAULT_MAX_PIXELS):
         if max_records is not None and (
             isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 0
         ):
             raise ValueError(f"`max_records` must be a non-negative int or None, got {max_records!r}.")
         chunk_size = check_int("chunk_size", chunk_size, minimum=1)
         # Validates `validate_images` and `num_threads` early.
-        RecordCleaner(validate_images=validate_images, num_threads=num_threads)
+        RecordCleaner(validate_images=validate_images, num_threads=num_threads, max_pixels=max_pixels)
+        self.max_pixels = max_pixels
         self.validate_images = validate_images
         self.require_texts = require_texts
         self.max_records = max_records
@@ -74,9 +72,8 @@ class RecordSource:
 
     def __iter__(self):
         self.report = SkipReport()
-        cleaner = RecordCleaner(
-            self.report, self.validate_images, self.require_texts, self.num_threads
-        )
+        cleaner = RecordCleaner(self.report, self.validate_images, self.require_texts, self.num_threads,
+                                max_pixels=self.max_pixels)
         raws = self.raw_records()
         if self.max_records is not None:
             raws = itertools.islice(raws, self.max_records)

@@ -124,7 +124,7 @@ class RecordTask(Task):
             )
         self.source_config = {k: data[k] for k in _SOURCE_FIELDS}
         self.source_config["family"] = self.family
-        self.preprocessor = ImagePreprocessor(image_size=data["image_size"], resize="pad")
+        self.preprocessor = ImagePreprocessor(image_size=data["image_size"], resize="pad", max_pixels=data["max_pixels"])
         self.data_path = path if kind == "tfrecord" else self.run_dir.file(DATA_FOLDER)
         self._tokenizer = None
         self._prepared = False
@@ -165,7 +165,7 @@ class RecordTask(Task):
         data = self.config["data"]
         kind = data["dataset"]
         spec = f"{kind}:{data['path']}"
-        kwargs = {"images": data["images"], "data_dir": data["data_dir"]}
+        kwargs = {"images": data["images"], "data_dir": data["data_dir"], "max_pixels": data["max_pixels"]}
         if self.family == "fusion":
             kwargs["require_texts"] = False  # a missing text is a missing modality, not a bad record
         if kind == "flickr" and data["split_json"]:

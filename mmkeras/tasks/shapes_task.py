@@ -51,7 +51,7 @@ class ShapesTask(Task):
             num_val=data["num_val"],
             num_test=data["num_test"],
         )
-        self.preprocessor = ImagePreprocessor(image_size=data["image_size"], resize="pad")
+        self.preprocessor = ImagePreprocessor(image_size=data["image_size"], resize="pad", max_pixels=data["max_pixels"])
         self._tokenizer = None
         self._train_tensors = None
 

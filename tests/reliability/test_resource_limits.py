@@ -171,3 +171,22 @@ def test_ten_megabyte_caption_is_one_skipped_row(tmp_path):
         assert [(r["id"], r["texts"]) for r in source] == expected
         assert dict(source.report.skipped) == {"text too long": 1}
         assert source.report.examples["text too long"] == ["line 3" if name == "m.csv" else "line 2"]
+
+
+def test_the_pixel_limit_is_one_config_field_for_loading_training_and_serving(tmp_path):
+    from mmkeras import zoo
+    from mmkeras.data import open_source
+    from mmkeras.tasks import task_for_config
+
+    (tmp_path / "small.png").write_bytes(png(8, 8))
+    (tmp_path / "large.png").write_bytes(png(20, 20))
+    (tmp_path / "m.csv").write_text("image_path,text\nsmall.png,a cat\nlarge.png,a dog\n")
+    source = open_source(f"csv:{tmp_path / 'm.csv'}", max_pixels=100)
+    assert [r["id"] for r in source] == ["small.png"]
+    assert dict(source.report.skipped) == {"too many pixels": 1}
+    config = zoo.config("shapes-clip-tiny", **{"data.dataset": "csv", "data.path": str(tmp_path / "m.csv"),
+                                               "data.max_pixels": 100})
+    task = task_for_config(config, str(tmp_path / "run"))
+    assert task.preprocessor.max_pixels == 100  # the image converter the model (and so its export) carries
+    with pytest.raises(ValueError, match=r"`data.max_pixels` must be in \[1, inf\)"):
+        zoo.config("shapes-clip-tiny", **{"data.max_pixels": 0})
