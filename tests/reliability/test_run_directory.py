@@ -162,21 +162,26 @@ def test_leftover_temporary_checkpoint_directories_are_removed_at_restore(tmp_pa
     assert not leftover.exists() and (tmp_path / "ckpt-2.index").exists()
 
 
-def test_an_unusable_output_is_a_one_line_error_naming_it(tmp_path, capsys):
+def test_an_unusable_output_is_a_one_line_error_naming_it(tmp_path, capsys, monkeypatch):
     a_file = tmp_path / "a-file"
     a_file.write_text("not a directory")
     assert _train(a_file) == 2
     assert str(a_file) in _error_line(capsys)
 
-    frozen = tmp_path / "frozen"
-    frozen.mkdir()
-    if subprocess.run(["chattr", "+i", str(frozen)], capture_output=True).returncode != 0:
-        pytest.skip("chattr +i is not available here")
-    try:
-        assert _train(frozen) == 2
-        assert str(frozen) in _error_line(capsys)
-    finally:
-        subprocess.run(["chattr", "-i", str(frozen)], check=True)
+    # A read-only file system (or an immutable directory): creating any file in it fails.
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    real_open = os.open
+
+    def refusing_open(path, *args, **kwargs):
+        if str(path).startswith(str(read_only)):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    assert _train(read_only) == 2
+    line = _error_line(capsys)
+    assert str(read_only) in line and "Read-only file system" in line
 
 
 def test_divergence_is_a_one_line_error_naming_the_last_good_checkpoint(tmp_path, capsys):
