@@ -144,21 +144,26 @@ class RecordTask(Task):
             if value and not tf.io.gfile.exists(value):
                 raise ValueError(f"`{field}` {value!r} does not exist.")
 
+    def _stored_source(self):
+        """The source the run's converted data came from (None: nothing converted, or a tfrecord input)."""
+        marker = _gfile.join(self.data_path, SOURCE_FILE)
+        if self.config["data"]["dataset"] == "tfrecord" or not tf.io.gfile.exists(marker):
+            return None
+        return json.loads(_gfile.read_bytes(marker).decode("utf-8")).get("source")
+
     def _converted(self):
         """Whether `data_path` holds both splits, converted from this very source."""
         info = _read_info(self.data_path).get("splits", {})
         if self.config["data"]["dataset"] == "tfrecord":
             return "train" in info and "val" in info
-        marker = _gfile.join(self.data_path, SOURCE_FILE)
-        if not tf.io.gfile.exists(marker):
-            return False
-        stored = json.loads(_gfile.read_bytes(marker).decode("utf-8"))
-        if stored.get("source") != self.source_config:
-            raise ValueError(
-                f"The run directory {self.output_dir!r} holds data converted from "
-                f"{stored.get('source')}, not from {self.source_config}: use another `--output`."
-            )
-        return "train" in info and "val" in info
+        return self._stored_source() == self.source_config and "train" in info and "val" in info
+
+    def remove_previous_run(self):
+        """Also removes converted data that came from another source (`--overwrite` with a new `--data`)."""
+        super().remove_previous_run()
+        stored = self._stored_source()
+        if stored is not None and stored != self.source_config:
+            tf.io.gfile.rmtree(self.data_path)
 
     def _open_sources(self):
         """`[(source, split or None)]`: None means "split by `is_held_out`"."""
@@ -228,6 +233,12 @@ class RecordTask(Task):
         if self._prepared:
             return self.split_info
         if not self._converted():
+            stored = self._stored_source()
+            if stored is not None and stored != self.source_config:
+                raise ValueError(
+                    f"The run directory {self.output_dir!r} holds data converted from {stored}, not from "
+                    f"{self.source_config}: use another `--output`, or `--overwrite` to start afresh."
+                )
             self._check_paths()
             if self.config["data"]["dataset"] == "tfrecord":
                 raise ValueError(

@@ -100,8 +100,11 @@ def test_conversion_skips_counts_and_reports_broken_records(coco_files, tmp_path
     # A second task on the same run directory reuses the shards; another source is refused.
     again = task_for_config(_coco_config(coco_files), tmp_path / "run")
     assert again.prepare_data()["train"]["files"] == info["train"]["files"]
-    with pytest.raises(ValueError, match="holds data converted from"):
-        task_for_config(_coco_config(coco_files, **{"data.val_fraction": 0.5}), tmp_path / "run")
+    other = task_for_config(_coco_config(coco_files, **{"data.val_fraction": 0.5}), tmp_path / "run")
+    with pytest.raises(ValueError, match="holds data converted from.*or `--overwrite` to start afresh"):
+        other.prepare_data()
+    other.remove_previous_run()  # what `--overwrite` does first: the other source's data is converted anew
+    assert other.prepare_data()["val"]["num_records"] == sum(is_held_out(i, 0.5) for i in ids)
 
 
 def test_fusion_trains_and_evaluates_on_memes_jsonl(memes_file, tmp_path, capsys):
