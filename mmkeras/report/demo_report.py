@@ -1,4 +1,4 @@
-"""The results of `mmkeras demo`: the printed table, `report.html` and the PNG plots beside it."""
+"""The results of `mmkeras demo` and of every run: the printed table, `report.html` and the PNG plots beside it."""
 
 import math
 import os
@@ -13,7 +13,7 @@ SECTIONS = {
     "results": "Results",
     "captions": "Captioning: generated and reference captions",
     "retrieval": "Text-to-image retrieval",
-    "fusion": "Fusion classifiers: early vs late",
+    "fusion": "Fusion classifiers",
     "curves": "Training curves",
 }
 _MATCHING_ROWS = [(f"{d} R@{k}", f"{d}_r{k}") for d in ("i2t", "t2i") for k in (1, 5, 10)]
@@ -24,7 +24,20 @@ _CAPTIONING_ROWS = [
     ("caption accuracy", "caption_accuracy"),
     ("shape-caption acc", "shape_caption_accuracy"),
 ]
-_FUSION_ROWS = [("QA accuracy", "answer_accuracy"), ("matching accuracy", "match_accuracy")]
+# Fusion rows: (label, key, reference kind, reference from the metrics). Shapes runs have the heads
+# "answer" and "match" (prefixed keys); real-data runs one head, "label" (unprefixed keys).
+_FUSION_ROWS = [
+    ("QA accuracy", "answer_accuracy", "majority class", lambda m: _majority_share(m.get("answer", {}))),
+    ("matching accuracy", "match_accuracy", "majority class", lambda m: _majority_share(m.get("match", {}))),
+    ("accuracy", "accuracy", "majority class", lambda m: m.get("baseline_majority_accuracy")),
+    ("macro-F1", "macro_f1", None, lambda m: None),
+    ("AUROC", "auroc", "chance", lambda m: 0.5),
+    ("AUROC, one-vs-rest", "auroc_ovr_macro", "chance", lambda m: 0.5),
+]
+# Data counts of real-data runs (no reference).
+_DATA_ROWS = [("train records", "num_train_records"), ("held-out records", "num_held_out_records"),
+              ("skipped records", "num_skipped_records")]
+NO_REFERENCE = "\u2014"  # shown where a metric has no chance level or baseline
 _FUSION_DETAIL = [
     ("QA accuracy", "answer_accuracy"),
     ("QA accuracy, exists", "answer_accuracy_exists"),
@@ -37,6 +50,15 @@ _FUSION_DETAIL = [
     ("matching AUROC", "match_auroc"),
     ("matching accuracy, image missing", "match_accuracy_image_missing"),
     ("matching accuracy, text missing", "match_accuracy_text_missing"),
+    ("accuracy", "accuracy"),
+    ("accuracy, image missing", "accuracy_image_missing"),
+    ("accuracy, text missing", "accuracy_text_missing"),
+    ("macro-F1", "macro_f1"),
+    ("macro-F1, image missing", "macro_f1_image_missing"),
+    ("macro-F1, text missing", "macro_f1_text_missing"),
+    ("AUROC", "auroc"),
+    ("AUROC, one-vs-rest", "auroc_ovr_macro"),
+    ("majority-class accuracy", "baseline_majority_accuracy"),
 ]
 
 
@@ -49,6 +71,28 @@ def _i2t_chance(k, num_images, num_captions):
     return 1.0 - miss
 
 
+def _metric_rows(task, m):
+    """`(label, key, reference kind, reference value or None, image-masked value or None)` of a run."""
+    if task == "matching":
+        images, captions = m.get("num_test_images"), m.get("num_test_captions")
+        rows = []
+        for label, key in _MATCHING_ROWS:
+            k = int(key.rsplit("_r", 1)[1])
+            if not images:
+                ref = None
+            elif key.startswith("t2i"):
+                ref = min(k / images, 1.0)
+            else:
+                ref = _i2t_chance(k, images, captions or images)
+            rows.append((label, key, "chance", ref, None))
+        return rows
+    if task == "captioning":
+        return [(label, key, "nearest-neighbour", m.get(f"baseline_nearest_{key}"), None)
+                for label, key in _CAPTIONING_ROWS if key in m]
+    return [(label, key, kind, reference(m), m.get(f"{key}_image_missing"))
+            for label, key, kind, reference in _FUSION_ROWS if key in m]
+
+
 def _majority_share(head_metrics):
     support = [c["support"] for c in head_metrics.get("per_class", {}).values()]
     return max(support) / sum(support) if support and sum(support) else None
@@ -59,19 +103,21 @@ def _slug(name):
 
 
 class DemoReport:
-    """Collects the demo's trained runs and writes the results table, `report.html` and `plots/*.png`.
+    """Collects trained runs (the demo's four, or one) and writes the results table, `report.html` and
+    `plots/*.png`.
 
     Add each run with `add_run` (its `metrics.json` content and `history.json`),
     then what the report shows of it: `add_caption_samples` (captioner),
     `add_retrieval` (dual encoder), `add_confusion` (fusion classifiers). `rows()`
     / `table()` give the results (R@K both ways, BLEU-4, CIDEr-D, caption accuracy, fusion
-    accuracies) next to a chance level or baseline; `write(output_dir)` writes
+    accuracies, data counts of real-data runs) next to a chance level or baseline; `write(output_dir)` writes
     the self-contained `report.html` (images inlined as base64 PNG) and the same
     plots as PNG files under `output_dir/plots/`.
 
     Args:
         title: the report's title.
         subtitle: an optional line under it (e.g. the budgets used).
+        kinds: the task kinds whose sections (captions, retrieval, fusion) the page holds.
 
     Example:
 
@@ -89,9 +135,12 @@ class DemoReport:
     clip   t2i R@10  0.400  chance 0.100
     """
 
-    def __init__(self, title="mmkeras demo", subtitle=None):
+    def __init__(self, title="mmkeras demo", subtitle=None, kinds=TASK_KINDS):
+        if not kinds or any(kind not in TASK_KINDS for kind in kinds):
+            raise ValueError(f"`kinds` must be some of {TASK_KINDS}, got {kinds!r}.")
         self.title = title
         self.subtitle = subtitle
+        self.kinds = tuple(kinds)
         self.runs = []  # dicts: name, task, metrics, history, seconds, export_dir
         self.captions = {}
         self.retrieval = {}
@@ -157,47 +206,28 @@ class DemoReport:
     # --- results --------------------------------------------------------------
     def rows(self):
         """The results, one dict per figure: `model`, `metric` (label), `key` (in `metrics.json`),
-        `value`, `reference` (text) and `reference_value` (chance level or baseline, or None).
-        Fusion rows also quote the accuracy with the image masked out (the text-only prior)."""
-        rows = []
+        `value`, `reference` (text: the chance level or baseline, "\u2014" where there is none) and
+        `reference_value` (or None). Fusion rows also quote the accuracy with the image masked out
+        (the text-only prior); real-data runs end with their data counts (no reference)."""
+        out = []
         for run in self.runs:
             m = run["metrics"]
-            if run["task"] == "matching":
-                images, captions = m.get("num_test_images"), m.get("num_test_captions")
-                for label, key in _MATCHING_ROWS:
-                    k = int(key.rsplit("_r", 1)[1])
-                    if not images:
-                        ref = None
-                    elif key.startswith("t2i"):
-                        ref = min(k / images, 1.0)
-                    else:
-                        ref = _i2t_chance(k, images, captions or images)
-                    rows.append((run["name"], label, key, m.get(key), "chance", ref, None))
-            elif run["task"] == "captioning":
-                for label, key in _CAPTIONING_ROWS:
-                    if key in m:
-                        rows.append((run["name"], label, key, m[key], "nearest-neighbour",
-                                     m.get(f"baseline_nearest_{key}"), None))
-            else:
-                for label, key in _FUSION_ROWS:
-                    head = key.split("_", 1)[0]
-                    if key in m:
-                        rows.append((run["name"], label, key, m[key], "majority class",
-                                     _majority_share(m.get(head, {})), m.get(f"{key}_image_missing")))
-        out = []
-        for name, label, key, value, kind, ref, blind in rows:
-            reference = f"{kind} {ref:.3f}" if ref is not None else ""
-            if blind is not None:  # what the model gets from the text alone
-                reference += f", image masked {blind:.3f}"
-            out.append({"model": name, "metric": label, "key": key, "value": value, "reference": reference,
-                        "reference_value": ref})
+            for label, key, kind, ref, blind in _metric_rows(run["task"], m):
+                parts = [f"{kind} {ref:.3f}"] if ref is not None else []
+                if blind is not None:  # what the model gets from the text alone
+                    parts.append(f"image masked {blind:.3f}")
+                out.append({"model": run["name"], "metric": label, "key": key, "value": m.get(key),
+                            "reference": ", ".join(parts) or NO_REFERENCE, "reference_value": ref})
+            out += [{"model": run["name"], "metric": label, "key": key, "value": m[key], "reference": "",
+                     "reference_value": None} for label, key in _DATA_ROWS if key in m]
         return out
 
     def table(self):
         """The results as an aligned plain-text table (what `mmkeras demo` prints)."""
         lines = [("model", "metric", "value", "reference")]
         for row in self.rows():
-            value = "n/a" if row["value"] is None else f"{row['value']:.3f}"
+            value = row["value"]
+            value = "n/a" if value is None else str(value) if isinstance(value, int) else f"{value:.3f}"
             lines.append((row["model"], row["metric"], value, row["reference"]))
         widths = [max(len(line[i]) for line in lines) for i in range(4)]
         return "\n".join(
@@ -214,13 +244,13 @@ class DemoReport:
             if losses:
                 names = sorted(losses, key=lambda k: (k != "loss", k))[:6]
                 figures[f"curves_{_slug(run['name'])}.png"] = render(line_plot(
-                    {k: losses[k] for k in names}, title=f"{run['name']}: training loss", y_label="loss"))
+                    {k: losses[k] for k in names}, title=f"{run['name']}: loss", y_label="loss"))
         for name, samples in self.retrieval.items():
             figures[f"retrieval_{_slug(name)}.png"] = stack([self._retrieval_grid(s) for s in samples])
         for confusion in self.confusions:
             figures[f"confusion_{_slug(confusion['name'])}_{confusion['head']}.png"] = render(heatmap(
                 confusion["matrix"], confusion["labels"], confusion["labels"],
-                title=f"{confusion['name']}: {confusion['head']} head (test)"))
+                title=f"{confusion['name']}: {confusion['head']} head (held-out)"))
         return figures
 
     @staticmethod
@@ -232,7 +262,8 @@ class DemoReport:
 
     # --- output ---------------------------------------------------------------
     def html(self, figures=None):
-        """The report as an `HtmlReport` (every section present, with a note where data is missing).
+        """The report as an `HtmlReport`: the results, the sections of the report's `kinds` (each
+        present, with a note where data is missing) and the training curves.
 
         Args:
             figures: the output of `figures()` (computed if None).
@@ -250,19 +281,38 @@ class DemoReport:
             ],
         )
         report.paragraph(
-            "R@K: recall at K over the held-out Shapes scenes (i2t: any of an image's captions in the top K; "
-            "t2i: the caption's image in the top K). BLEU-4 and CIDEr-D: beam-search captions against all "
-            "reference captions. Fusion accuracies on held-out questions and hard caption-matching pairs.",
+            "R@K: recall at K over the held-out images (i2t: any of an image's captions in the top K; "
+            "t2i: the caption's image in the top K), beside the chance level of a random ranking. BLEU-4 and "
+            "CIDEr-D: beam-search captions against all reference captions, beside captioning each image with "
+            "the first caption of its nearest training image (Shapes). Fusion accuracies on held-out examples, "
+            f"beside always predicting the majority class. {NO_REFERENCE}: no chance level or baseline.",
             muted=True,
         )
         report.table(
             ["model", "task", "seconds (train + eval + export)", "SavedModel"],
             [[r["name"], r["task"], r["seconds"], r["export_dir"] or ""] for r in self.runs],
         )
+        if "captioning" in self.kinds:
+            self._captions_html(report)
+        if "matching" in self.kinds:
+            self._retrieval_html(report)
+        if "fusion" in self.kinds:
+            self._fusion_html(report, figures)
 
+        report.section(SECTIONS["curves"], "curves")
+        curves = [f"curves_{_slug(r['name'])}.png" for r in self.runs]
+        if not any(c in figures for c in curves):
+            report.paragraph("No training history recorded.", muted=True)
+        for run, file in zip(self.runs, curves):
+            if file in figures:
+                report.image(figures[file], alt=file,
+                             caption=f"{run['name']}: loss per epoch (history.json; val_: on the held-out split)")
+        return report
+
+    def _captions_html(self, report):
         report.section(SECTIONS["captions"], "captions")
         if not self.captions:
-            report.paragraph("No captioner in this demo.", muted=True)
+            report.paragraph("No captioner in this report.", muted=True)
         for name, samples in self.captions.items():
             report.heading(name)
             report.gallery([
@@ -271,21 +321,23 @@ class DemoReport:
                 for s in samples
             ])
 
+    def _retrieval_html(self, report):
         report.section(SECTIONS["retrieval"], "retrieval")
         if not self.retrieval:
-            report.paragraph("No dual encoder in this demo.", muted=True)
+            report.paragraph("No dual encoder in this report.", muted=True)
         for name, samples in self.retrieval.items():
             report.heading(name)
             report.paragraph(
-                "Top-ranked test images for test captions, best first, with their cosine similarity; the "
-                "image the caption was written for is framed in green (many captions are true of several "
-                "scenes, so other top images may fit too).", muted=True)
+                "Top-ranked held-out images for held-out captions, best first, with their cosine similarity; "
+                "the image the caption was written for is framed in green (other top images may fit the "
+                "caption too).", muted=True)
             total = next((r["metrics"].get("num_test_images") for r in self.runs if r["name"] == name), None)
             for sample in samples:
                 out_of = f" of {total}" if total else ""
                 report.image(self._retrieval_grid(sample), alt=sample["query"],
                              caption=f"\u201c{sample['query']}\u201d: its own image ranks {sample['rank']}{out_of}")
 
+    def _fusion_html(self, report, figures):
         report.section(SECTIONS["fusion"], "fusion")
         fusion = [r for r in self.runs if r["task"] == "fusion"]
         if fusion:
@@ -296,37 +348,30 @@ class DemoReport:
                 row_attributes=[{"data-metric": key} for _, key in keys],
             )
         else:
-            report.paragraph("No fusion classifier in this demo.", muted=True)
+            report.paragraph("No fusion classifier in this report.", muted=True)
         for confusion in self.confusions:
             file = f"confusion_{_slug(confusion['name'])}_{confusion['head']}.png"
             report.image(figures[file], alt=file,
                          caption=f"{confusion['name']}, {confusion['head']} head: rows are true labels, "
                                  "columns predictions; shading is the share of the row.")
 
-        report.section(SECTIONS["curves"], "curves")
-        curves = [f"curves_{_slug(r['name'])}.png" for r in self.runs]
-        if not any(c in figures for c in curves):
-            report.paragraph("No training history recorded.", muted=True)
-        for run, file in zip(self.runs, curves):
-            if file in figures:
-                report.image(figures[file], alt=file, caption=f"{run['name']}: loss per epoch (history.json)")
-        return report
-
-    def write(self, output_dir):
-        """Writes `output_dir/report.html` and `output_dir/plots/*.png`; returns the report's path.
+    def write(self, output_dir, suffix=""):
+        """Writes `output_dir/report{suffix}.html` and `output_dir/plots{suffix}/*.png`; returns the
+        report's path.
 
         Args:
-            output_dir: the demo's output directory (local path or `gs://`).
+            output_dir: the output directory (local path or `gs://`).
+            suffix: appended to the names (an evaluation's `evaluation_suffix`).
         """
         import tensorflow as tf
 
-        plots = os.path.join(str(output_dir), "plots")
+        plots = os.path.join(str(output_dir), f"plots{suffix}")
         tf.io.gfile.makedirs(plots)
         figures = self.figures()
         for file, image in figures.items():
             with tf.io.gfile.GFile(os.path.join(plots, file), "wb") as f:
                 f.write(encode_png(image))
-        return self.html(figures).write(os.path.join(str(output_dir), "report.html"))
+        return self.html(figures).write(os.path.join(str(output_dir), f"report{suffix}.html"))
 
 
 def _enlarge(image, size=128):

@@ -1,11 +1,16 @@
-"""What the demo report shows of a trained run, computed from its task and model.
+"""What a run's report shows of it, computed from its task and model, on Shapes or real data.
 
 Captioning samples come from the run's `samples.json`; retrieval examples and
 confusion matrices are computed with the trained model on the task's held-out
-split. Every function returns plain NumPy / Python data for `DemoReport`.
+split (Shapes: the test split; real data: `task.held_out_batches()`, whose
+images are shown scaled down). Every function returns plain NumPy / Python
+data for `DemoReport`.
 """
 
 import numpy as np
+
+# Largest side, in pixels, of the real-data images shown in retrieval grids and caption cards.
+GRID_IMAGE_SIZE, CAPTION_IMAGE_SIZE = 64, 128
 
 
 def confusion_matrix(y_true, y_pred, num_classes):
@@ -35,10 +40,13 @@ def confusion_matrix(y_true, y_pred, num_classes):
 
 
 def caption_samples(task, limit=8):
-    """Test images with their generated and reference captions, from the run's `samples.json`.
+    """Held-out images with their generated and reference captions, from the run's `samples.json`.
+
+    Shapes: the images of the test split. Real data: the held-out images that have a caption, in
+    the order `task.held_out_batches()` yields them (the order the evaluation captioned them in).
 
     Args:
-        task: a trained `CaptioningTask` (its run directory holds `samples.json`).
+        task: a trained captioning task (its run directory holds `samples{evaluation_suffix}.json`).
         limit: at most this many samples.
 
     Returns:
@@ -51,8 +59,16 @@ def caption_samples(task, limit=8):
     print(samples[0]["generated"], samples[0]["references"][0])
     ```
     """
-    images = task.shapes.images("test")
-    samples = task.run_dir.read_json("samples.json")[:limit]
+    samples = task.run_dir.read_json(f"samples{getattr(task, 'evaluation_suffix', '')}.json")[:limit]
+    if not _on_records(task):
+        images = task.shapes.images("test")
+    elif samples:  # the captioned held-out images, read as far as the samples go
+        needed, images = 1 + max(s["image_id"] for s in samples), []
+        for batch, captions, _ in task.held_out_batches():
+            captioned = [i for i, c in enumerate(captions) if c]
+            images += list(_thumbnails(task, batch[captioned], CAPTION_IMAGE_SIZE)) if captioned else []
+            if len(images) >= needed:
+                break
     return [
         {"image": images[s["image_id"]], "generated": s["generated"], "references": list(s["references"])}
         for s in samples
@@ -60,13 +76,14 @@ def caption_samples(task, limit=8):
 
 
 def retrieval_samples(task, model, num_queries=4, k=5):
-    """Text-to-image retrieval examples: the top-`k` test images for a few test captions.
+    """Text-to-image retrieval examples: the top-`k` held-out images for a few held-out captions.
 
-    The queries are the first captions of evenly spaced test scenes, embedded with the trained
-    model's `text_model` and ranked against every test image embedded with its `image_model`.
+    The queries are the first captions of evenly spaced held-out images (those with a caption),
+    embedded with the trained model's `text_model` and ranked against every held-out image embedded
+    with its `image_model`. Shapes: the test split; real data: `task.held_out_batches()`.
 
     Args:
-        task: a `MatchingTask`.
+        task: a matching task (Shapes or real data).
         model: its trained dual encoder.
         num_queries: number of captions.
         k: images per caption.
@@ -74,7 +91,7 @@ def retrieval_samples(task, model, num_queries=4, k=5):
     Returns:
         A list of dicts `{"query": str, "images": uint8 [k, H, W, 3], "scores": [k floats],
         "correct": [k bools] (the image the caption was written for), "rank": int (1-based rank
-        of that image among all test images)}`.
+        of that image among all held-out images)}`.
 
     Example:
 
@@ -87,14 +104,14 @@ def retrieval_samples(task, model, num_queries=4, k=5):
 
     from mmkeras.training.full_batches import predict_full_batches
 
-    scenes = task.shapes.scenes("test")
-    images = task.shapes.images("test")
-    if not 1 <= k <= len(scenes):
-        raise ValueError(f"`k` must be in [1, {len(scenes)}] (the test images), got {k}.")
     batch = task.config["eval"]["batch_size"]
-    image_embeddings = predict_full_batches(model.image_model, task.preprocessor(images), batch)
-    picks = np.linspace(0, len(scenes) - 1, min(num_queries, len(scenes))).round().astype(int)
-    queries = [scenes[i]["captions"][0] for i in picks]
+    images, image_embeddings, captions = _embedded_held_out(task, model, batch)
+    if not 1 <= k <= len(images):
+        raise ValueError(f"`k` must be in [1, {len(images)}] (the held-out images), got {k}.")
+    captioned = [i for i, c in enumerate(captions) if c]
+    spread = np.linspace(0, len(captioned) - 1, min(num_queries, len(captioned))).round().astype(int)
+    picks = [captioned[i] for i in spread]
+    queries = [captions[i][0] for i in picks]
     text_embeddings = predict_full_batches(model.text_model, task.tokenizer(tf.constant(queries)), batch)
     scores = np.asarray(text_embeddings) @ np.asarray(image_embeddings).T
     results = []
@@ -111,13 +128,14 @@ def retrieval_samples(task, model, num_queries=4, k=5):
     return results
 
 
-def fusion_confusion(task, model, head="answer"):
-    """The confusion matrix of one head of a trained fusion classifier on the test split.
+def fusion_confusion(task, model, head=None):
+    """The confusion matrix of one head of a trained fusion classifier on the held-out split.
 
     Args:
-        task: a `FusionTask`.
+        task: a fusion task: Shapes (heads `"answer"` and / or `"match"`, test split) or real data
+            (one head, `"label"`, over `task.held_out_batches()`).
         model: its trained fusion classifier.
-        head: `"answer"` (question answering) or `"match"` (caption matching).
+        head: the head (default: the task's first).
 
     Returns:
         `{"head": head, "labels": [class names], "matrix": int array [C, C]}`, rows = true labels.
@@ -129,14 +147,100 @@ def fusion_confusion(task, model, head="answer"):
     print(confusion["labels"], confusion["matrix"].trace() / confusion["matrix"].sum())
     ```
     """
-    if head not in getattr(task, "tasks", ()):
-        raise ValueError(f"`head` must be one of the task's heads {list(getattr(task, 'tasks', ()))}, got {head!r}.")
-    examples = task.examples("test")
-    rows = examples["task"] == head
-    probabilities = np.asarray(task.predict(model, "test")[head])[rows]
-    if probabilities.ndim == 2:
-        y_true, y_pred = examples["answer_id"][rows], probabilities.argmax(axis=-1)
-    else:
-        y_true, y_pred = examples["match_label"][rows], (probabilities >= 0.5).astype(np.int64)
+    heads = fusion_heads(task)
+    head = heads[0] if head is None else head
+    if head not in heads:
+        raise ValueError(f"`head` must be one of the task's heads {heads}, got {head!r}.")
     labels = list(task.heads[head]["labels"])
+    if _on_records(task):
+        y_true, y_pred = _record_fusion_predictions(task, model, head, len(labels))
+    else:
+        examples = task.examples("test")
+        rows = examples["task"] == head
+        probabilities = np.asarray(task.predict(model, "test")[head])[rows]
+        truth = examples["answer_id"] if probabilities.ndim == 2 else examples["match_label"]
+        y_true, y_pred = truth[rows], _predicted_labels(probabilities)
     return {"head": head, "labels": labels, "matrix": confusion_matrix(y_true, y_pred, len(labels))}
+
+
+def fusion_heads(task):
+    """The heads of a fusion task: Shapes `task.tasks` ("answer", "match"), real data its `task.heads`.
+
+    Args:
+        task: a Shapes or real-data fusion task.
+
+    Example:
+
+    >>> import types
+    >>> fusion_heads(types.SimpleNamespace(tasks=["answer", "match"], heads={}))
+    ['answer', 'match']
+    """
+    if _on_records(task):
+        task.prepare_data()  # sets the head from the training labels
+        return list(task.heads)
+    return list(getattr(task, "tasks", ()))
+
+
+def _on_records(task):
+    """Whether `task` trains on real data (a `RecordTask`) rather than on Shapes."""
+    return hasattr(task, "held_out_batches")
+
+
+def _predicted_labels(probabilities):
+    """Labels from `[N, C]` probabilities (argmax) or `[N]` binary ones (>= 0.5)."""
+    return probabilities.argmax(axis=-1) if probabilities.ndim == 2 else (probabilities >= 0.5).astype(np.int64)
+
+
+def _thumbnails(task, images, size):
+    """uint8 pixels of the task's preprocessed `images`, scaled down to at most `size` pixels a side."""
+    import tensorflow as tf
+
+    pixels = task.preprocessor.denormalize(images)
+    height, width = pixels.shape[1:3]
+    scale = size / max(height, width)
+    if scale < 1:
+        resized = tf.image.resize(pixels, (round(height * scale), round(width * scale)), antialias=True)
+        pixels = tf.saturate_cast(tf.round(resized), tf.uint8)
+    return np.asarray(pixels)
+
+
+def _embedded_held_out(task, model, batch):
+    """`(uint8 images, image embeddings, captions per image)` of the held-out split."""
+    from mmkeras.training.full_batches import predict_full_batches
+
+    if not _on_records(task):
+        images = task.shapes.images("test")
+        embeddings = predict_full_batches(model.image_model, task.preprocessor(images), batch)
+        return images, embeddings, [s["captions"] for s in task.shapes.scenes("test")]
+    images, embeddings, captions = [], [], []
+    for pixels, texts, _ in task.held_out_batches():
+        images.append(_thumbnails(task, pixels, GRID_IMAGE_SIZE))
+        embeddings.append(predict_full_batches(model.image_model, pixels, batch))
+        captions += texts
+    if not images:
+        raise ValueError("The held-out split has no decodable image: raise `data.val_fraction`.")
+    return np.concatenate(images), np.concatenate(embeddings), captions
+
+
+def _record_fusion_predictions(task, model, head, num_classes):
+    """`(y_true, y_pred)` of a real-data fusion classifier on its labelled held-out records (image and
+    first text given, as in the evaluation)."""
+    import tensorflow as tf
+
+    from mmkeras.training.full_batches import predict_full_batches
+
+    batch = task.config["eval"]["batch_size"]
+    y_true, y_pred = [], []
+    for images, texts, labels in task.held_out_batches():
+        keep = np.flatnonzero((labels >= 0) & (labels < num_classes))
+        if keep.size:
+            first = [texts[i][0] if texts[i] else "" for i in keep]
+            inputs = {"images": images[keep], "token_ids": task.tokenizer(tf.constant(first)),
+                      "image_present": np.ones(len(keep), "float32"),
+                      "text_present": np.array([float(bool(t)) for t in first], "float32")}
+            probabilities = np.asarray(model.probabilities(predict_full_batches(model, inputs, batch))[head])
+            y_true.append(labels[keep])
+            y_pred.append(_predicted_labels(probabilities))
+    if not y_true:
+        raise ValueError("The held-out split has no labelled example: raise `data.val_fraction`.")
+    return np.concatenate(y_true), np.concatenate(y_pred)

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from mmkeras.data.shapes import ANSWER_VOCABULARY
-from mmkeras.report.demo_report import SECTIONS, DemoReport
+from mmkeras.report.demo_report import NO_REFERENCE, SECTIONS, DemoReport
 from mmkeras.report.html_report import read_html_report
 
 MATCHING = {"i2t_r1": 0.21, "i2t_r5": 0.52, "i2t_r10": 0.71, "t2i_r1": 0.05, "t2i_r5": 0.2, "t2i_r10": 0.33,
@@ -106,3 +106,35 @@ def test_bad_inputs_name_the_argument():
         report.add_run("y", "fusion", None)
     with pytest.raises(ValueError, match="matrix"):
         report.add_confusion("x", {"head": "answer", "labels": ["a", "b"], "matrix": np.zeros((3, 3))})
+
+
+def test_real_data_rows_quote_chance_baselines_and_data_counts():
+    counts = {"num_train_records": 898, "num_held_out_records": 102, "num_skipped_records": 3}
+    report = DemoReport(kinds=("fusion",))
+    report.add_run("clip", "matching", {**MATCHING, "num_test_images": 100, "num_test_captions": 100, **counts})
+    report.add_run("cap", "captioning", {"bleu_4": 0.12, "cider_d": 0.3, "num_test_images": 102, **counts})
+    report.add_run("memes", "fusion", {"accuracy": 0.7, "macro_f1": 0.6, "auroc": 0.75, "accuracy_image_missing": 0.55,
+                                       "baseline_majority_accuracy": 0.64, "label": {"per_class": {}}, **counts})
+    rows = {(r["model"], r["key"]): r for r in report.rows()}
+    # One caption per image: i2t and t2i chance are both K / N.
+    assert rows["clip", "i2t_r5"]["reference"] == rows["clip", "t2i_r5"]["reference"] == "chance 0.050"
+    # No baseline on real captions: a dash, not a number.
+    assert rows["cap", "bleu_4"]["reference"] == NO_REFERENCE and rows["cap", "bleu_4"]["reference_value"] is None
+    assert rows["memes", "accuracy"]["reference"] == "majority class 0.640, image masked 0.550"
+    assert rows["memes", "macro_f1"]["reference"] == NO_REFERENCE
+    assert rows["memes", "auroc"]["reference_value"] == 0.5
+    assert [r["key"] for r in report.rows() if r["model"] == "memes"] == [
+        "accuracy", "macro_f1", "auroc", "num_train_records", "num_held_out_records", "num_skipped_records"]
+    table = report.table()
+    assert "memes  held-out records  102\n" in table + "\n" and "cap    CIDEr-D           0.300  \u2014" in table
+    # A report of some kinds only holds their sections.
+    assert read_html_report(report.html().render())["sections"] == ["results", "fusion", "curves"]
+    with pytest.raises(ValueError, match="kinds"):
+        DemoReport(kinds=("detection",))
+
+
+def test_write_with_a_suffix_names_the_page_and_the_plots(tmp_path):
+    report = DemoReport(kinds=("matching",))
+    report.add_run("clip", "matching", MATCHING, history={"loss": [3.0, 2.0], "val_loss": [3.1, None]})
+    assert report.write(tmp_path, suffix="-batch_size=8") == str(tmp_path / "report-batch_size=8.html")
+    assert [p.name for p in (tmp_path / "plots-batch_size=8").iterdir()] == ["curves_clip.png"]

@@ -5,7 +5,7 @@ import types
 import numpy as np
 import pytest
 
-from mmkeras.report.run_samples import confusion_matrix, fusion_confusion, retrieval_samples
+from mmkeras.report.run_samples import caption_samples, confusion_matrix, fusion_confusion, retrieval_samples
 
 
 def test_confusion_matrix_counts_and_checks():
@@ -79,3 +79,83 @@ def test_fusion_confusion_of_each_head():
     np.testing.assert_array_equal(match["matrix"], [[0, 1], [0, 1]])
     with pytest.raises(ValueError, match="head"):
         fusion_confusion(task, None, "caption")
+
+
+def _record_fakes(batches, dim=4, samples=None):
+    """A real-data task whose held-out image i is all `i` (pixels shown as they are) and whose
+    caption "scene i" embeds like image i: to e_(i mod dim)."""
+    consumed = []
+
+    def held_out_batches():
+        for batch in batches:
+            consumed.append(batch)
+            yield batch
+
+    eye = np.eye(dim, dtype=np.float32)
+    task = types.SimpleNamespace(
+        held_out_batches=held_out_batches,
+        preprocessor=types.SimpleNamespace(denormalize=lambda x: np.asarray(x).astype(np.uint8)),
+        tokenizer=lambda texts: np.array([int((t.decode().split() or ["0"])[-1]) for t in texts.numpy()]),
+        config={"eval": {"batch_size": 4}},
+        run_dir=types.SimpleNamespace(read_json=lambda name: {"samples-num_beams=2.json": samples}[name]),
+        evaluation_suffix="-num_beams=2",
+    )
+    model = types.SimpleNamespace(
+        image_model=_Predictor(lambda x: eye[x[:, 0, 0, 0].astype(int) % dim]),
+        text_model=_Predictor(lambda ids: eye[ids.astype(int) % dim]),
+    )
+    return task, model, consumed
+
+
+def _images(*values):
+    return np.stack([np.full((2, 2, 3), v, np.float32) for v in values])
+
+
+def test_retrieval_samples_on_real_data_read_the_held_out_batches():
+    batches = [(_images(0, 1, 2), [["scene 0"], [], ["scene 2", "x"]], np.zeros(3, np.int64)),
+               (_images(3, 4, 5), [["scene 3"], ["scene 4"], ["scene 5"]], np.zeros(3, np.int64))]
+    task, model, _ = _record_fakes(batches)
+    samples = retrieval_samples(task, model, num_queries=3, k=2)
+    # Queries come from the images with a caption (0, 2, 3, 4, 5), evenly spaced.
+    assert [s["query"] for s in samples] == ["scene 0", "scene 3", "scene 5"]
+    assert samples[0]["rank"] == 1 and samples[0]["correct"] == [True, False]
+    # Image 5 ties with image 1, which comes first.
+    assert samples[2]["rank"] == 2 and samples[2]["images"].dtype == np.uint8
+    assert samples[2]["images"][:, 0, 0, 0].tolist() == [1, 5]
+    with pytest.raises(ValueError, match="k"):
+        retrieval_samples(task, model, k=7)
+
+
+def test_caption_samples_on_real_data_pair_samples_with_the_captioned_images():
+    samples = [{"image_id": i, "generated": f"gen {i}", "references": [f"ref {i}"]} for i in range(3)]
+    batches = [(_images(10, 11), [["a"], []], np.zeros(2, np.int64)), (_images(12, 13), [["b"], ["c"]], np.zeros(2)),
+               (_images(14), [["d"]], np.zeros(1))]
+    task, _, consumed = _record_fakes(batches, samples=samples)
+    cards = caption_samples(task, limit=3)
+    # Image 11 has no caption, so the evaluation never captioned it: samples 0, 1, 2 are images 10, 12, 13.
+    assert [int(c["image"][0, 0, 0]) for c in cards] == [10, 12, 13]
+    assert [c["generated"] for c in cards] == ["gen 0", "gen 1", "gen 2"]
+    assert cards[1]["references"] == ["ref 1"] and cards[0]["image"].shape == (2, 2, 3)
+    assert len(consumed) == 2  # the held-out split is read only as far as the samples go
+
+
+def test_fusion_confusion_on_real_data_leaves_out_unknown_labels():
+    batches = [(_images(0, 1, 2), [["t 0"], [], ["t 0"]], np.array([0, 2, -1])),
+               (_images(1, 2), [["t 0"], ["t 0"]], np.array([1, 3]))]
+    task, _, _ = _record_fakes(batches)
+    seen = []
+
+    def predict(inputs, **kwargs):
+        seen.append(inputs["text_present"].tolist())
+        return {"label": np.eye(3, dtype=np.float32)[inputs["images"][:, 0, 0, 0].astype(int)]}
+
+    task.heads = {"label": {"labels": ["a", "b", "c"]}}
+    task.prepare_data = lambda: None
+    model = types.SimpleNamespace(predict=predict, probabilities=lambda outputs: outputs)
+    confusion = fusion_confusion(task, model)
+    assert confusion["head"] == "label" and confusion["labels"] == ["a", "b", "c"]
+    # Kept: (true 0, image 0), (true 2, image 1), (true 1, image 1); -1 and 3 are no training class.
+    np.testing.assert_array_equal(confusion["matrix"], [[1, 0, 0], [0, 1, 0], [0, 1, 0]])
+    assert seen[0][:2] == [1.0, 0.0]  # the record without a text is predicted with its text marked missing
+    with pytest.raises(ValueError, match="head"):
+        fusion_confusion(task, model, "answer")
