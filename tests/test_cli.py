@@ -1,7 +1,9 @@
+import json
 import os
 import subprocess
 import sys
 
+from mmkeras import cli
 from mmkeras.cli import main
 
 
@@ -48,3 +50,69 @@ def _allocator_choice_seen_by_the_command(env_value):
 def test_the_cli_makes_tensorflow_reuse_cpu_buffers_unless_the_user_chose():
     assert _allocator_choice_seen_by_the_command(None) == "0 true"
     assert _allocator_choice_seen_by_the_command("false") == "0 false"
+
+
+
+def _fresh_cli(argv, level=None):
+    """In a fresh process: `main(argv)`, then its exit status, stdout and stderr, which of TensorFlow,
+    Keras and keras-hub it imported, and TF_CPP_MIN_LOG_LEVEL (`level` is the user's value)."""
+    script = (
+        "import contextlib, io, json, os, sys\n"
+        "from mmkeras.cli import main\n"
+        "out, err = io.StringIO(), io.StringIO()\n"
+        "with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):\n"
+        "    try:\n"
+        f"        status = main({argv!r})\n"
+        "    except SystemExit as stop:  # --help\n"
+        "        status = stop.code\n"
+        "print(json.dumps({'status': status, 'stdout': out.getvalue(), 'stderr': err.getvalue(),\n"
+        "                  'imported': [m for m in ('tensorflow', 'keras', 'keras_hub') if m in sys.modules],\n"
+        "                  'level': os.environ.get('TF_CPP_MIN_LOG_LEVEL')}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    if level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = level
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0 and not done.stderr, done.stderr[-2000:]
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_help_and_list_load_no_tensorflow_and_print_nothing_on_stderr():
+    for argv, expected in ((["--help"], "COMMAND"), (["train", "--help"], "--output"), (["list"], "shapes-clip-tiny")):
+        result = _fresh_cli(argv)
+        assert result["status"] == 0 and expected in result["stdout"], (argv, result)
+        assert result["stderr"] == "" and result["imported"] == [], (argv, result)
+
+
+def test_other_commands_keep_tensorflow_quiet_unless_verbose():
+    quiet = _fresh_cli(["info", "shapes-clip-tiny"])
+    assert quiet["status"] == 0 and quiet["stdout"].startswith("# shapes-clip-tiny") and quiet["stderr"] == ""
+    assert quiet["level"] == cli.QUIET_ENVIRONMENT["TF_CPP_MIN_LOG_LEVEL"]
+    assert _fresh_cli(["--verbose", "list"])["level"] is None
+    assert _fresh_cli(["list", "--verbose"])["level"] is None
+    assert _fresh_cli(["list"], level="1")["level"] == "1"  # the user's choice is kept
+
+
+def _load_a_fake_tensorflow(tmp_path, body):
+    """In a fresh process: `quiet_tensorflow()` loading a `tensorflow` module that writes
+    "loading" on stderr (file descriptor 2), then runs `body`; returns the finished process."""
+    (tmp_path / "tensorflow.py").write_text(f"import os\nos.write(2, b'loading\\n')\n{body}\n")
+    script = (
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+        "from mmkeras.cli import quiet_tensorflow\n"
+        "quiet_tensorflow()\n"
+        "print('tensorflow' in sys.modules)\n"
+    )
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+
+
+def test_tensorflow_loads_silently_but_a_failed_load_shows_its_output(tmp_path):
+    loaded = _load_a_fake_tensorflow(tmp_path, "")
+    assert (loaded.returncode, loaded.stdout, loaded.stderr) == (0, "True\n", "")
+    failed = _load_a_fake_tensorflow(tmp_path, "raise ImportError('no TensorFlow here')")
+    assert failed.returncode == 1 and failed.stderr.startswith("loading\n") and "no TensorFlow here" in failed.stderr
+
+
+def test_runs_as_a_module():
+    done = subprocess.run([sys.executable, "-m", "mmkeras.cli", "list"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "shapes-clip-tiny" in done.stdout and done.stderr == ""

@@ -2,6 +2,7 @@
 
 NAME = "list"
 HELP = "list the zoo presets"
+USES_TENSORFLOW = False
 
 
 def add_arguments(parser):

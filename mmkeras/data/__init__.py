@@ -1,37 +1,43 @@
-"""Datasets: the built-in Shapes scenes, real-data loaders, TFRecord shards and training-pair helpers."""
+"""Datasets: the built-in Shapes scenes, real-data loaders, TFRecord shards and training-pair helpers.
 
-from mmkeras.data.caption_pairs import caption_pairs
-from mmkeras.data.coco_captions import CocoCaptions
-from mmkeras.data.flickr_captions import FlickrCaptions
-from mmkeras.data.image_folder import ImageFolder
-from mmkeras.data.manifest import Manifest
+The names load on first use, so that `mmkeras.data.open_source`'s lists of data kinds (which the
+config checks) come without TensorFlow.
+"""
+
+import importlib
+
 from mmkeras.data.open_source import open_source
-from mmkeras.data.read_shards import read_shards
-from mmkeras.data.record_cleaner import RecordCleaner
-from mmkeras.data.record_source import RecordSource
-from mmkeras.data.shapes import Shapes
-from mmkeras.data.shapes_source import ShapesSource
-from mmkeras.data.shard_reader import ShardReader
-from mmkeras.data.shard_writer import ShardWriter
-from mmkeras.data.skip_report import SkipReport
-from mmkeras.data.tfds_source import TfdsSource
-from mmkeras.data.write_shards import write_shards
 
-__all__ = [
-    "CocoCaptions",
-    "FlickrCaptions",
-    "ImageFolder",
-    "Manifest",
-    "RecordCleaner",
-    "RecordSource",
-    "Shapes",
-    "ShapesSource",
-    "ShardReader",
-    "ShardWriter",
-    "SkipReport",
-    "TfdsSource",
-    "caption_pairs",
-    "open_source",
-    "read_shards",
-    "write_shards",
-]
+# Exported name -> the module of this package that defines it.
+_MODULES = {
+    "CocoCaptions": "coco_captions",
+    "FlickrCaptions": "flickr_captions",
+    "ImageFolder": "image_folder",
+    "Manifest": "manifest",
+    "RecordCleaner": "record_cleaner",
+    "RecordSource": "record_source",
+    "Shapes": "shapes",
+    "ShapesSource": "shapes_source",
+    "ShardReader": "shard_reader",
+    "ShardWriter": "shard_writer",
+    "SkipReport": "skip_report",
+    "TfdsSource": "tfds_source",
+    "caption_pairs": "caption_pairs",
+    "read_shards": "read_shards",
+    "write_shards": "write_shards",
+}
+
+__all__ = sorted([*_MODULES, "open_source"])
+
+
+def __getattr__(name):
+    """Imports an exported name's module on first use."""
+    if name not in _MODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
+    globals()[name] = value  # replaces the module of the same name the import bound here
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
