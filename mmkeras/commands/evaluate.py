@@ -1,6 +1,5 @@
-"""`mmkeras eval RUN_DIR [--set eval.FIELD=VALUE]`: re-run the evaluation of a finished run."""
-
-import json
+"""`mmkeras eval RUN_DIR [--set eval.FIELD=VALUE]`: re-run the evaluation of a finished run, print
+the results table and write metrics.json and report.html."""
 
 NAME = "eval"
 HELP = "re-run the evaluation of a finished run directory (optionally with other eval.* settings)"
@@ -11,12 +10,13 @@ def add_arguments(parser):
     parser.add_argument(
         "--set", action="append", default=[], metavar="eval.FIELD=VALUE",
         help="evaluate with another eval setting, e.g. --set eval.num_beams=6 (repeatable); the "
-        "results go to metrics-num_beams=6.json (and samples-...), beside what training wrote",
+        "results go to metrics-num_beams=6.json (and samples-..., report-...html), beside what training wrote",
     )
 
 
 def run(args):
     from mmkeras.config import parse_override, resolve_config
+    from mmkeras.report.run_report import write_run_report
     from mmkeras.tasks import task_for_config
     from mmkeras.tasks.run_directory import RunDirectory
 
@@ -29,9 +29,12 @@ def run(args):
     config = resolve_config(RunDirectory(args.run_dir, create=False).read_json("config.json"), overrides)
     task = task_for_config(config, args.run_dir)
     task.evaluation_suffix = evaluation_suffix(overrides, config)
-    metrics = task.evaluate(task.load_model())
+    model = task.load_model()
+    metrics = task.evaluate(model)
     task.write_evaluation_file("metrics", metrics)
-    print(json.dumps(metrics, indent=2, sort_keys=True))
+    table, report = write_run_report(task, model, metrics)
+    print(table)
+    print(f"Metrics: {task.run_dir.file(f'metrics{task.evaluation_suffix}.json')}. Report: {report}")
     return 0
 
 

@@ -1,9 +1,10 @@
-"""`mmkeras train PRESET [--data KIND:PATH] --output DIR`: train, evaluate, write metrics.json, export."""
+"""`mmkeras train PRESET [--data KIND:PATH] --output DIR`: train, evaluate, write metrics.json and
+report.html, print the results table, export."""
 
-import json
+import time
 
 NAME = "train"
-HELP = "train a preset, evaluate it, write metrics.json and export it"
+HELP = "train a preset, evaluate it, write metrics.json and report.html and export it"
 
 
 def add_arguments(parser):
@@ -91,14 +92,21 @@ def data_overrides(args):
 
 def run(args):
     from mmkeras import zoo
+    from mmkeras.report.run_report import write_run_report
     from mmkeras.tasks import task_for_config
 
     config = zoo.config(args.preset, **overrides(args))
     task = task_for_config(config, args.output)
+    start = time.perf_counter()
     metrics = task.run(verbose=0 if args.quiet else "auto", evaluate=not args.no_eval, export=not args.no_export,
                        overwrite=args.overwrite)
     if metrics:
-        print(json.dumps(metrics, indent=2, sort_keys=True))
-    written = ["metrics.json"] * bool(metrics) + ["model.keras"] + ["export/"] * (not args.no_export)
+        export_dir = None if args.no_export else task.run_dir.export
+        table, report = write_run_report(task, task.model, metrics, seconds=round(time.perf_counter() - start, 1),
+                                         export_dir=export_dir)
+        print()
+        print(table)
+        print(f"Report: {report}")
+    written = ["metrics.json", "report.html"] * bool(metrics) + ["model.keras"] + ["export/"] * (not args.no_export)
     print(f"Run directory: {args.output} ({', '.join(written)})")
     return 0
