@@ -56,6 +56,10 @@ SECTION_DEFAULTS = {
         "deterministic": False,
         "graph_optimization": True,
         "run_eagerly": False,
+        "validate": True,
+        "monitor": "val_loss",
+        "early_stopping_patience": 0,
+        "restore_best": False,
     },
     "eval": {
         "batch_size": 128,
@@ -95,6 +99,7 @@ BOUNDS = {
     "train.accumulate": "[1, inf)",
     "train.checkpoint_every": "[0, inf)",
     "train.keep_checkpoints": "[1, inf)",
+    "train.early_stopping_patience": "[0, inf)",
     "eval.batch_size": "[1, inf)",
     "eval.num_beams": "[1, inf)",
     "eval.max_length": "[1, inf)",
@@ -110,6 +115,7 @@ RESUMABLE_FIELDS = (
     "train.jit_compile",
     "train.run_eagerly",
     "train.graph_optimization",
+    "train.early_stopping_patience",
 )
 
 

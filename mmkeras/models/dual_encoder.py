@@ -117,6 +117,9 @@ class DualEncoder(keras.Model):
         self.siglip_chunk_size = siglip_chunk_size
         self.gather_across_replicas = bool(gather_across_replicas)
         self._dtype_arg = None if dtype is None else keras.dtype_policies.get(dtype).name
+        # A cheap retrieval signal beside the loss: how often, within a replica's batch, an
+        # image's most similar text is its own (train and validation logs: `batch_accuracy`).
+        self.batch_accuracy = keras.metrics.Mean(name="batch_accuracy")
 
     # --- Sub-models -------------------------------------------------------
     @property
@@ -160,6 +163,13 @@ class DualEncoder(keras.Model):
         for extra in self.losses:
             loss = loss + self._aggregate_additional_loss(extra)
         return loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        images = ops.cast(y_pred["image_embeddings"], "float32")
+        texts = ops.cast(y_pred["text_embeddings"], "float32")
+        best = ops.argmax(ops.matmul(images, ops.transpose(texts)), axis=1)
+        self.batch_accuracy.update_state(ops.cast(ops.equal(best, ops.arange(ops.shape(best)[0])), "float32"))
+        return super().compute_metrics(x, y, y_pred, sample_weight)
 
     def get_config(self):
         return {

@@ -110,7 +110,7 @@ class CaptioningTask(ShapesCaptionTask):
     def compile_arguments(self):
         return {"loss": MaskedSequenceLoss(), "metrics": [MaskedTokenAccuracy(), MaskedPerplexity()]}
 
-    def epoch_dataset(self, epoch):
+    def epoch_dataset(self, epoch, split="train"):
         preprocessor = self.preprocessor
 
         def to_model_inputs(images, token_ids):
@@ -118,7 +118,7 @@ class CaptioningTask(ShapesCaptionTask):
             token_ids = tf.reshape(token_ids, [-1, token_ids.shape[-1]])
             return split_for_teacher_forcing({"images": preprocessor(images), "token_ids": token_ids})
 
-        batches = self.caption_batches(epoch, self.config["data"]["captions_per_image"])
+        batches = self.caption_batches(epoch, self.config["data"]["captions_per_image"], split)
         return self.with_static_batch(batches.map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE))
 
     # --- evaluation ---------------------------------------------------------

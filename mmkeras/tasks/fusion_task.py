@@ -203,15 +203,15 @@ class FusionTask(ShapesTask):
             )
         return steps
 
-    def _examples_by_scene(self):
-        """`[scenes, M]` int64 example indices of each training scene (padded with -1) and their counts."""
-        scene = self.examples("train")["scene"]
-        num_scenes = len(self.shapes.images("train"))
+    def _examples_by_scene(self, split="train"):
+        """`[scenes, M]` int64 example indices of each scene of `split` (padded with -1)."""
+        scene = self.examples(split)["scene"]
+        num_scenes = len(self.shapes.images(split))
         counts = np.bincount(scene, minlength=num_scenes)
         k = self.texts_per_image
         if counts.min() < k:
             raise ValueError(
-                f"`data.texts_per_image`={k} is more than the {counts.min()} training examples of some "
+                f"`data.texts_per_image`={k} is more than the {counts.min()} {'training' if split == 'train' else split} examples of some "
                 "scene: lower it."
             )
         table = np.full((num_scenes, counts.max()), -1, np.int64)
@@ -220,8 +220,8 @@ class FusionTask(ShapesTask):
         table[scene[order], column] = order
         return table
 
-    def _make_training_tensors(self):
-        ex = self.examples("train")
+    def _make_split_tensors(self, split):
+        ex = self.examples(split)
         labels, weights = {}, {}
         if QA_HEAD in self.tasks:
             labels[QA_HEAD] = np.maximum(ex["answer_id"], 0)
@@ -229,9 +229,9 @@ class FusionTask(ShapesTask):
         if MATCH_HEAD in self.tasks:
             labels[MATCH_HEAD] = np.maximum(ex["match_label"], 0).astype("float32")
             weights[MATCH_HEAD] = (ex["task"] == MATCH_HEAD).astype("float32")
-        by_scene = self._examples_by_scene() if self.texts_per_image > 1 else np.zeros((0, 0), np.int64)
+        by_scene = self._examples_by_scene(split) if self.texts_per_image > 1 else np.zeros((0, 0), np.int64)
         return (
-            tf.constant(self.shapes.images("train")),
+            tf.constant(self.shapes.images(split)),
             tf.constant(ex["scene"]),
             tf.constant(by_scene),
             tf.constant(ex["token_ids"]),
@@ -239,8 +239,8 @@ class FusionTask(ShapesTask):
             {k: tf.constant(v) for k, v in weights.items()},
         )
 
-    def epoch_dataset(self, epoch):
-        """One epoch of `({"images", "token_ids", "*_present"}, labels, sample weights)` batches.
+    def epoch_dataset(self, epoch, split="train"):
+        """One epoch of `({"images", "token_ids", "*_present"}, labels, sample weights)` batches of `split`.
 
         The epoch is a pure function of (seed, epoch). With `data.texts_per_image=1` it is
         every training example once (questions and captions interleaved), each batch
@@ -249,7 +249,7 @@ class FusionTask(ShapesTask):
         and their `global_batch_size / K` images, image i's texts side by side, so the image
         tower runs once per image (`FusionClassifier` repeats its features).
         """
-        images, scenes, by_scene, token_ids, labels, weights = self._training_tensors()
+        images, scenes, by_scene, token_ids, labels, weights = self._split_tensors(split)
         preprocessor = self.preprocessor
         k = self.texts_per_image
         seed = tf.cast(self.config["train"]["seed"], tf.int64)

@@ -31,14 +31,14 @@ class MatchingTask(ShapesCaptionTask):
     ```
     """
 
-    def epoch_dataset(self, epoch):
+    def epoch_dataset(self, epoch, split="train"):
         preprocessor = self.preprocessor
 
         def to_model_inputs(images, token_ids):
             return {"images": preprocessor(images), "token_ids": token_ids}
 
         return self.with_static_batch(
-            self.caption_batches(epoch).map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+            self.caption_batches(epoch, split=split).map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
         )
 
     # --- evaluation ---------------------------------------------------------

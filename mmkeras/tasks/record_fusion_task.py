@@ -97,8 +97,11 @@ class RecordFusionTask(RecordTask, FusionTask):
         binary = self.heads[LABEL_HEAD]["type"] == "binary"
 
         def cast(features, labels):
+            # A held-out label the training split lacks (-1) weighs nothing in the validation loss.
             label = labels[LABEL_HEAD]
-            return features, {LABEL_HEAD: tf.cast(label, tf.float32) if binary else label}
+            weight = tf.cast(label >= 0, tf.float32)
+            label = tf.maximum(label, 0)
+            return features, {LABEL_HEAD: tf.cast(label, tf.float32) if binary else label}, {LABEL_HEAD: weight}
 
         return dataset.map(cast)
 

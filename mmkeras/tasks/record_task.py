@@ -3,6 +3,7 @@
 import hashlib
 import json
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -20,6 +21,7 @@ from mmkeras.tasks.task import Task
 DATA_FOLDER = "data"
 SOURCE_FILE = "source.json"
 SKIP_REPORT_FILE = "skip_report.json"
+SPLITS_FOLDER = "splits"  # `train.txt` and `val.txt`: the record ids of each split
 NUM_TRAIN_SHARDS, NUM_VAL_SHARDS = 4, 1
 SHUFFLE_BUFFER = 2048
 _TFDS_VAL_SPLITS = ("val", "validation")
@@ -128,6 +130,7 @@ class RecordTask(Task):
         self.data_path = path if kind == "tfrecord" else self.run_dir.file(DATA_FOLDER)
         self._tokenizer = None
         self._prepared = False
+        self.show_progress = True  # a progress bar while converting (`train(verbose=0)` turns it off)
         if not self._converted():
             self._check_paths()
 
@@ -197,8 +200,15 @@ class RecordTask(Task):
             "val": ShardWriter(self.data_path, NUM_VAL_SHARDS, "val", description),
         }
         extra, reports, label_kinds = SkipReport(), [], set()
+        ids = {"train": [], "val": []}
+        print(f"mmkeras: converting {description} into {self.data_path}", flush=True)
+        progress = keras.utils.Progbar(None, verbose=1 if getattr(self, "show_progress", True) else 0,
+                                       unit_name="record")
+        seen = 0
         for source, split in sources:
             for record in source:
+                seen += 1
+                progress.update(seen)
                 label = record.get("label")
                 if self.family == "fusion":
                     if label is None:
@@ -207,6 +217,7 @@ class RecordTask(Task):
                     label_kinds.add(type(label))
                 target = split or ("val" if is_held_out(record["id"], fraction) else "train")
                 writers[target].write(record)
+                ids[target].append(str(record["id"]))
             reports.append(source.report)
         if len(label_kinds) > 1:
             raise ValueError(
@@ -217,8 +228,10 @@ class RecordTask(Task):
         for part in reports + [extra]:
             report.merge(part)
         report.kept = sum(writers["train"].counts) + sum(writers["val"].counts)
+        progress.update(seen, finalize=True)
         for split, writer in writers.items():
             writer.close(report)
+            self._write_split_list(split, ids[split])
         _gfile.write_bytes(
             _gfile.join(self.data_path, SOURCE_FILE),
             json.dumps({"source": self.source_config}, indent=2).encode("utf-8"),
@@ -333,18 +346,24 @@ class RecordTask(Task):
         """Last per-batch step of the training data (identity by default)."""
         return dataset
 
-    def epoch_dataset(self, epoch):
-        """One epoch of training batches; `epoch` is a Python int (or an eager scalar)."""
+    def epoch_dataset(self, epoch, split="train"):
+        """One epoch of batches of `split` ("train", or "val": the held-out records, in their stored
+        order, unaugmented); `epoch` is a Python int (or an eager scalar)."""
         self.prepare_data()
         train = self.config["train"]
+        training = split == "train"
         seed = int(train["seed"]) * 1_000_003 + int(epoch)  # tf.data shuffles take Python seeds
-        dataset = self.train_reader.dataset(
+        reader = self.train_reader if training else self.val_reader
+        arguments = self.reader_arguments()
+        if not training:
+            arguments.pop("augment", None)
+        dataset = reader.dataset(
             self.family,
             self.tokenizer,
             preprocessor=self.preprocessor,
             batch_size=train["global_batch_size"],
             drop_remainder=True,
-            shuffle=True,
+            shuffle=training,
             shuffle_buffer=SHUFFLE_BUFFER,
             seed=seed,
             deterministic=True,
@@ -352,22 +371,22 @@ class RecordTask(Task):
             prefetch=False,
             # Converted shards hold fully decoded-and-checked images: the cheap check is enough.
             errors="catch" if self.config["data"]["dataset"] == "tfrecord" else "check",
-            **self.reader_arguments(),
+            **arguments,
         )
-        return self.with_static_batch(self.map_batches(dataset.take(self.steps_per_epoch)))
+        steps = self.steps_per_epoch if training else self.num_val_records // train["global_batch_size"]
+        return self.with_static_batch(self.map_batches(dataset.take(steps)))
 
-    def training_stream(self, first_epoch, skip_batches, end_epoch=None):
-        """Epochs `first_epoch..end_epoch-1` (default: `train.epochs`) back to back, built one by one,
-        minus the first `skip_batches`."""
-        end_epoch = self.config["train"]["epochs"] if end_epoch is None else end_epoch
-        stream = None
-        for epoch in range(int(first_epoch), int(end_epoch)):
-            dataset = self.epoch_dataset(epoch)
-            stream = dataset if stream is None else stream.concatenate(dataset)
-        return stream.skip(skip_batches).prefetch(tf.data.AUTOTUNE)
+    def has_validation_split(self):
+        return self.num_val_records >= self.config["train"]["global_batch_size"]  # a full batch at least
 
     def train(self, verbose="auto"):
+        """Converts the data if needed (a progress bar unless `verbose=0`), prints its summary, trains."""
+        self.show_progress = verbose != 0
         self.prepare_data()
+        report = self.skip_report()
+        print(f"mmkeras: data {self.split_info['train'].get('source')}: {report.summary()}; "
+              f"{self.num_train_records} train / {self.num_val_records} held-out records "
+              f"(lists: {self.split_list('train')}, {self.split_list('val')}).", flush=True)
         return super().train(verbose=verbose)
 
     def run(self, verbose="auto", **kwargs):
@@ -375,12 +394,27 @@ class RecordTask(Task):
         metrics = super().run(verbose=verbose, **kwargs)
         report = self.data_report()
         self.run_dir.write_json(SKIP_REPORT_FILE, report)
-        print(f"mmkeras: data {report['source']}: {report['summary']}; "
-              f"{report['num_train_records']} train / {report['num_held_out_records']} held-out records; "
-              f"undecodable at read time: {report['read_time']['train_undecodable_images']} train, "
-              f"{report['read_time']['held_out_undecodable_images']} held out "
+        print(f"mmkeras: undecodable at read time: {report['read_time']['train_undecodable_images']} train, "
+              f"{report['read_time']['held_out_undecodable_images']} held-out images "
               f"(details: {self.run_dir.file(SKIP_REPORT_FILE)})")
         return metrics
+
+    def split_list(self, split):
+        """The file listing the record ids of `split` ("train" or "val"), one per line (`RUN/splits/`).
+
+        Written when the data is converted (or, for a `tfrecord` input, read from its shards), so that
+        a gallery indexed later can leave the training records out.
+        """
+        path = self.run_dir.file(_gfile.join(SPLITS_FOLDER, f"{split}.txt"))
+        if not tf.io.gfile.exists(path):
+            reader = self.train_reader if split == "train" else self.val_reader
+            ids = reader.records(deterministic=True).map(lambda r: r["id"]).as_numpy_iterator()
+            self._write_split_list(split, [i.decode("utf-8") for i in ids])
+        return path
+
+    def _write_split_list(self, split, ids):
+        tf.io.gfile.makedirs(self.run_dir.file(SPLITS_FOLDER))
+        self.run_dir.write_text(_gfile.join(SPLITS_FOLDER, f"{split}.txt"), "".join(f"{i}\n" for i in ids))
 
     # --- evaluation ------------------------------------------------------------
     def held_out_batches(self):

@@ -68,9 +68,22 @@ class RunDirectory:
 
         self._replace(name, write, name + ".tmp")
 
+    def write_text(self, name, text):
+        """Writes the string `text` (UTF-8) to the file `name`, atomically."""
+
+        def write(tmp):
+            with tf.io.gfile.GFile(tmp, "w") as f:
+                f.write(text)
+
+        self._replace(name, write, name + ".tmp")
+
     def save_model(self, model, name="model.keras"):
         """Saves `model` to the file `name` (a `.keras` file), atomically."""
         self._replace(name, model.save, name[: -len(".keras")] + ".tmp.keras")
+
+    def save_weights(self, model, name):
+        """Saves `model`'s weights to the file `name` (a `.weights.h5` file), atomically."""
+        self._replace(name, model.save_weights, name[: -len(".weights.h5")] + ".tmp.weights.h5")
 
     def _replace(self, name, write, tmp_name):
         """Calls `write(tmp)` on a temporary file beside `name`, then renames it to `name`."""

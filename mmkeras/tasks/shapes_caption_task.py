@@ -34,23 +34,23 @@ class ShapesCaptionTask(ShapesTask):
             )
         return num_train // batch
 
-    def _make_training_tensors(self):
-        scenes = self.shapes.scenes("train")
+    def _make_split_tensors(self, split):
+        scenes = self.shapes.scenes(split)
         token_ids = self.tokenizer(tf.constant([c for s in scenes for c in s["captions"]]))
         return (
-            tf.constant(self.shapes.images("train")),
+            tf.constant(self.shapes.images(split)),
             tf.reshape(token_ids, [len(scenes), self.shapes.num_captions, -1]),
         )
 
-    def caption_batches(self, epoch, captions_per_image=1):
-        """Batches of `(uint8 images [B, H, W, 3], caption token ids)` for one epoch.
+    def caption_batches(self, epoch, captions_per_image=1, split="train"):
+        """Batches of `(uint8 images [B, H, W, 3], caption token ids)` of `split` for one epoch.
 
         The token ids (`self.tokenizer`'s) are `[B, L]`, or `[B, K, L]` with
         `captions_per_image=K > 1`: K distinct reference captions of each image,
         drawn anew every epoch.
         """
         seed = tf.cast(self.config["train"]["seed"], tf.int64)
-        images, token_ids = self._training_tensors()
+        images, token_ids = self._split_tensors(split)
         count, per_image = tf.shape(token_ids, out_type=tf.int64)[0], token_ids.shape[1]
         if not 1 <= captions_per_image <= per_image:
             raise ValueError(

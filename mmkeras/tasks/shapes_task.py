@@ -53,23 +53,25 @@ class ShapesTask(Task):
         )
         self.preprocessor = ImagePreprocessor(image_size=data["image_size"], resize="pad", max_pixels=data["max_pixels"])
         self._tokenizer = None
-        self._train_tensors = None
+        self._tensors = {}  # split -> the tensors its batches are drawn from
 
-    @tf.autograph.experimental.do_not_convert
-    def _training_tensors(self):
-        """The training split as eager tensors (`_make_training_tensors`), built once and cached.
+    def _split_tensors(self, split="train"):
+        """A split as eager tensors (`_make_split_tensors`), built once per split and cached.
 
         Made eagerly even when first asked for inside a traced dataset function,
         so every epoch's pipeline gathers from the same constants.
         """
-        if self._train_tensors is None:
+        if split not in self._tensors:
             with tf.init_scope():
-                self._train_tensors = self._make_training_tensors()
-        return self._train_tensors
+                self._tensors[split] = self._make_split_tensors(split)
+        return self._tensors[split]
 
-    def _make_training_tensors(self):
-        """The tensors `epoch_dataset` draws its batches from (subclasses that stream the split)."""
+    def _make_split_tensors(self, split):
+        """The tensors `epoch_dataset` draws its batches of `split` from."""
         raise NotImplementedError
+
+    def has_validation_split(self):
+        return self.config["data"]["num_val"] > 0
 
     def tokenizer_corpus(self):
         """The training text the tokenizer learns its vocabulary from (default: the captions)."""

@@ -13,9 +13,14 @@ import tensorflow as tf
 from mmkeras.config import config_differences
 from mmkeras.models import build_from_config
 from mmkeras.tasks.run_directory import RunDirectory
+from mmkeras.training.best_epoch import BestEpoch
 from mmkeras.training.default_optimizer import default_optimizer
+from mmkeras.training.epoch_progress import EpochProgress
 from mmkeras.training.resumable_checkpoint import ResumableCheckpoint
 from mmkeras.training.strategy import get_strategy, is_chief, per_replica_batch_size
+
+BEST_WEIGHTS = "best.weights.h5"  # the weights of the best epoch by `train.monitor`
+BEST_EPOCH_FILE = "best_epoch.json"  # which epoch that is, and whether training stopped early
 
 
 class Task:
@@ -187,19 +192,28 @@ class Task:
         return dataset.map(fix)
 
     def training_stream(self, first_epoch, skip_batches, end_epoch=None):
-        """Epochs `first_epoch..end_epoch-1` back to back, minus the first `skip_batches`.
-
-        `end_epoch` defaults to `train.epochs`. `epoch_dataset` only builds a
-        pipeline, so it is traced without AutoGraph: converting it (and every
-        function it calls) costs seconds per run.
-        """
+        """Epochs `first_epoch..end_epoch-1` (default: `train.epochs`) back to back, minus the first
+        `skip_batches` (what `train` feeds each epoch's `fit`, as one stream)."""
         end_epoch = self.config["train"]["epochs"] if end_epoch is None else end_epoch
-        return (
-            tf.data.Dataset.range(first_epoch, end_epoch)
-            .flat_map(tf.autograph.experimental.do_not_convert(self.epoch_dataset))
-            .skip(skip_batches)
-            .prefetch(tf.data.AUTOTUNE)
-        )
+        stream = None
+        for epoch in range(int(first_epoch), int(end_epoch)):
+            dataset = self.epoch_dataset(tf.constant(epoch, tf.int64))
+            stream = dataset if stream is None else stream.concatenate(dataset)
+        return stream.skip(skip_batches).prefetch(tf.data.AUTOTUNE)
+
+    def has_validation_split(self):
+        """Whether the data has a validation split (subclasses: whether it is empty)."""
+        return True
+
+    def validation_data(self):
+        """The validation split in the training data's form, evaluated after every epoch, or None.
+
+        None when `train.validate` is false or the split holds less than one full batch.
+        """
+        if not self.config["train"]["validate"] or not self.has_validation_split():
+            return None
+        dataset = self.epoch_dataset(tf.constant(0, tf.int64), split="val")
+        return None if int(dataset.cardinality()) == 0 else dataset.prefetch(tf.data.AUTOTUNE)
 
     @contextlib.contextmanager
     def holding_run(self):
@@ -231,12 +245,12 @@ class Task:
             )
 
     def remove_previous_run(self):
-        """Removes what an earlier run wrote (its config, checkpoints, model, tokenizer, history, metrics,
-        logs and export); converted data (`data/`) is kept. Call it holding the run (`holding_run`)."""
+        """Removes what an earlier run wrote (its config, checkpoints, model, best weights, tokenizer, history,
+        metrics, report, logs and export); converted data (`data/`) is kept. Call it holding the run (`holding_run`)."""
         for name in ("checkpoints", "logs", "export"):
             if tf.io.gfile.exists(self.run_dir.file(name)):
                 tf.io.gfile.rmtree(self.run_dir.file(name))
-        for pattern in ("*.json", "*.keras"):
+        for pattern in ("*.json", "*.keras", "*.weights.h5", "*.html"):
             for path in tf.io.gfile.glob(self.run_dir.file(pattern)):
                 tf.io.gfile.remove(path)
 
@@ -263,6 +277,18 @@ class Task:
         if done:
             print(f"mmkeras: resuming from step {done} ({self.run_dir.checkpoints}).")
         history, new_losses = self._stored_history(), []
+        validation = self.validation_data()
+        best = None
+        if validation is not None:
+            best = BestEpoch(
+                train["monitor"], train["early_stopping_patience"], history=history,
+                save=lambda model: self.run_dir.save_weights(model, BEST_WEIGHTS),
+            )
+        if verbose:
+            print(f"mmkeras: {epochs} epoch(s) of {steps} steps (batch {train['global_batch_size']}); "
+                  + ("validation on the 'val' split after every epoch, best epoch by "
+                     f"{train['monitor']}" if best else "no validation (`train.validate` off or no full "
+                     "batch of validation data)") + ".")
 
         def record_epoch(epoch, logs):
             # Indexed by epoch: a resumed epoch replaces what the interrupted run recorded from there on.
@@ -272,6 +298,9 @@ class Task:
                 values = history.setdefault(key, [])
                 values.extend([None] * (epoch - len(values)))
                 values[epoch:] = [float(value)]
+            values = history.setdefault("steps", [])  # the steps trained by the end of each epoch
+            values.extend([None] * (epoch - len(values)))
+            values[epoch:] = [int(checkpoint.step.numpy())]
             new_losses.append(float((logs or {}).get("loss", 0.0)))
             self.run_dir.write_json("history.json", history)
 
@@ -279,37 +308,33 @@ class Task:
             checkpoint,
             keras.callbacks.TensorBoard(self.run_dir.logs, update_freq="epoch"),
             keras.callbacks.TerminateOnNaN(),
-            keras.callbacks.LambdaCallback(on_epoch_end=record_epoch),
+            EpochProgress(epochs),
+            *([best] if best else []),
+            keras.callbacks.LambdaCallback(on_epoch_end=record_epoch),  # last: sees what the others add
         ]
-        # The interrupted epoch's remaining batches first, then the remaining epochs.
         epoch, offset = divmod(done, steps)
-        segments = []
-        if offset:
-            segments.append((epoch, epoch + 1, steps - offset, offset))
-            epoch += 1
-        if epoch < epochs:
-            segments.append((epoch, epochs, steps, 0))
         # Op by op: tracing a train step costs seconds, more than a handful of eager steps.
         compiled_run_eagerly, model.run_eagerly = model.run_eagerly, train["run_eagerly"]
         try:
-            for first, last, length, skip in segments:
-                # Each `fit` gets exactly its segment's batches, and the end of that stream is what
-                # stops it: Keras runs whole `steps_per_execution` chunks, so when they do not divide
-                # `length`, its epochs run on into the next epoch's batches (the same batches, in the
-                # same order, with the epoch ends shifted). The stream ending is then expected, not
-                # the shortage Keras warns of, and the checkpoint's count stops there.
-                checkpoint.stop_at = last * steps
+            # One `fit` per epoch, fed exactly that epoch's batches (after a kill, the ones not yet
+            # trained on): Keras runs `steps_per_execution` steps per call, and a chunk must never
+            # run on into the next epoch's batches, so every epoch ends where its data ends.
+            while epoch < epochs and not (best and best.stopped) and not getattr(model, "stop_training", False):
+                checkpoint.stop_at = (epoch + 1) * steps
+                data = self.epoch_dataset(tf.constant(epoch, tf.int64)).skip(offset).prefetch(tf.data.AUTOTUNE)
                 with _multi_worker_fit_context(model, self.strategy), warnings.catch_warnings():
                     warnings.filterwarnings("ignore", "Your input ran out of data", UserWarning)
                     model.fit(
-                        self.training_stream(first, skip, end_epoch=last),
-                        initial_epoch=first,
-                        epochs=last,
-                        steps_per_epoch=length,
-                        shuffle=False,  # the stream is in each epoch's seeded order; Keras cannot reorder it
+                        data,
+                        initial_epoch=epoch,
+                        epochs=epoch + 1,
+                        steps_per_epoch=steps - offset,
+                        validation_data=validation,
+                        shuffle=False,  # each epoch is in its seeded order; Keras cannot reorder it
                         callbacks=callbacks,
                         verbose=verbose,
                     )
+                epoch, offset = epoch + 1, 0
         finally:
             model.run_eagerly = compiled_run_eagerly  # evaluation and prediction run as compiled (traced)
         if checkpoint.saw_non_finite_loss or not all(math.isfinite(v) for v in new_losses):
@@ -319,9 +344,27 @@ class Task:
                 f"Training diverged: the loss became NaN or infinite; {kept}. Lower `train.learning_rate` "
                 "and start afresh (`--overwrite`)."
             )
+        if best is not None:
+            self.run_dir.write_json(BEST_EPOCH_FILE, self._best_epoch_summary(best, model))
         self.run_dir.write_json("history.json", history)
         self.run_dir.save_model(model)
         return model
+
+    def _best_epoch_summary(self, best, model):
+        """Reports the best epoch (and an early stop), restores its weights with `train.restore_best`."""
+        train = self.config["train"]
+        summary = {"monitor": best.monitor, "best_epoch": best.best_epoch, "best_value": best.best,
+                   "stopped_early": best.stopped, "last_epoch": best.last_epoch, "restored": False}
+        if best.best_epoch is None:
+            return summary
+        if best.stopped:
+            print(f"mmkeras: stopped early after epoch {best.last_epoch + 1}: {best.monitor} last improved "
+                  f"at epoch {best.best_epoch + 1} ({best.best:.4g}).")
+        if train["restore_best"] and best.best_epoch != best.last_epoch:
+            model.load_weights(self.run_dir.file(BEST_WEIGHTS))
+            summary["restored"] = True
+            print(f"mmkeras: the saved model has epoch {best.best_epoch + 1}'s weights, the best by {best.monitor}.")
+        return summary
 
     def _stored_history(self):
         """The run's `history.json` so far (`{}` for a new run)."""
@@ -420,7 +463,7 @@ def _multi_worker_fit_context(model, strategy):
       Keras takes the same strategy from the scope and builds while tracing
       the train step instead.
     - the per-step logs are reduced with `strategy.reduce("MEAN", value,
-      axis=0)`, which fails on scalars. The train step's logs are returned
+      axis=0)`, which fails on scalars. The train and test steps' logs are returned
       with shape `[1]`, so that reduce averages them over all replicas (the
       same logs as under `MirroredStrategy`).
     """
@@ -428,17 +471,19 @@ def _multi_worker_fit_context(model, strategy):
         yield
         return
     saved_strategy = model._distribute_strategy
-    train_step = model.train_step
 
-    def train_step_with_rank_1_logs(data):
-        logs = train_step(data)
-        return {k: tf.reshape(v, [1]) if tf.is_tensor(v) and v.shape.rank == 0 else v for k, v in logs.items()}
+    def with_rank_1_logs(step):
+        def step_with_rank_1_logs(data):
+            logs = step(data)
+            return {k: tf.reshape(v, [1]) if tf.is_tensor(v) and v.shape.rank == 0 else v for k, v in logs.items()}
+
+        return step_with_rank_1_logs
 
     model._distribute_strategy = None
-    model.train_step = train_step_with_rank_1_logs
+    model.train_step, model.test_step = with_rank_1_logs(model.train_step), with_rank_1_logs(model.test_step)
     try:
         with strategy.scope():
             yield
     finally:
         model._distribute_strategy = saved_strategy
-        del model.train_step
+        del model.train_step, model.test_step
