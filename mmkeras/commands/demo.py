@@ -5,6 +5,8 @@ import os
 import sys
 import time
 
+from mmkeras.durations import format_duration
+
 NAME = "demo"
 HELP = "train, evaluate and export the Shapes matching, captioning and fusion models; write an HTML report"
 
@@ -168,7 +170,7 @@ def _train_in_parallel(configs, run_dirs, jobs, log):
             except BaseException as error:  # re-raised below, in the calling thread
                 errors.append(error)
                 return
-            log(f"    {name} done in {results[name]['seconds']:.0f} s -> {run_dirs[name]} "
+            log(f"    {name} done in {format_duration(results[name]['seconds'])} -> {run_dirs[name]} "
                 "(metrics.json, export/)")
 
     method = worker_start_method()
@@ -256,7 +258,7 @@ def run_demo(output_dir, quick=False, verbose="auto", log=print, jobs=1):
         for index, name in enumerate(MODELS, 1):
             announce(index, name)
             results[name] = _train_one(name, configs[name], run_dirs[name], verbose)
-            log(f"    done in {results[name]['seconds']:.0f} s -> {run_dirs[name]} (metrics.json, export/)")
+            log(f"    done in {format_duration(results[name]['seconds'])} -> {run_dirs[name]} (metrics.json, export/)")
     else:
         log(f"Training the {len(MODELS)} models in {jobs} processes (this one and {jobs - 1} "
             f"worker{'s' if jobs > 2 else ''}; no progress bars).")
@@ -271,7 +273,7 @@ def run_demo(output_dir, quick=False, verbose="auto", log=print, jobs=1):
         {"captions": report.add_caption_samples, "retrieval": report.add_retrieval,
          "confusion": report.add_confusion}[kind](name, inputs)
     path = report.write(output_dir)
-    log(f"Total: {time.perf_counter() - started:.0f} s. Report: {path} (plots in "
+    log(f"Total: {format_duration(time.perf_counter() - started)}. Report: {path} (plots in "
         f"{os.path.join(str(output_dir), 'plots')})")
     return report
 

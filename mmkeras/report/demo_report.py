@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from mmkeras.durations import format_duration
 from mmkeras.report.html_report import HtmlReport
 from mmkeras.report.plots import GREEN, encode_png, heatmap, image_grid, line_plot, render, stack
 
@@ -289,8 +290,9 @@ class DemoReport:
             muted=True,
         )
         report.table(
-            ["model", "task", "seconds (train + eval + export)", "SavedModel"],
-            [[r["name"], r["task"], r["seconds"], r["export_dir"] or ""] for r in self.runs],
+            ["model", "task", "time (train + eval + export)", "SavedModel"],
+            [[r["name"], r["task"], "" if r["seconds"] is None else format_duration(r["seconds"]),
+              r["export_dir"] or ""] for r in self.runs],
         )
         if "captioning" in self.kinds:
             self._captions_html(report)

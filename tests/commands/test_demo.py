@@ -3,6 +3,7 @@
 import html
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -27,7 +28,8 @@ def demo(tmp_path_factory):
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     metrics = {name: json.loads((output / name / "metrics.json").read_text()) for name in MODELS}
-    return {"dir": output, "stdout": done.stdout, "metrics": metrics, "seconds": time.perf_counter() - start}
+    return {"dir": output, "stdout": done.stdout, "stderr": done.stderr, "metrics": metrics,
+            "seconds": time.perf_counter() - start}
 
 
 def test_prints_one_results_table_matching_the_metrics(demo):
@@ -47,6 +49,18 @@ def test_prints_one_results_table_matching_the_metrics(demo):
     ]
     for name, m in ((MODELS[2], early), (MODELS[3], late)):
         assert shown[name] == [f"{m['answer_accuracy']:.3f}", f"{m['match_accuracy']:.3f}"]
+
+
+def test_times_read_as_durations_and_tensorflow_logs_nothing(demo):
+    duration = r"(\d+\.\d s|\d+ min \d+ s|\d+ h \d+ min)"
+    lines = demo["stdout"].splitlines()
+    done = [line for line in lines if " done in " in line]
+    assert len(done) == len(MODELS) and all(re.search(f" done in {duration} -> ", line) for line in done), done
+    assert any(re.match(f"Total: {duration}\\. Report: ", line) for line in lines)
+    times = re.findall(f"<td[^>]*>{duration}</td>", (demo["dir"] / "report.html").read_text())
+    assert len(times) == len(MODELS), times  # the report's runs table
+    # TensorFlow's start-up and runtime log lines ("I0000 ...", "absl::InitializeLog") are hidden without --verbose.
+    assert not re.search(r"^[IWEF]\d{4} |absl::InitializeLog", demo["stderr"], re.MULTILINE), demo["stderr"][-2000:]
 
 
 def test_report_is_self_contained_and_matches_each_run(demo):
