@@ -1,6 +1,7 @@
 """The results of one run (`mmkeras train`, `mmkeras eval`): the printed table and `RUN/report.html`."""
 
 import os
+import re
 
 from mmkeras.report.demo_report import DemoReport
 from mmkeras.report.run_samples import caption_samples, fusion_confusion, fusion_heads, retrieval_samples
@@ -68,7 +69,8 @@ def write_run_report(task, model, metrics, seconds=None, export_dir=None):
     name = config.get("name") or os.path.basename(task.run_dir.path.rstrip("/"))
     data = config["data"]
     source = "Shapes" if data["dataset"] == "shapes" else f"{data['dataset']}:{data['path']}"
-    settings = f"; evaluated with {suffix[1:].replace('-', ', ')}" if suffix else ""
+    # "-num_beams=6-length_penalty=-0.5" -> "num_beams=6, length_penalty=-0.5"
+    settings = f"; evaluated with {', '.join(re.split(r'-(?=[a-z_]+=)', suffix[1:]))}" if suffix else ""
     report = DemoReport(f"mmkeras: {name}", subtitle=f"{config['task']} on {source}; run directory "
                         f"{task.run_dir.path}{settings}", kinds=(config["task"],))
     history_file = task.run_dir.file("history.json")

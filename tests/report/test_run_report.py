@@ -55,7 +55,7 @@ def test_one_run_gets_a_table_and_a_page_with_its_sections(tmp_path):
         "curves_clip-csv.png", "retrieval_clip-csv.png"]
     # Another evaluation (`mmkeras eval --set ...`) writes beside it, under its suffix; no history: no curve.
     (tmp_path / "run" / "history.json").unlink()
-    _, path = write_run_report(_task(run_dir, "-batch_size=8"), model, metrics)
-    assert path == str(tmp_path / "run" / "report-batch_size=8.html")
+    _, path = write_run_report(_task(run_dir, "-batch_size=8-length_penalty=-0.5"), model, metrics)
+    assert path == str(tmp_path / "run" / "report-batch_size=8-length_penalty=-0.5.html")
     text = open(path).read()
-    assert "evaluated with batch_size=8" in text and len(read_html_report(text)["images"]) == 4
+    assert "evaluated with batch_size=8, length_penalty=-0.5" in text and len(read_html_report(text)["images"]) == 4
