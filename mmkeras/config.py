@@ -252,13 +252,16 @@ def merge(base, overrides, *, none_removes=False):
     return out
 
 
-def resolve_config(preset_config, overrides=None):
+def resolve_config(preset_config, overrides=None, *, validate=True):
     """Fills the section defaults under a preset's config, applies overrides, validates.
 
     Args:
         preset_config: a preset's config dict.
         overrides: optional dict of overrides; keys may be dotted paths
             (`{"train.epochs": 2}`) or nested dicts.
+        validate: check the towers and the model arguments against their
+            classes (which imports Keras); `False` only fills and merges, for
+            showing a config (`mmkeras info`, whose presets are checked by the tests).
 
     Returns:
         The full, validated config.
@@ -274,7 +277,8 @@ def resolve_config(preset_config, overrides=None):
     config = merge({k: v for k, v in SECTION_DEFAULTS.items()}, preset_config)
     for key, value in (overrides or {}).items():
         config = merge(config, _nest(key, value))
-    validate_config(config)
+    if validate:
+        validate_config(config)
     # An int given for a float field (`--set eval.length_penalty=0`) becomes a float, so one
     # setting has one spelling wherever the config is written or named.
     for section, defaults in SECTION_DEFAULTS.items():

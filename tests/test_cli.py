@@ -78,15 +78,18 @@ def _fresh_cli(argv, level=None):
 
 
 def test_help_and_list_load_no_tensorflow_and_print_nothing_on_stderr():
-    for argv, expected in ((["--help"], "COMMAND"), (["train", "--help"], "--output"), (["list"], "shapes-clip-tiny")):
+    for argv, expected in ((["--help"], "COMMAND"), (["train", "--help"], "--output"), (["list"], "shapes-clip-tiny"),
+                           (["info", "shapes-clip-tiny"], '"global_batch_size": 64')):
         result = _fresh_cli(argv)
         assert result["status"] == 0 and expected in result["stdout"], (argv, result)
         assert result["stderr"] == "" and result["imported"] == [], (argv, result)
 
 
 def test_other_commands_keep_tensorflow_quiet_unless_verbose():
-    quiet = _fresh_cli(["info", "shapes-clip-tiny"])
-    assert quiet["status"] == 0 and quiet["stdout"].startswith("# shapes-clip-tiny") and quiet["stderr"] == ""
+    quiet = _fresh_cli(["eval", "/nonexistent-run"])
+    assert quiet["status"] == 2 and "tensorflow" in quiet["imported"]
+    # One line, the error; none of TensorFlow's start-up lines.
+    assert quiet["stderr"].count("\n") == 1 and quiet["stderr"].startswith("mmkeras eval: error:"), quiet
     assert quiet["level"] == cli.QUIET_ENVIRONMENT["TF_CPP_MIN_LOG_LEVEL"]
     assert _fresh_cli(["--verbose", "list"])["level"] is None
     assert _fresh_cli(["list", "--verbose"])["level"] is None

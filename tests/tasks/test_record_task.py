@@ -168,3 +168,19 @@ def test_fusion_needs_labels(coco_files, tmp_path):
         task.prepare_data()
     info = json.loads((tmp_path / "b" / "data" / "dataset_info.json").read_text())
     assert info["splits"]["train"]["skip_report"]["skipped"] == {"missing label": 15}
+
+
+def test_data_summary_comes_before_training_and_the_split_lists_are_written(coco_files, tmp_path, capsys):
+    task = task_for_config(_coco_config(coco_files, **{"train.global_batch_size": 4}), tmp_path / "run")
+    task.train(verbose=1)
+    out = capsys.readouterr().out
+    assert out.index("mmkeras: converting coco:") < out.index("kept 33 records") < out.index("loss:")
+    lists = {split: (tmp_path / "run" / "splits" / f"{split}.txt").read_text().splitlines() for split in ("train", "val")}
+    for split, reader in (("train", task.train_reader), ("val", task.val_reader)):
+        ids = [i.decode() for i in reader.records(deterministic=True).map(lambda r: r["id"]).as_numpy_iterator()]
+        assert sorted(lists[split]) == sorted(ids) and len(ids) == task.prepare_data()[split]["num_records"]
+    assert str(tmp_path / "run" / "splits" / "val.txt") in out
+    assert not set(lists["train"]) & set(lists["val"])
+    # Validation ran on the held-out split after the epoch.
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert len(history["val_loss"]) == 1 and len(history["val_batch_accuracy"]) == 1

@@ -1,5 +1,6 @@
 """The shared `Task` machinery: precision policies and the optimizer they get."""
 
+import json
 import math
 
 import keras
@@ -82,3 +83,77 @@ def test_run_eagerly_with_jit_compile_is_a_clear_error(tmp_path):
     config = zoo.config("shapes-fusion-concat-tiny", **{**TINY, "train.run_eagerly": True, "train.jit_compile": True})
     with pytest.raises(ValueError, match=r"train\.run_eagerly.*train\.jit_compile"):
         task_for_config(config, str(tmp_path))
+
+
+def _tensorboard_epochs(log_dir, tag):
+    """`{step: value}` of the scalar `tag` in the TensorBoard event files under `log_dir`."""
+    import glob
+
+    import tensorflow as tf
+
+    values = {}
+    for path in glob.glob(f"{log_dir}/**/events.out.tfevents.*", recursive=True):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    values[event.step] = float(tf.make_ndarray(value.tensor))
+    return values
+
+
+CLIP_TINY = {"data.num_train": 56, "data.num_val": 16, "data.num_test": 8, "data.image_size": 32,
+             "image_encoder.num_layers": 1, "text_encoder.num_layers": 1, "train.global_batch_size": 8,
+             "train.jit_compile": False}  # 7 steps an epoch
+
+
+def test_epochs_and_steps_are_true_when_steps_per_execution_does_not_divide_the_epoch(tmp_path, capsys):
+    config = zoo.config("shapes-clip-tiny", **CLIP_TINY, **{"train.epochs": 3, "train.steps_per_execution": 5})
+    task = task_for_config(config, str(tmp_path))
+    model = task.train(verbose=1)
+    out = capsys.readouterr().out
+    assert int(model.optimizer.iterations.numpy()) == 21
+    history = task.run_dir.read_json("history.json")
+    assert history["steps"] == [7, 14, 21]
+    assert len(history["loss"]) == 3 and all(v > 0.1 for v in history["loss"])  # every epoch trained
+    # Validation after every epoch: the loss and the dual encoder's in-batch retrieval accuracy.
+    assert len(history["val_loss"]) == len(history["val_batch_accuracy"]) == 3
+    # The bar counts to the epoch's 7 steps, never past it, and numbers the epochs of the run.
+    assert "Epoch 3/3" in out and "7/7" in out and "10/7" not in out
+    epoch_losses = _tensorboard_epochs(tmp_path / "logs" / "train", "epoch_loss")
+    assert sorted(epoch_losses) == [0, 1, 2] and all(v > 0.1 for v in epoch_losses.values())
+    assert sorted(_tensorboard_epochs(tmp_path / "logs" / "validation", "epoch_loss")) == [0, 1, 2]
+
+
+def test_early_stopping_stops_keeps_the_best_epoch_and_stays_stopped_on_resume(tmp_path):
+    import tensorflow as tf
+
+    # A learning rate far below float32's resolution: the weights, so the validation loss, never change.
+    overrides = {"train.epochs": 6, "train.learning_rate": 1e-20, "train.early_stopping_patience": 2,
+                 "train.restore_best": True}
+    config = zoo.config("shapes-clip-tiny", **CLIP_TINY, **overrides)
+    task = task_for_config(config, str(tmp_path))
+    task.train(verbose=0)
+    history = task.run_dir.read_json("history.json")
+    assert len(history["val_loss"]) == 3  # epoch 1 the best, 2 and 3 without improvement
+    best = task.run_dir.read_json("best_epoch.json")
+    assert best == {"monitor": "val_loss", "best_epoch": 0, "best_value": history["val_loss"][0],
+                    "stopped_early": True, "last_epoch": 2, "restored": True}
+    assert (tmp_path / "best.weights.h5").exists()
+    # Run again: the run is complete (stopped early), nothing more is trained.
+    again = task_for_config(config, str(tmp_path))
+    again.train(verbose=0)
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-21")
+    assert len(again.run_dir.read_json("history.json")["val_loss"]) == 3
+
+
+def test_a_monitor_that_is_not_logged_is_a_clear_error(tmp_path):
+    config = zoo.config("shapes-clip-tiny", **CLIP_TINY, **{"train.epochs": 1, "train.monitor": "val_accuracy"})
+    with pytest.raises(ValueError, match=r"`train.monitor`='val_accuracy' is not among .*val_batch_accuracy"):
+        task_for_config(config, str(tmp_path)).train(verbose=0)
+
+
+def test_no_validation_without_a_full_batch_of_validation_data(tmp_path, capsys):
+    config = zoo.config("shapes-clip-tiny", **{**CLIP_TINY, "train.epochs": 1, "data.num_val": 4})
+    task_for_config(config, str(tmp_path)).train(verbose=1)
+    assert "no validation" in capsys.readouterr().out
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert "val_loss" not in history and not (tmp_path / "best_epoch.json").exists()
