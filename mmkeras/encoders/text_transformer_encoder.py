@@ -6,6 +6,7 @@ from mmkeras.encoders.encoder import Encoder
 from mmkeras.layers.attention_pooling import AttentionPooling
 from mmkeras.layers.transformer_encoder_block import TransformerEncoderBlock
 from mmkeras.preprocessing.special_tokens import PAD_ID
+from mmkeras.validation import check_int
 
 TEXT_POOLINGS = ("first", "last", "mean", "attention")
 
@@ -15,7 +16,10 @@ class TextTransformerEncoder(Encoder):
     """Transformer text tower, causal or bidirectional.
 
     Token + position embeddings (`keras_hub.layers.TokenAndPositionEmbedding`),
-    pre-norm encoder blocks, final layer norm. Id 0 is `[PAD]` and is masked out.
+    pre-norm encoder blocks, final layer norm. Id 0 is `[PAD]` and is masked out,
+    unless `end_token_id` is set: then the text ends at its first end token and
+    every later position is padding, whatever its id (CLIP's vocabulary has a
+    real token at id 0, "!", and its tokenizers pad with the end token or "!").
 
     Pooling: "first" takes the first token (`[BOS]`, a BERT-style summary token,
     suited to bidirectional towers); "last" takes the last non-padding token
@@ -34,6 +38,18 @@ class TextTransformerEncoder(Encoder):
         pooling: one of "first", "last", "mean", "attention". Defaults to "last"
             when causal, else "first".
         dropout: float, dropout rate.
+        layer_norm_epsilon: float, epsilon of the blocks' and the final layer
+            norms (1e-5 in CLIP checkpoints).
+        activation: MLP activation of the blocks: "gelu" (tanh
+            approximation), "gelu_exact", "quick_gelu" (OpenAI CLIP) or any
+            Keras activation name.
+        end_token_id: optional int, the id that ends a text (CLIP's
+            `<|endoftext|>`). When set, `padding_mask` is True up to and
+            including the first `end_token_id` of each row and False after it
+            (a row without one is all text), and "last" pooling takes the end
+            token: the Hugging Face CLIP text tower's pooled output. With a
+            causal tower the tokens after the end token never reach it, so
+            any padding id gives the same pooled vector.
         pooled_only: bool, output only `{"pooled", "padding_mask"}`. With
             "first" or "last" pooling the last block then runs its query,
             attention output and MLP for the pooled token alone (same weights
@@ -58,30 +74,39 @@ class TextTransformerEncoder(Encoder):
     """
 
     def __init__(self, vocabulary_size, sequence_length, hidden_dim=512, num_layers=12, num_heads=8,
-                 mlp_dim=2048, causal=True, pooling=None, dropout=0.0, pooled_only=False, dtype=None,
-                 **kwargs):
+                 mlp_dim=2048, causal=True, pooling=None, dropout=0.0, layer_norm_epsilon=1e-6,
+                 activation="gelu", end_token_id=None, pooled_only=False, dtype=None, **kwargs):
         pooling = pooling or ("last" if causal else "first")
         if pooling not in TEXT_POOLINGS:
             raise ValueError(f"`pooling` must be one of {TEXT_POOLINGS}, got {pooling!r}.")
         if int(num_layers) < 1:
             raise ValueError(f"`num_layers` must be >= 1, got {num_layers!r}.")
+        if end_token_id is not None:
+            end_token_id = check_int("end_token_id", end_token_id, minimum=0)
+            if end_token_id >= int(vocabulary_size):
+                raise ValueError(
+                    f"`end_token_id` must be below `vocabulary_size`={vocabulary_size}, got {end_token_id}."
+                )
+            end_token_id = int(end_token_id)
 
         # === Layers ===
         embedding = keras_hub.layers.TokenAndPositionEmbedding(
             vocabulary_size, sequence_length, hidden_dim, dtype=dtype, name="embedding"
         )
+        epsilon = float(layer_norm_epsilon)
         blocks = [
             TransformerEncoderBlock(
-                num_heads, mlp_dim, dropout=dropout, causal=causal, dtype=dtype, name=f"block_{i}"
+                num_heads, mlp_dim, dropout=dropout, activation=activation, layer_norm_epsilon=epsilon,
+                causal=causal, dtype=dtype, name=f"block_{i}",
             )
             for i in range(num_layers)
         ]
-        final_norm = keras.layers.LayerNormalization(epsilon=1e-6, dtype=dtype, name="final_norm")
+        final_norm = keras.layers.LayerNormalization(epsilon=epsilon, dtype=dtype, name="final_norm")
         pool = AttentionPooling(num_heads, dtype=dtype, name="pool") if pooling == "attention" else None
 
         # === Functional Model ===
         token_ids = keras.Input((sequence_length,), dtype="int32", name="token_ids")
-        padding_mask = ops.not_equal(token_ids, PAD_ID)
+        padding_mask = _padding_mask(token_ids, end_token_id)
         x = embedding(token_ids)
         last = ops.maximum(ops.sum(ops.cast(padding_mask, "int32"), axis=1) - 1, 0)
         one_token = pooled_only and pooling in ("first", "last")
@@ -117,6 +142,19 @@ class TextTransformerEncoder(Encoder):
             causal=bool(causal),
             pooling=pooling,
             dropout=float(dropout),
+            layer_norm_epsilon=epsilon,
+            activation=activation,
+            end_token_id=end_token_id,
             pooled_only=bool(pooled_only),
             dtype=dtype,
         )
+
+
+def _padding_mask(token_ids, end_token_id):
+    """bool `[B, L]`: ids other than `[PAD]`, or the positions up to the first `end_token_id`."""
+    if end_token_id is None:
+        return ops.not_equal(token_ids, PAD_ID)
+    length = ops.shape(token_ids)[1]
+    positions = ops.arange(length, dtype="int32")[None, :]
+    first_end = ops.min(ops.where(ops.equal(token_ids, end_token_id), positions, length), axis=1)
+    return ops.less_equal(positions, ops.minimum(first_end, length - 1)[:, None])

@@ -44,6 +44,14 @@ class ViTEncoder(Encoder):
             are. In a Shapes probe, attention reading "what is in each cell"
             from the tokens only began to localise at 1.0; on the Shapes
             captioner, 1.0 helped little (see the shapes-captioner-tiny model card).
+        pre_norm: bool, a LayerNormalization of the tokens (class token and
+            positions included) before the first block, as CLIP's image
+            tower has (`pre_layrnorm` in Hugging Face checkpoints).
+        layer_norm_epsilon: float, epsilon of every layer norm of the blocks,
+            the pre-norm and the final norm (1e-5 in CLIP checkpoints).
+        activation: MLP activation of the blocks: "gelu" (tanh
+            approximation), "gelu_exact", "quick_gelu" (`x * sigmoid(1.702
+            x)`, OpenAI CLIP) or any Keras activation name.
         pooled_only: bool, output only `{"pooled"}`. With "cls" pooling the
             last block then runs its query, attention output and MLP for the
             class token alone (same weights and same pooled vector, about a
@@ -72,7 +80,8 @@ class ViTEncoder(Encoder):
 
     def __init__(self, image_size=224, patch_size=16, hidden_dim=768, num_layers=12, num_heads=12,
                  mlp_dim=3072, pooling="cls", dropout=0.0, stem="linear", position_stddev=0.02,
-                 pooled_only=False, dtype=None, **kwargs):
+                 pre_norm=False, layer_norm_epsilon=1e-6, activation="gelu", pooled_only=False, dtype=None,
+                 **kwargs):
         if pooling not in POOLINGS:
             raise ValueError(f"`pooling` must be one of {POOLINGS}, got {pooling!r}.")
         if int(num_layers) < 0:
@@ -91,16 +100,25 @@ class ViTEncoder(Encoder):
             position_initializer=keras.initializers.RandomNormal(stddev=float(position_stddev)),
             dtype=dtype, name="patches",
         )
+        epsilon = float(layer_norm_epsilon)
         blocks = [
-            TransformerEncoderBlock(num_heads, mlp_dim, dropout=dropout, dtype=dtype, name=f"block_{i}")
+            TransformerEncoderBlock(
+                num_heads, mlp_dim, dropout=dropout, activation=activation, layer_norm_epsilon=epsilon,
+                dtype=dtype, name=f"block_{i}",
+            )
             for i in range(num_layers)
         ]
-        final_norm = keras.layers.LayerNormalization(epsilon=1e-6, dtype=dtype, name="final_norm")
+        first_norm = (
+            keras.layers.LayerNormalization(epsilon=epsilon, dtype=dtype, name="pre_norm") if pre_norm else None
+        )
+        final_norm = keras.layers.LayerNormalization(epsilon=epsilon, dtype=dtype, name="final_norm")
         pool = AttentionPooling(num_heads, dtype=dtype, name="pool") if pooling == "attention" else None
 
         # === Functional Model ===
         images = keras.Input((image_size, image_size, 3), name="images")
         x = patch_embedding(images)
+        if first_norm is not None:
+            x = first_norm(x)
         one_token = pooled_only and pooling == "cls"
         for block in blocks[:-1] if one_token else blocks:
             x = block(x)
@@ -129,6 +147,9 @@ class ViTEncoder(Encoder):
             dropout=float(dropout),
             stem=stem,
             position_stddev=float(position_stddev),
+            pre_norm=bool(pre_norm),
+            layer_norm_epsilon=epsilon,
+            activation=activation,
             pooled_only=bool(pooled_only),
             dtype=dtype,
         )

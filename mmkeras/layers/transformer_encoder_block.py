@@ -19,8 +19,9 @@ class TransformerEncoderBlock(keras.layers.Layer):
         num_heads: int, number of attention heads; must divide the width.
         mlp_dim: int, hidden width of the feed-forward network.
         dropout: float, dropout on attention output and MLP output.
-        activation: activation of the MLP ("gelu", "quick_gelu", or any Keras
-            activation name).
+        activation: activation of the MLP: "gelu" (tanh approximation),
+            "gelu_exact" (the erf form, Hugging Face's "gelu"), "quick_gelu"
+            (`x * sigmoid(1.702 x)`, OpenAI CLIP), or any Keras activation name.
         layer_norm_epsilon: float, epsilon of the layer norms.
         causal: bool, apply a causal mask (for autoregressive text towers).
         **kwargs: standard `keras.layers.Layer` arguments.
@@ -162,4 +163,6 @@ def _activation(name):
         return lambda x: x * ops.sigmoid(1.702 * x)
     if name == "gelu":
         return lambda x: keras.activations.gelu(x, approximate=True)
+    if name == "gelu_exact":
+        return lambda x: keras.activations.gelu(x, approximate=False)
     return keras.activations.get(name)

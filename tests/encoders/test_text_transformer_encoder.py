@@ -50,3 +50,41 @@ def test_pooled_only_gives_the_same_pooled_vector(causal, pooling, tmp_path):
     out = run_model_checks(fast, IDS, str(tmp_path))
     assert set(out) == {"pooled", "padding_mask"}
     np.testing.assert_allclose(out["pooled"], full(IDS)["pooled"].numpy(), atol=1e-5)
+
+
+# CLIP-style rows: id 0 is a real token; 9 ends the text; later positions pad with 9 or 0.
+CLIP_IDS = np.array([[8, 0, 5, 9, 9, 9], [8, 5, 0, 0, 9, 0], [8, 1, 2, 3, 4, 5]], "int32")
+
+
+def test_end_token_marks_the_text_and_pools_there(tmp_path):
+    encoder = TextTransformerEncoder(
+        end_token_id=9, layer_norm_epsilon=1e-5, activation="quick_gelu", **{**TINY, "vocabulary_size": 10}
+    )
+    out = run_model_checks(encoder, CLIP_IDS, str(tmp_path))
+    np.testing.assert_array_equal(
+        out["padding_mask"], [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1]]
+    )
+    for row, end in enumerate([3, 4, 5]):  # a row without the end token is all text
+        np.testing.assert_allclose(out["pooled"][row], out["sequence"][row, end], atol=1e-6)
+    # Causal: what follows the end token never reaches it.
+    padded = CLIP_IDS.copy()
+    padded[0, 4:] = [0, 7]
+    np.testing.assert_allclose(encoder(padded)["pooled"][0], out["pooled"][0], atol=1e-5)
+    config = TextTransformerEncoder.from_config(encoder.get_config()).get_config()
+    assert (config["end_token_id"], config["activation"], config["layer_norm_epsilon"]) == (9, "quick_gelu", 1e-5)
+
+
+def test_end_token_with_pooled_only(tmp_path):
+    tiny = {**TINY, "vocabulary_size": 10}
+    full = TextTransformerEncoder(end_token_id=9, **tiny)
+    fast = TextTransformerEncoder(end_token_id=9, pooled_only=True, **tiny)
+    fast.set_weights(full.get_weights())
+    out = run_model_checks(fast, CLIP_IDS, str(tmp_path))
+    np.testing.assert_allclose(out["pooled"], full(CLIP_IDS)["pooled"].numpy(), atol=1e-5)
+
+
+def test_bad_end_token():
+    with pytest.raises(ValueError, match="end_token_id"):
+        TextTransformerEncoder(end_token_id=40, **TINY)
+    with pytest.raises(ValueError, match="end_token_id"):
+        TextTransformerEncoder(end_token_id=-1, **TINY)

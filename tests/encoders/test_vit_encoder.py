@@ -85,3 +85,17 @@ def test_no_blocks_gives_each_patch_its_own_token(tmp_path):
         ViTEncoder(**{**TINY, "num_layers": -1})
     with pytest.raises(ValueError, match="class token would never see the patches"):
         ViTEncoder(pooling="cls", pooled_only=True, **{**TINY, "num_layers": 0})
+
+
+def test_clip_options(tmp_path):
+    encoder = ViTEncoder(pre_norm=True, layer_norm_epsilon=1e-5, activation="quick_gelu", **TINY)
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    out = run_model_checks(encoder, images, str(tmp_path))
+    assert out["pooled"].shape == (2, 16)
+    norms = [layer for layer in encoder.layers if layer.name in ("pre_norm", "final_norm")]
+    assert [n.epsilon for n in norms] == [1e-5, 1e-5]
+    config = ViTEncoder.from_config(encoder.get_config()).get_config()
+    assert (config["pre_norm"], config["activation"], config["layer_norm_epsilon"]) == (True, "quick_gelu", 1e-5)
+    assert all(block.activation == "quick_gelu" for block in encoder.layers if block.name.startswith("block_"))
+    plain = ViTEncoder(**TINY)  # defaults keep the plain tower: no pre-norm weights
+    assert len(plain.weights) == len(encoder.weights) - 2

@@ -79,3 +79,21 @@ def test_query_positions_under_mixed_bfloat16_and_xla():
     compiled = tf.function(lambda a, p: block(a, query_positions=p), jit_compile=True)(x, positions)
     full = block(x).numpy().astype("float32")[np.arange(2), positions]
     np.testing.assert_allclose(compiled.numpy().astype("float32")[:, 0], full, atol=0.05)
+
+
+@pytest.mark.parametrize("activation,reference", [
+    ("quick_gelu", lambda h: h / (1.0 + np.exp(-1.702 * h))),
+    ("gelu_exact", lambda h: 0.5 * h * (1.0 + np.vectorize(__import__("math").erf)(h / np.sqrt(2.0)))),
+])
+def test_activations_of_pretrained_checkpoints(activation, reference, tmp_path):
+    run_layer_checks(
+        TransformerEncoderBlock,
+        {"num_heads": 2, "mlp_dim": 32, "activation": activation, "layer_norm_epsilon": 1e-5},
+        {"x": _x()},
+        str(tmp_path),
+        expected_output_shape=(2, 5, 16),
+    )
+    block = TransformerEncoderBlock(num_heads=2, mlp_dim=32, activation=activation)
+    block(_x())
+    h = np.linspace(-4, 4, 9, dtype="float32")
+    np.testing.assert_allclose(block._activation_fn(h).numpy(), reference(h.astype("float64")), atol=1e-5)
