@@ -1,5 +1,6 @@
-"""In-graph preprocessing: image decoding/resizing, augmentation and the subword tokenizer."""
+"""In-graph preprocessing: image decoding/resizing, augmentation, the subword tokenizer and the CLIP tokenizer."""
 
+from mmkeras.preprocessing.clip_tokenizer import ClipTokenizer
 from mmkeras.preprocessing.image_header import read_image_size
 from mmkeras.preprocessing.image_preprocessor import ImagePreprocessor
 from mmkeras.preprocessing.image_preprocessor import check_image_bytes
@@ -10,6 +11,7 @@ from mmkeras.preprocessing.random_resized_crop import RandomResizedCrop
 from mmkeras.preprocessing.subword_tokenizer import SubwordTokenizer
 
 __all__ = [
+    "ClipTokenizer",
     "ImagePreprocessor",
     "MultimodalPreprocessor",
     "RandomResizedCrop",
