@@ -3,6 +3,7 @@ from keras import ops
 
 from mmkeras.layers.projection_head import ProjectionHead
 from mmkeras.losses.clip_loss import ClipLoss
+from mmkeras.losses.cross_replica import gather_global_batch
 from mmkeras.losses.logit_scale import LogitScale
 from mmkeras.losses.siglip_loss import SigLipLoss
 from mmkeras.models.builder import builder_of
@@ -166,9 +167,13 @@ class DualEncoder(keras.Model):
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         images = ops.cast(y_pred["image_embeddings"], "float32")
-        texts = ops.cast(y_pred["text_embeddings"], "float32")
-        best = ops.argmax(ops.matmul(images, ops.transpose(texts)), axis=1)
-        self.batch_accuracy.update_state(ops.cast(ops.equal(best, ops.arange(ops.shape(best)[0])), "float32"))
+        # Each image against the texts the loss sees: the global batch (`gather_across_replicas`).
+        (texts,), row_offset, _ = gather_global_batch(
+            [ops.cast(y_pred["text_embeddings"], "float32")], gather=self.gather_across_replicas
+        )
+        best = ops.cast(ops.argmax(ops.matmul(images, ops.transpose(texts)), axis=1), "int32")
+        own = row_offset + ops.arange(ops.shape(images)[0], dtype="int32")
+        self.batch_accuracy.update_state(ops.cast(ops.equal(best, own), "float32"))
         return super().compute_metrics(x, y, y_pred, sample_weight)
 
     def get_config(self):
