@@ -151,9 +151,9 @@ class ClipTokenizer(keras.layers.Layer):
         if isinstance(merges, (str, bytes)) or not isinstance(merges, (list, tuple)):
             raise ValueError(f"`merges` must be a list of 'a b' strings; got {type(merges).__name__}.")
         merges = [str(rule) for rule in merges]
-        for token in (START_TOKEN, END_TOKEN, pad_token):
+        for what, token in (("the start token", START_TOKEN), ("the end token", END_TOKEN), ("`pad_token`", pad_token)):
             if token not in vocabulary:
-                raise ValueError(f"The token {token!r} is not in `vocabulary`.")
+                raise ValueError(f"{what} {token!r} is not in `vocabulary`.")
         for i, rule in enumerate(merges):
             parts = rule.split(" ")
             if len(parts) != 2 or any(token not in vocabulary for token in (*parts, "".join(parts))):
@@ -227,7 +227,7 @@ class ClipTokenizer(keras.layers.Layer):
         row = tf.cast(chars.value_rowids(), tf.int32)
         position = tf.range(tf.size(row), dtype=tf.int32) - tf.gather(tf.cast(chars.row_starts(), tf.int32), row)
         last = tf.equal(position, tf.gather(tf.cast(chars.row_lengths(), tf.int32), row) - 1)
-        byte_values = tf.cast(tf.io.decode_raw(chars.flat_values, tf.uint8)[:, 0], tf.int32)
+        byte_values = tf.cast(tf.reshape(tf.io.decode_raw(chars.flat_values, tf.uint8), [-1]), tf.int32)
         symbols = tf.gather(tf.constant(engine.byte_symbols), byte_values)
         symbols = tf.where(last, tf.strings.join([symbols, END_OF_WORD]), symbols)
         # A special token is one symbol, never merged.
@@ -257,7 +257,7 @@ class ClipTokenizer(keras.layers.Layer):
         symbols, row, _ = tf.while_loop(
             lambda symbols, row, active: active,
             merge,
-            [symbols, row, tf.constant(True)],
+            [symbols, row, tf.size(symbols) > 0],
             shape_invariants=[tf.TensorShape([None]), tf.TensorShape([None]), tf.TensorShape([])],
         )
         return symbols, row
