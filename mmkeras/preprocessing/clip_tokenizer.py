@@ -45,6 +45,19 @@ _SPECIAL = r"<\|startoftext\|>|<\|endoftext\|>"
 _WORDS = r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+"
 
 
+def _every_other(flags, continues):
+    """bool `[T]`: the `flags` at an even offset in their run of consecutive flags.
+
+    `continues[t]` says whether position t may extend a run from t - 1 (False
+    at the first position of each word).
+    """
+    index = tf.range(tf.size(flags), dtype=tf.int32)
+    starts = flags & ~(tf.concat([[False], flags[:-1]], 0) & continues)
+    run = tf.maximum(tf.cumsum(tf.cast(starts, tf.int32)) - 1, 0)
+    run_start = tf.gather(tf.concat([tf.boolean_mask(index, starts), [0]], 0), run)
+    return flags & tf.equal((index - run_start) % 2, 0)
+
+
 def _bytes_to_unicode():
     """The byte -> printable character map of byte-level BPE (GPT-2, CLIP)."""
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
@@ -225,14 +238,20 @@ class ClipTokenizer(keras.layers.Layer):
         engine = self._engine
         chars = tf.strings.bytes_split(words)
         row = tf.cast(chars.value_rowids(), tf.int32)
-        position = tf.range(tf.size(row), dtype=tf.int32) - tf.gather(tf.cast(chars.row_starts(), tf.int32), row)
-        last = tf.equal(position, tf.gather(tf.cast(chars.row_lengths(), tf.int32), row) - 1)
         byte_values = tf.cast(tf.reshape(tf.io.decode_raw(chars.flat_values, tf.uint8), [-1]), tf.int32)
+        # Undo the NUL escape of `_words`: "\x01\x01" was U+0001 and "\x01\x02" was NUL.
+        same_word = tf.concat([[False], tf.equal(row[1:], row[:-1])], 0)
+        escape = _every_other(tf.equal(byte_values, 1), same_word)
+        escaped = tf.concat([[False], escape[:-1]], 0)
+        byte_values = tf.boolean_mask(tf.where(escaped & tf.equal(byte_values, 2), 0, byte_values), ~escape)
+        row = tf.boolean_mask(row, ~escape)
+        first = tf.concat([[True], tf.not_equal(row[1:], row[:-1])], 0)
+        last = tf.concat([tf.not_equal(row[1:], row[:-1]), [True]], 0)
         symbols = tf.gather(tf.constant(engine.byte_symbols), byte_values)
         symbols = tf.where(last, tf.strings.join([symbols, END_OF_WORD]), symbols)
         # A special token is one symbol, never merged.
         is_special = tf.gather(special, row)
-        keep = ~is_special | tf.equal(position, 0)
+        keep = ~is_special | first
         symbols = tf.boolean_mask(tf.where(is_special, tf.gather(words, row), symbols), keep)
         row = tf.boolean_mask(row, keep)
         num_words = tf.size(words)
@@ -245,11 +264,7 @@ class ClipTokenizer(keras.layers.Layer):
             best = tf.math.unsorted_segment_min(rank, row, num_words)
             chosen = tf.equal(rank, tf.gather(best, row)) & (rank < engine.no_merge)
             # The best pair merges at every occurrence, left to right, without overlaps ("a a a" -> "aa a").
-            starts = chosen & ~tf.concat([[False], chosen[:-1]], 0)
-            index = tf.range(tf.size(row), dtype=tf.int32)
-            run = tf.maximum(tf.cumsum(tf.cast(starts, tf.int32)) - 1, 0)
-            run_start = tf.gather(tf.concat([tf.boolean_mask(index, starts), [0]], 0), run)
-            take = chosen & tf.equal((index - run_start) % 2, 0)
+            take = _every_other(chosen, tf.concat([[False], has_next[:-1]], 0))
             merged = tf.where(take, tf.strings.join([symbols, following]), symbols)
             kept = ~tf.concat([[False], take[:-1]], 0)
             return tf.boolean_mask(merged, kept), tf.boolean_mask(row, kept), tf.reduce_any(chosen)
@@ -270,6 +285,10 @@ class ClipTokenizer(keras.layers.Layer):
         strings = tf.strings.unicode_transcode(
             strings, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD, replace_control_characters=False
         )
+        # TensorFlow's regex split and lowercasing stop at a NUL, which the reference keeps as a symbol:
+        # NUL becomes "\x01\x02" and U+0001 "\x01\x01" (control characters too, so words split the same).
+        strings = tf.strings.regex_replace(strings, r"\x01", "\x01\x01")
+        strings = tf.strings.regex_replace(strings, r"\x00", "\x01\x02")
         # Special tokens written in the text (exact case) are split out before normalisation.
         pieces = tf_text.regex_split(strings, _SPECIAL, _SPECIAL)
         flat = pieces.flat_values

@@ -110,3 +110,18 @@ def test_exported_tokenizer_loads_without_mmkeras(tokenizer, tmp_path, serve_in_
         "print(__import__('json').dumps(ids.numpy().tolist()))\n"
     )
     assert serve_in_fresh_process(script, timeout=120) == tokenizer(texts).numpy().tolist()
+
+
+def test_nul_and_control_characters_are_symbols_as_in_the_reference(tokenizer):
+    # The reference's tokens (transformers 5.25) for texts TensorFlow's regex ops would cut at the NUL.
+    cases = {
+        "a\x00b": ["a</w>", "Ā</w>", "b</w>"],
+        "\x01\x00\x01": ["ā", "Ā", "ā</w>"],
+        "!\x01\x00?": ["!", "ā", "Ā", "?</w>"],
+        "\x00\x00's": ["Ā", "Ā", "'</w>", "s</w>"],
+        "x\x01\x01\x01\x02y": ["x</w>", "ā", "ā", "ā", "Ă</w>", "y</w>"],
+    }
+    ids = tokenizer(list(cases)).numpy()
+    for row, tokens in zip(ids, cases.values()):
+        assert row[1 : len(tokens) + 1].tolist() == [tokenizer.vocabulary[t] for t in tokens]
+        assert row[len(tokens) + 1] == tokenizer.end_id
