@@ -354,6 +354,7 @@ class RecordTask(Task):
         training = split == "train"
         seed = int(train["seed"]) * 1_000_003 + int(epoch)  # tf.data shuffles take Python seeds
         reader = self.train_reader if training else self.val_reader
+        batch = train["global_batch_size"] if training else self.validation_batch_size()
         arguments = self.reader_arguments()
         if not training:
             arguments.pop("augment", None)
@@ -361,7 +362,7 @@ class RecordTask(Task):
             self.family,
             self.tokenizer,
             preprocessor=self.preprocessor,
-            batch_size=train["global_batch_size"],
+            batch_size=batch,
             drop_remainder=True,
             shuffle=training,
             shuffle_buffer=SHUFFLE_BUFFER,
@@ -373,11 +374,20 @@ class RecordTask(Task):
             errors="catch" if self.config["data"]["dataset"] == "tfrecord" else "check",
             **arguments,
         )
-        steps = self.steps_per_epoch if training else self.num_val_records // train["global_batch_size"]
-        return self.with_static_batch(self.map_batches(dataset.take(steps)))
+        steps = self.steps_per_epoch if training else self.num_val_records // batch
+        return self.with_static_batch(self.map_batches(dataset.take(steps)), batch)
+
+    def validation_batch_size(self):
+        """`train.global_batch_size`, or, for a smaller held-out split, as many of its records as the
+        replicas can share evenly (0: fewer than 2 a replica, too few for in-batch negatives)."""
+        batch, replicas = self.config["train"]["global_batch_size"], self.strategy.num_replicas_in_sync
+        if self.num_val_records >= batch:
+            return batch
+        batch = self.num_val_records // replicas * replicas
+        return batch if batch >= 2 * replicas else 0
 
     def has_validation_split(self):
-        return self.num_val_records >= self.config["train"]["global_batch_size"]  # a full batch at least
+        return self.validation_batch_size() > 0
 
     def train(self, verbose="auto"):
         """Converts the data if needed (a progress bar unless `verbose=0`), prints its summary, trains."""

@@ -173,14 +173,14 @@ class Task:
             **self.compile_arguments(),
         )
 
-    def with_static_batch(self, dataset):
-        """`dataset` with every unknown leading dimension set to `train.global_batch_size`.
+    def with_static_batch(self, dataset, batch=None):
+        """`dataset` with every unknown leading dimension set to `batch` (default `train.global_batch_size`).
 
         Ops such as the tokenizer lose the static batch size of their input;
         XLA (and so TPUs) needs every batch fully shaped. Leading dimensions
         that are already known (e.g. `[B * K]` caption rows) are kept.
         """
-        batch = self.config["train"]["global_batch_size"]
+        batch = batch or self.config["train"]["global_batch_size"]
 
         def fix_one(t):
             return t if t.shape[0] is not None else tf.ensure_shape(t, [batch] + t.shape[1:].as_list())
