@@ -156,3 +156,20 @@ def test_other_architectures_and_missing_files(tmp_path):
     os.remove(folder / "tokenizer.json") if (folder / "tokenizer.json").exists() else None
     with pytest.raises(ValueError, match="no tokenizer"):
         load_hf_clip(folder)
+
+
+def test_legacy_eos_token_id_and_tokenizer_json(tmp_path, expected):
+    folder = _copy(tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    config["text_config"]["eos_token_id"] = 2  # configs written before the fix pool at the largest id
+    (folder / "config.json").write_text(json.dumps(config))
+    vocabulary = json.loads((folder / "vocab.json").read_text())
+    merges = [line.split(" ") for line in (folder / "merges.txt").read_text().split("\n")[1:] if line]
+    (folder / "tokenizer.json").write_text(json.dumps({"model": {"type": "BPE", "vocab": vocabulary, "merges": merges}}))
+    os.remove(folder / "vocab.json")
+    os.remove(folder / "merges.txt")
+    clip = load_hf_clip(folder)
+    assert clip.text_encoder.get_config()["end_token_id"] == max(vocabulary.values())
+    texts = clip.text_model(expected["input_ids"].astype("int32")).numpy()
+    assert np.abs(texts - _unit(expected["text_embeds"])).max() < 1e-4
+    np.testing.assert_array_equal(clip.preprocessor.tokenizer(TEXTS), load_hf_clip(FIXTURE).preprocessor.tokenizer(TEXTS))
