@@ -282,40 +282,76 @@ def _linear(checkpoint, prefix, width_in, width_out):
     return kernel, checkpoint.get(f"{prefix}.bias", (width_out,))
 
 
+def _norm_weights(checkpoint, prefix, width):
+    """`(gamma, beta)` of a torch LayerNorm."""
+    return checkpoint.get(f"{prefix}.weight", (width,)), checkpoint.get(f"{prefix}.bias", (width,))
+
+
 def _norm(layer, checkpoint, prefix, width):
-    _assign(layer.gamma, checkpoint.get(f"{prefix}.weight", (width,)))
-    _assign(layer.beta, checkpoint.get(f"{prefix}.bias", (width,)))
+    gamma, beta = _norm_weights(checkpoint, prefix, width)
+    _assign(layer.gamma, gamma)
+    _assign(layer.beta, beta)
+
+
+def _set_dense(dense, kernel, bias):
+    _assign(dense.kernel, kernel)
+    _assign(dense.bias, bias)
+
+
+def _set_block(block, qkv, output, mlp_in, mlp_out, attention_norm, mlp_norm):
+    """Sets one `TransformerEncoderBlock` from `(kernel [in, out], bias)` and `(gamma, beta)` pairs.
+
+    `qkv` is the fused projection: kernel `[width, 3 * width]` holding the query, key and value columns in that order.
+    """
+    for dense, (kernel, bias) in ((block.qkv_dense, qkv), (block.output_dense, output),
+                                  (block.mlp_in, mlp_in), (block.mlp_out, mlp_out)):
+        _set_dense(dense, kernel, bias)
+    for layer, (gamma, beta) in ((block.attention_norm, attention_norm), (block.mlp_norm, mlp_norm)):
+        _assign(layer.gamma, gamma)
+        _assign(layer.beta, beta)
+
+
+def _set_patches(tower, kernel, class_token, positions):
+    """Sets a `ViTEncoder`'s bias-free patch projection (torch `[D, 3, P, P]`), class token `[D]` and positions."""
+    patches = tower.get_layer("patches")
+    _assign(patches.projection.kernel, kernel.transpose(2, 3, 1, 0))  # [D, 3, P, P] -> [P, P, 3, D]
+    _assign(patches.projection.bias, np.zeros(patches.projection.bias.shape))
+    _assign(patches.class_token, class_token[None, None])
+    _assign(patches.position_embedding, positions[None])
+
+
+def _set_text_embeddings(tower, tokens, positions):
+    """Sets a `TextTransformerEncoder`'s token table and its first `sequence_length` positions."""
+    embedding = tower.get_layer("embedding")
+    _assign(embedding.token_embedding.embeddings, tokens)
+    _assign(embedding.position_embedding.position_embeddings, positions[: tower.get_config()["sequence_length"]])
 
 
 def _load_blocks(tower, checkpoint, prefix, config):
     width, mlp = int(config["hidden_size"]), int(config["intermediate_size"])
     for i in range(int(config["num_hidden_layers"])):
-        block, layer = tower.get_layer(f"block_{i}"), f"{prefix}.encoder.layers.{i}"
+        layer = f"{prefix}.encoder.layers.{i}"
         qkv = [_linear(checkpoint, f"{layer}.self_attn.{p}_proj", width, width) for p in ("q", "k", "v")]
-        _assign(block.qkv_dense.kernel, np.concatenate([kernel for kernel, _ in qkv], axis=1))
-        _assign(block.qkv_dense.bias, np.concatenate([bias for _, bias in qkv]))
-        for dense, name, sizes in (
-            (block.output_dense, "self_attn.out_proj", (width, width)),
-            (block.mlp_in, "mlp.fc1", (width, mlp)),
-            (block.mlp_out, "mlp.fc2", (mlp, width)),
-        ):
-            kernel, bias = _linear(checkpoint, f"{layer}.{name}", *sizes)
-            _assign(dense.kernel, kernel)
-            _assign(dense.bias, bias)
-        _norm(block.attention_norm, checkpoint, f"{layer}.layer_norm1", width)
-        _norm(block.mlp_norm, checkpoint, f"{layer}.layer_norm2", width)
+        _set_block(
+            tower.get_layer(f"block_{i}"),
+            qkv=(np.concatenate([kernel for kernel, _ in qkv], axis=1), np.concatenate([bias for _, bias in qkv])),
+            output=_linear(checkpoint, f"{layer}.self_attn.out_proj", width, width),
+            mlp_in=_linear(checkpoint, f"{layer}.mlp.fc1", width, mlp),
+            mlp_out=_linear(checkpoint, f"{layer}.mlp.fc2", mlp, width),
+            attention_norm=_norm_weights(checkpoint, f"{layer}.layer_norm1", width),
+            mlp_norm=_norm_weights(checkpoint, f"{layer}.layer_norm2", width),
+        )
 
 
 def _load_vision(tower, checkpoint, config):
     width, patch = int(config["hidden_size"]), int(config["patch_size"])
     tokens = (int(config["image_size"]) // patch) ** 2 + 1
-    patches = tower.get_layer("patches")
-    kernel = checkpoint.get("vision_model.embeddings.patch_embedding.weight", (width, 3, patch, patch))
-    _assign(patches.projection.kernel, kernel.transpose(2, 3, 1, 0))  # [D, 3, P, P] -> [P, P, 3, D]
-    _assign(patches.projection.bias, np.zeros([width]))
-    _assign(patches.class_token, checkpoint.get("vision_model.embeddings.class_embedding", (width,))[None, None])
-    positions = checkpoint.get("vision_model.embeddings.position_embedding.weight", (tokens, width))
-    _assign(patches.position_embedding, positions[None])
+    _set_patches(
+        tower,
+        checkpoint.get("vision_model.embeddings.patch_embedding.weight", (width, 3, patch, patch)),
+        checkpoint.get("vision_model.embeddings.class_embedding", (width,)),
+        checkpoint.get("vision_model.embeddings.position_embedding.weight", (tokens, width)),
+    )
     _norm(tower.get_layer("pre_norm"), checkpoint, "vision_model.pre_layrnorm", width)
     _load_blocks(tower, checkpoint, "vision_model", config)
     _norm(tower.get_layer("final_norm"), checkpoint, "vision_model.post_layernorm", width)
@@ -324,10 +360,10 @@ def _load_vision(tower, checkpoint, config):
 def _load_text(tower, checkpoint, config):
     width, vocabulary = int(config["hidden_size"]), int(config["vocab_size"])
     positions = int(config["max_position_embeddings"])
-    embedding = tower.get_layer("embedding")
-    tokens = checkpoint.get("text_model.embeddings.token_embedding.weight", (vocabulary, width))
-    _assign(embedding.token_embedding.embeddings, tokens)
-    table = checkpoint.get("text_model.embeddings.position_embedding.weight", (positions, width))
-    _assign(embedding.position_embedding.position_embeddings, table[: tower.get_config()["sequence_length"]])
+    _set_text_embeddings(
+        tower,
+        checkpoint.get("text_model.embeddings.token_embedding.weight", (vocabulary, width)),
+        checkpoint.get("text_model.embeddings.position_embedding.weight", (positions, width)),
+    )
     _load_blocks(tower, checkpoint, "text_model", config)
     _norm(tower.get_layer("final_norm"), checkpoint, "text_model.final_layer_norm", width)
