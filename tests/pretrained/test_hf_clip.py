@@ -173,3 +173,35 @@ def test_legacy_eos_token_id_and_tokenizer_json(tmp_path, expected):
     texts = clip.text_model(expected["input_ids"].astype("int32")).numpy()
     assert np.abs(texts - _unit(expected["text_embeds"])).max() < 1e-4
     np.testing.assert_array_equal(clip.preprocessor.tokenizer(TEXTS), load_hf_clip(FIXTURE).preprocessor.tokenizer(TEXTS))
+
+
+FINE_TUNE = """
+from mmkeras.testing.distributed import split_cpu, print_results
+split_cpu(2)
+import numpy as np, tensorflow as tf, keras
+from mmkeras.pretrained import load_hf_clip
+expected = np.load({fixture!r} + "/expected.npz")
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    model = load_hf_clip({fixture!r})
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+rng = np.random.default_rng(0)
+images = np.concatenate([expected["pixel_values"].transpose(0, 2, 3, 1)] * 2) + rng.normal(0, 0.1, (4, 32, 32, 3))
+batch = {{"images": images.astype("float32"), "token_ids": np.concatenate([expected["input_ids"]] * 2)[:4].astype("int32")}}
+before = model.text_model(batch["token_ids"]).numpy()
+history = model.fit(tf.data.Dataset.from_tensors(batch).repeat(3), epochs=1, verbose=0)
+print_results({{
+    "replicas": strategy.num_replicas_in_sync,
+    "in_scope": all(strategy.extended.variable_created_in_scope(v.value) for v in model.trainable_variables),
+    "loss": float(history.history["loss"][-1]),
+    "moved": float(np.abs(model.text_model(batch["token_ids"]).numpy() - before).max()),
+}})
+"""
+
+
+def test_fine_tunes_under_mirrored_strategy_on_two_cpus():
+    from mmkeras.testing.distributed import run_python
+
+    results = run_python(["-c", FINE_TUNE.format(fixture=os.path.abspath(FIXTURE))], timeout=300)
+    assert results["replicas"] == 2 and results["in_scope"]
+    assert np.isfinite(results["loss"]) and results["moved"] > 1e-4
