@@ -22,7 +22,6 @@ ACTIVATIONS = {
 TEXT_DEFAULTS = {
     "vocab_size": 49408, "hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 12,
     "num_attention_heads": 8, "max_position_embeddings": 77, "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5,
-    "eos_token_id": 49407,
 }
 VISION_DEFAULTS = {
     "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
@@ -180,7 +179,7 @@ def _vision_tower(config, path, pooled_only, dtype):
 def _text_tower(config, tokenizer, path, pooled_only, dtype):
     from mmkeras.encoders.text_transformer_encoder import TextTransformerEncoder
 
-    end_token_id = int(config["eos_token_id"])
+    end_token_id = int(config.get("eos_token_id", tokenizer.end_id))
     if end_token_id == 2:
         # Configs written before transformers fixed eos_token_id pool at the largest id of each row:
         # the end-of-text token when it is the largest id of the vocabulary.
@@ -190,6 +189,8 @@ def _text_tower(config, tokenizer, path, pooled_only, dtype):
                 f"{path}: text_config.eos_token_id is 2 (the reference then pools at the largest id), but "
                 f"<|endoftext|> ({end_token_id}) is not the largest id of the vocabulary."
             )
+    if not 0 <= end_token_id < int(config["vocab_size"]):
+        raise ValueError(f"{path}: text_config.eos_token_id {end_token_id} is not below vocab_size {config['vocab_size']}.")
     return TextTransformerEncoder(
         vocabulary_size=int(config["vocab_size"]),
         sequence_length=tokenizer.sequence_length,

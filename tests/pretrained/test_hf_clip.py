@@ -205,3 +205,12 @@ def test_fine_tunes_under_mirrored_strategy_on_two_cpus():
     results = run_python(["-c", FINE_TUNE.format(fixture=os.path.abspath(FIXTURE))], timeout=300)
     assert results["replicas"] == 2 and results["in_scope"]
     assert np.isfinite(results["loss"]) and results["moved"] > 1e-4
+
+
+def test_eos_token_id_outside_the_vocabulary_is_named(tmp_path):
+    folder = _copy(tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    config["text_config"]["eos_token_id"] = 49407
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"config\.json: text_config\.eos_token_id 49407 is not below vocab_size"):
+        load_hf_clip(folder)
