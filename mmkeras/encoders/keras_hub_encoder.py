@@ -42,6 +42,22 @@ def _pick_tower(model, modality):
     return model
 
 
+def _set_activation(tower, activation):
+    """Sets the feed-forward activation of every keras-hub `TransformerEncoder` inside `tower`."""
+    encoder_class = _keras_hub().layers.TransformerEncoder
+    blocks = [layer for layer in tower._flatten_layers(include_self=False) if isinstance(layer, encoder_class)]
+    if not blocks:
+        raise ValueError(
+            f"`activation`={activation!r} is set, but the {type(tower).__name__} tower has no keras-hub "
+            "TransformerEncoder layers whose activation it could set."
+        )
+    function = keras.activations.get(activation)
+    for block in blocks:
+        block.activation = function
+        # The block's Dense looks its activation up at every call, so this holds in any traced graph.
+        block._feedforward_intermediate_dense.activation = function
+
+
 def _converter_scaling(preset):
     """Maps the preset's image converter (on [0, 255] pixels) onto [-1, 1] images."""
     if not tf.io.gfile.exists(os.path.join(preset, "image_converter.json")):
@@ -142,7 +158,9 @@ class KerasHubEncoder(Encoder):
       `[B, T, D]` sequence, or a `[B, H, W, C]` map flattened to tokens.
 
     `pooling` overrides the pooled vector ("first", "mean", and for text
-    "argmax", "last_token" = last non-padding token). Text towers return
+    "argmax", "last_token" = last non-padding token). For a BERT backbone,
+    "auto" is its pooler (dense + tanh on `[CLS]`) and "first" the `[CLS]`
+    token itself. Text towers return
     `padding_mask = token_ids != pad_token_id`. `output_dim` is the width of
     `pooled` (for a SigLIP text tower with a `projection_dim` different from its
     `hidden_dim`, the sequence is wider than `pooled`).
@@ -169,6 +187,12 @@ class KerasHubEncoder(Encoder):
             images; default from the preset's image converter, else 1.
         image_offset: optional float or per-channel list added after scaling;
             default from the preset's image converter, else 0.
+        activation: optional activation of the feed-forward layers of the
+            tower's keras-hub `TransformerEncoder` blocks, replacing the one
+            the backbone builds them with: "gelu" (exact) for BERT weights
+            converted from Hugging Face, whose keras-hub `BertBackbone` uses
+            the tanh approximation. Kept in the config, so `.keras` files
+            restore it.
         load_weights: bool, load the preset's weights (else random init).
         trainable: bool, fine-tune the tower.
         dtype: optional dtype policy for the tower, e.g. "mixed_bfloat16"
@@ -194,8 +218,8 @@ class KerasHubEncoder(Encoder):
     """
 
     def __init__(self, preset=None, modality="image", tower=None, pooling="auto", pad_token_id=0,
-                 image_scale=None, image_offset=None, load_weights=True, trainable=True, dtype=None,
-                 **kwargs):
+                 image_scale=None, image_offset=None, activation=None, load_weights=True, trainable=True,
+                 dtype=None, **kwargs):
         if modality not in MODALITIES:
             raise ValueError(f"`modality` must be one of {MODALITIES}, got {modality!r}.")
         poolings = IMAGE_POOLINGS if modality == "image" else TEXT_POOLINGS
@@ -239,6 +263,10 @@ class KerasHubEncoder(Encoder):
             raise ValueError(
                 f"`tower` must be a keras-hub model, its config dict or None, got {type(tower).__name__}."
             )
+        if activation is not None:
+            if not isinstance(activation, str):
+                raise ValueError(f"`activation` must be the name of a Keras activation, got {activation!r}.")
+            _set_activation(tower, activation)
         architecture = _architecture(tower)
         expected = "_vision" if modality == "image" else "_text"
         if architecture != "generic" and not architecture.endswith(expected):
@@ -271,6 +299,7 @@ class KerasHubEncoder(Encoder):
             pad_token_id=int(pad_token_id),
             image_scale=image_scale,
             image_offset=image_offset,
+            activation=activation,
             dtype=dtype,
         )
 
