@@ -44,6 +44,87 @@ _WHITESPACE = r"[\t\n\x0B\f\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{20
 _BYTE_LEVEL_WORDS = r"'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}+|[^\s\p{L}\p{N}]+"
 _SPECIAL = r"<\|startoftext\|>|<\|endoftext\|>"
 _WORDS = r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+"
+CLEANINGS = (None, "open_clip")
+# open_clip's SimpleTokenizer: its special tokens, matched where a word starts in the cleaned, lowercased text.
+OPEN_CLIP_START, OPEN_CLIP_END = "<start_of_text>", "<end_of_text>"
+_OPEN_CLIP_WORDS = r"<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+"
+# ftfy's remove_control_chars, and its remove_terminal_escapes.
+_CONTROL_CHARACTERS = r"[\x00-\x08\x0B\x0E-\x1F\x7F\x{206A}-\x{206F}\x{FEFF}\x{FFF9}-\x{FFFC}]"
+_TERMINAL_ESCAPES = r"\x1B\[[0-9;]*[a-zA-Z]"
+# ftfy's fix_latin_ligatures table.
+_LIGATURES = {
+    "Ĳ": "IJ", "ĳ": "ij", "ŉ": "ʼn", "Ǳ": "DZ", "ǲ": "Dz", "ǳ": "dz", "Ǆ": "DŽ", "ǅ": "Dž", "ǆ": "dž", "Ǉ": "LJ",
+    "ǈ": "Lj", "ǉ": "lj", "Ǌ": "NJ", "ǋ": "Nj", "ǌ": "nj", "ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi",
+    "ﬄ": "ffl", "ﬅ": "ſt", "ﬆ": "st",
+}
+# The HTML entities open_clip's cleaning decodes here: (pattern, text). `&amp;` comes last so one pass decodes
+# one level, as `html.unescape` does; the second list is `html.unescape`'s, which also takes these names
+# without the semicolon.
+_ENTITIES_STRICT = [
+    (r"&(?:lt|LT);", "<"), (r"&(?:gt|GT);", ">"), (r"&(?:quot|QUOT);|&#0*34;|&#[xX]0*22;", '"'),
+    (r"&apos;|&#0*39;|&#[xX]0*27;", "'"), (r"&nbsp;", "\u00a0"), (r"&(?:amp|AMP);", "&"),
+]
+_ENTITIES_LOOSE = [
+    (r"&(?:lt|LT);?", "<"), (r"&(?:gt|GT);?", ">"), (r"&(?:quot|QUOT);?|&#0*34;?|&#[xX]0*22;?", '"'),
+    (r"&apos;|&#0*39;?|&#[xX]0*27;?", "'"), (r"&nbsp;?", "\u00a0"), (r"&(?:amp|AMP);?", "&"),
+]
+
+
+def _ftfy_character_map():
+    """`{character: text}`: ftfy's C1-control, ligature, width and quote fixes, applied in its order."""
+    import unicodedata
+
+    steps = [{}, {ord(k): v for k, v in _LIGATURES.items()}, {0x3000: " "}, {}]
+    for byte in range(0x80, 0xA0):  # C1 controls read as Windows-1252 (bytes it leaves undefined stay)
+        try:
+            steps[0][byte] = bytes([byte]).decode("cp1252")
+        except UnicodeDecodeError:
+            pass
+    for code in range(0xFF01, 0xFFF0):  # halfwidth and fullwidth forms
+        alternate = unicodedata.normalize("NFKC", chr(code))
+        if alternate != chr(code):
+            steps[2][code] = alternate
+    steps[3].update({code: "'" for code in (0x02BC, 0x2018, 0x2019, 0x201A, 0x201B)})
+    steps[3].update({code: '"' for code in range(0x201C, 0x2020)})
+    table = {}
+    for step in steps:
+        for code in step:
+            character = chr(code)
+            text = character
+            for each in steps:
+                text = text.translate(each)
+            table[character] = text
+    return {k: v for k, v in table.items() if k != v}
+
+
+def _replace_all(strings, entities):
+    for pattern, text in entities:
+        strings = tf.strings.regex_replace(strings, pattern, text)
+    return strings
+
+
+def _open_clip_clean(strings, character_map, character_texts):
+    """open_clip's `whitespace_clean(basic_clean(text)).lower()`, in-graph; `ClipTokenizer` says what differs."""
+    import tensorflow_text as tf_text
+
+    # ftfy decodes entities (until nothing changes) unless the text has a "<".
+    decoded = strings
+    for _ in range(4):
+        decoded = _replace_all(decoded, _ENTITIES_STRICT)
+    strings = tf.where(tf.strings.regex_full_match(strings, r"(?s).*<.*"), strings, decoded)
+    chars = tf.strings.unicode_split(strings, "UTF-8")
+    index = character_map(chars.flat_values, -1)
+    fixed = tf.where(index >= 0, tf.gather(tf.constant(character_texts), tf.maximum(index, 0)), chars.flat_values)
+    strings = tf.strings.reduce_join(chars.with_flat_values(fixed), axis=-1)
+    strings = tf.strings.regex_replace(strings, _TERMINAL_ESCAPES, "")
+    strings = tf.strings.regex_replace(strings, _CONTROL_CHARACTERS, "")
+    strings = tf_text.normalize_utf8(strings, "NFC")
+    for _ in range(2):  # html.unescape(html.unescape(text))
+        strings = _replace_all(strings, _ENTITIES_LOOSE)
+    strings = tf.strings.regex_replace(tf.strings.regex_replace(strings, _WHITESPACE, " "), r"^ | $", "")
+    # Python's lower(): a capital sigma after a cased letter and not before one is the final sigma.
+    strings = tf.strings.regex_replace(strings, r"([\p{Lu}\p{Ll}\p{Lt}]\p{M}*)Σ([^\p{L}\p{M}]|$)", "\\1ς\\2")
+    return tf.strings.lower(tf.strings.regex_replace(strings, "Σ", "σ"), encoding="utf-8")
 
 
 def _every_other(flags, continues):
@@ -100,8 +181,13 @@ class _HashLookup:
 class _Engine:
     """Lookup arrays and the traced tokenize function, kept out of Keras / TF object tracking."""
 
-    def __init__(self, vocabulary, merges, tokenize_graph):
+    def __init__(self, vocabulary, merges, tokenize_graph, cleaning=None):
         self.vocabulary = _HashLookup(list(vocabulary), list(vocabulary.values()), "vocabulary")
+        self.character_map = self.character_texts = None
+        if cleaning == "open_clip":
+            table = _ftfy_character_map()
+            self.character_map = _HashLookup(list(table), range(len(table)), "character map")
+            self.character_texts = np.array([text.encode("utf-8") for text in table.values()], dtype=object)
         self.merge_ranks = _HashLookup(merges, range(len(merges)), "merges")
         self.no_merge = len(merges)
         self.byte_symbols = _bytes_to_unicode()
@@ -115,7 +201,8 @@ class ClipTokenizer(keras.layers.Layer):
     """CLIP's byte-level BPE tokenizer as a layer: strings to `[N, sequence_length]` int32 ids, in-graph.
 
     Gives the ids of Hugging Face's `CLIPTokenizer(text, padding="max_length",
-    truncation=True, max_length=sequence_length)`: `<|startoftext|>`, the
+    truncation=True, max_length=sequence_length)` (or, with
+    `cleaning="open_clip"`, of open_clip's tokenizer): `<|startoftext|>`, the
     text's tokens (cut to `sequence_length - 2`), `<|endoftext|>`, then
     `pad_token` up to `sequence_length`. Special tokens written in the text
     are their own ids; symbols missing from the vocabulary read as
@@ -142,6 +229,25 @@ class ClipTokenizer(keras.layers.Layer):
             Face's default for CLIP) or the checkpoint's own, e.g. `"!"`.
         max_text_bytes: the most UTF-8 bytes of each text that are tokenized
             (at least 4); the rest is ignored.
+        cleaning: None (the normalisation above, Hugging Face's) or
+            "open_clip": the ids of open_clip's `SimpleTokenizer` (with
+            `pad_token` the vocabulary's id-0 symbol, `"!"`, as it pads with
+            0). The text is cleaned as open_clip's `basic_clean`,
+            `whitespace_clean` and `lower` do: ftfy's character fixes (C1
+            controls read as Windows-1252, Latin ligatures split, full-width
+            forms and the ideographic space to ASCII, curly quotes
+            straightened, terminal escapes and control characters removed,
+            NFC), HTML entities decoded, whitespace runs to one space and
+            stripped, lower case with the final sigma; then split with its
+            pattern, where `<start_of_text>` and `<end_of_text>` (any case)
+            are the special tokens (`<|endoftext|>` is plain text there).
+            Approximated: ftfy's mojibake repair (`fix_encoding`, e.g.
+            "Ã©" -> "é") is not done, and the HTML entities decoded are
+            `&amp;`, `&lt;`, `&gt;`, `&quot;` (also upper case), `&apos;`,
+            `&nbsp;` and the numeric forms of `'` and `"` (other named and
+            numeric entities stay as written); a `'` before a long s (`ſ`),
+            which open_clip's case-insensitive pattern reads as `'s`, is two
+            words here.
         **kwargs: `keras.layers.Layer` arguments (`name`; the output is int32).
 
     Example:
@@ -156,7 +262,7 @@ class ClipTokenizer(keras.layers.Layer):
     serving_imports = ("tensorflow_text",)
 
     def __init__(self, vocabulary, merges, sequence_length=77, pad_token=END_TOKEN,
-                 max_text_bytes=DEFAULT_MAX_TEXT_BYTES, **kwargs):
+                 max_text_bytes=DEFAULT_MAX_TEXT_BYTES, cleaning=None, **kwargs):
         kwargs.pop("dtype", None)  # the ids are int32 whatever the policy
         super().__init__(dtype="int32", **kwargs)
         if not isinstance(vocabulary, dict) or not vocabulary:
@@ -178,16 +284,19 @@ class ClipTokenizer(keras.layers.Layer):
             raise ValueError(f"`sequence_length` must be an int of at least 2 (start and end tokens); got {sequence_length!r}.")
         if isinstance(max_text_bytes, bool) or not isinstance(max_text_bytes, int) or max_text_bytes < 4:
             raise ValueError(f"`max_text_bytes` must be an int of at least 4; got {max_text_bytes!r}.")
+        if cleaning not in CLEANINGS:
+            raise ValueError(f"`cleaning` must be one of {CLEANINGS}; got {cleaning!r}.")
         # === Config ===
         self.vocabulary = vocabulary
         self.merges = merges
         self.sequence_length = sequence_length
         self.pad_token = pad_token
         self.max_text_bytes = max_text_bytes
+        self.cleaning = cleaning
         self.start_id = vocabulary[START_TOKEN]
         self.end_id = vocabulary[END_TOKEN]
         self.pad_id = vocabulary[pad_token]
-        self._engine = _Engine(vocabulary, merges, self._tokenize_graph)
+        self._engine = _Engine(vocabulary, merges, self._tokenize_graph, cleaning)
         self._convert_input_args = False
         self._allow_non_tensor_positional_args = True
         self.built = True
@@ -286,6 +395,8 @@ class ClipTokenizer(keras.layers.Layer):
         strings = tf.strings.unicode_transcode(
             strings, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD, replace_control_characters=False
         )
+        if self.cleaning == "open_clip":
+            return self._open_clip_words(strings)
         # TensorFlow's regex split and lowercasing stop at a NUL, which the reference keeps as a symbol:
         # NUL becomes "\x01\x02" and U+0001 "\x01\x01" (control characters too, so words split the same).
         strings = tf.strings.regex_replace(strings, r"\x01", "\x01\x01")
@@ -303,6 +414,17 @@ class ClipTokenizer(keras.layers.Layer):
         words = tf.concat([whole, words], axis=1)  # a special piece is one word, any other piece its words
         special = tf.gather(special, words.value_rowids())
         return pieces.with_flat_values(words).merge_dims(1, 2), special
+
+    def _open_clip_words(self, strings):
+        """`_words` of open_clip's tokenizer: its cleaning, then its pattern, its special tokens where a word starts."""
+        import tensorflow_text as tf_text
+
+        text = _open_clip_clean(strings, self._engine.character_map, self._engine.character_texts)  # no NUL is left
+        words = tf_text.regex_split(text, r"\s+|" + _OPEN_CLIP_WORDS, _OPEN_CLIP_WORDS)
+        flat = words.flat_values
+        is_start, is_end = tf.equal(flat, OPEN_CLIP_START), tf.equal(flat, OPEN_CLIP_END)
+        flat = tf.where(is_start, START_TOKEN, tf.where(is_end, END_TOKEN, flat))
+        return words.with_flat_values(flat), is_start | is_end
 
     def _tokenize_graph(self, strings):
         length = self.sequence_length
@@ -340,5 +462,6 @@ class ClipTokenizer(keras.layers.Layer):
             sequence_length=self.sequence_length,
             pad_token=self.pad_token,
             max_text_bytes=self.max_text_bytes,
+            cleaning=self.cleaning,
         )
         return config
