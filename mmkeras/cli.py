@@ -111,8 +111,13 @@ def main(argv=None):
         parser.print_help()
         return 0
     command = next(c for c in COMMANDS if c.NAME == args.command)
+    uses_tensorflow = getattr(command, "USES_TENSORFLOW", True)
     if not args.verbose:
-        quiet_tensorflow(load=getattr(command, "USES_TENSORFLOW", True))
+        quiet_tensorflow(load=uses_tensorflow)
+    if uses_tensorflow:  # every layer, loss and model registered, so any `.keras` file loads
+        import mmkeras
+
+        mmkeras._import_subpackages()
     try:
         return command.run(args)
     # Bad input, an unusable file or folder (a full disk, no permission), a diverged training:

@@ -56,6 +56,7 @@ SECTION_DEFAULTS = {
         "deterministic": False,
         "graph_optimization": True,
         "run_eagerly": False,
+        "init": None,
         "validate": True,
         "monitor": "val_loss",
         "early_stopping_patience": 0,

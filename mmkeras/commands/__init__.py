@@ -7,6 +7,9 @@ TensorFlow sets `USES_TENSORFLOW = False`; for the others the command line impor
 first, quietly unless `--verbose` (`mmkeras.cli.quiet_tensorflow`).
 """
 
-from mmkeras.commands import caption, classify, data, demo, evaluate, index, info, list_presets, search, train
+from mmkeras.commands import (
+    caption, classify, data, demo, evaluate, import_checkpoint, index, info, list_presets, search, train, zero_shot,
+)
 
-COMMANDS = [list_presets, info, train, evaluate, caption, index, search, classify, data, demo]
+COMMANDS = [list_presets, info, train, evaluate, import_checkpoint, zero_shot, caption, index, search, classify, data,
+            demo]

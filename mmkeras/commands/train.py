@@ -28,6 +28,10 @@ def add_arguments(parser):
                         help="held-out fraction when the source has no val split (default 0.1)")
     parser.add_argument("--split-json", help="Karpathy split JSON (flickr): its train and val splits are used")
     parser.add_argument("--data-dir", help="TFDS data folder (tfds; never downloads)")
+    parser.add_argument("--init", metavar="RUN_DIR",
+                        help="start from the model of a run directory (`mmkeras import` of a pretrained checkpoint, "
+                        "or an earlier run): matching trains it, captioning puts a new decoder on its image tower, "
+                        "fusion the preset's fusion on its towers; its preprocessing comes along")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                         help="override a config field, e.g. --set train.epochs=2 (repeatable)")
     parser.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")
@@ -58,6 +62,7 @@ def overrides(args):
         "train.steps_per_execution": args.steps_per_execution,
         "train.accumulate": args.accumulate,
         "train.jit_compile": False if args.no_jit else None,
+        "train.init": args.init,
     }
     result.update({k: v for k, v in shortcuts.items() if v is not None})
     return result

@@ -26,7 +26,7 @@ def builder_for_task(task):
     return lookup(BUILDERS, task, "task")
 
 
-def build_from_config(config, preprocessor=None):
+def build_from_config(config, preprocessor=None, towers=None):
     """Builds the untrained Keras model that a run config describes.
 
     Sizes are set once, in the `data` section: the image tower takes
@@ -37,6 +37,8 @@ def build_from_config(config, preprocessor=None):
         config: a config from `mmkeras.config.resolve_config` (or `mmkeras.zoo.config`).
         preprocessor: optional `MultimodalPreprocessor` the model keeps (and
             checks against its towers).
+        towers: optional `{"image_encoder": tower, "text_encoder": tower}`:
+            built towers (e.g. pretrained ones) used instead of the config's specs.
 
     Returns:
         The family's functional Keras model.
@@ -54,12 +56,15 @@ def build_from_config(config, preprocessor=None):
     dtype = None if precision == "float32" else precision
     data = config.get("data", {})
     kwargs = dict(config.get("model", {}))
-    towers = {}
+    given, towers = dict(towers or {}), {}
     # A dual encoder reads only the pooled vectors: our Transformer towers then
     # skip the last block's work for the other tokens (same weights and outputs).
     pooled_only = config["task"] == "matching"
 
     for name, sizes in TOWER_SIZES_FROM_DATA.items():
+        if name in given:
+            towers[name] = given[name]
+            continue
         if not config.get(name):
             continue
         spec = dict(config[name])

@@ -8,8 +8,10 @@ from mmkeras.metrics.bleu import corpus_bleu
 from mmkeras.metrics.cider import cider_d
 from mmkeras.metrics.masked_perplexity import MaskedPerplexity
 from mmkeras.metrics.masked_token_accuracy import MaskedTokenAccuracy
+from mmkeras.models import build_from_config
 from mmkeras.models.captioner import split_for_teacher_forcing
 from mmkeras.tasks.shapes_caption_task import ShapesCaptionTask
+from mmkeras.tasks.task import init_tower
 from mmkeras.training.full_batches import pad_to_full_batches
 
 NUM_SAMPLES = 24
@@ -106,6 +108,14 @@ class CaptioningTask(ShapesCaptionTask):
             "sequence_length": self.config["data"]["sequence_length"],
         }
         return merge(self.config, {"model": sizes})
+
+    init_uses_tokenizer = False  # the new decoder learns the task's own vocabulary
+
+    def build_from_init(self, init):
+        """A new decoder on the init model's image tower (with its image preprocessing)."""
+        tower = init_tower(init, "image_encoder", self.config["train"]["init"])
+        return build_from_config(self.model_config(), preprocessor=self.model_preprocessor(),
+                                 towers={"image_encoder": tower})
 
     def compile_arguments(self):
         return {"loss": MaskedSequenceLoss(), "metrics": [MaskedTokenAccuracy(), MaskedPerplexity()]}

@@ -3,8 +3,10 @@ import tensorflow as tf
 
 from mmkeras.data.shapes import ANSWER_VOCABULARY, COLORS, NEGATIVE_KINDS, QUESTION_TYPES
 from mmkeras.metrics.classification import accuracy, auroc, classification_metrics, macro_f1
+from mmkeras.models import build_from_config
 from mmkeras.models.fusion_classifier import normalize_heads
 from mmkeras.tasks.shapes_task import ShapesTask
+from mmkeras.tasks.task import init_tower
 from mmkeras.training.full_batches import pad_to_full_batches
 
 # The heads a Shapes fusion run trains, by name: question answering and caption matching.
@@ -88,6 +90,12 @@ class FusionTask(ShapesTask):
             if not config.get(cfg_key):
                 raise ValueError(f"The fusion task needs `{cfg_key}`: Shapes examples are image + text.")
         self._examples = {}
+
+    def build_from_init(self, init):
+        """The configured fusion and heads on the init model's image and text towers (and its preprocessing)."""
+        directory = self.config["train"]["init"]
+        towers = {name: init_tower(init, name, directory) for name in ("image_encoder", "text_encoder")}
+        return build_from_config(self.model_config(), preprocessor=self.model_preprocessor(), towers=towers)
 
     # --- data ---------------------------------------------------------------
     def tokenizer_corpus(self):

@@ -2,6 +2,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmkeras.metrics.retrieval import retrieval_metrics
+from mmkeras.models.dual_encoder import DualEncoder
 from mmkeras.metrics.zero_shot import zero_shot_accuracy, zero_shot_classifier
 from mmkeras.tasks.shapes_caption_task import ShapesCaptionTask
 from mmkeras.training.full_batches import predict_full_batches
@@ -30,6 +31,19 @@ class MatchingTask(ShapesCaptionTask):
     image_embeddings, text_embeddings, text_to_image, labels = task.embed(task.train())
     ```
     """
+
+    def build_from_init(self, init):
+        """The init dual encoder itself (towers, projections, logit scale, preprocessing) is trained;
+        `model.freeze_image_encoder` locks its image tower (LiT)."""
+        if not isinstance(init, DualEncoder):
+            raise ValueError(
+                f"`train.init` {self.config['train']['init']!r} holds a {type(init).__name__}; the matching "
+                "family starts from a dual encoder (`mmkeras import` of a CLIP or SigLIP checkpoint)."
+            )
+        if self.config.get("model", {}).get("freeze_image_encoder"):
+            init.image_encoder.trainable = False
+            init.freeze_image_encoder = True
+        return init
 
     def epoch_dataset(self, epoch, split="train"):
         preprocessor = self.preprocessor

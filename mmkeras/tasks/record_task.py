@@ -131,6 +131,7 @@ class RecordTask(Task):
         self._tokenizer = None
         self._prepared = False
         self.show_progress = True  # a progress bar while converting (`train(verbose=0)` turns it off)
+        self.use_init_preprocessing()
         if not self._converted():
             self._check_paths()
 

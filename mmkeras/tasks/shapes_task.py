@@ -54,6 +54,7 @@ class ShapesTask(Task):
         self.preprocessor = ImagePreprocessor(image_size=data["image_size"], resize="pad", max_pixels=data["max_pixels"])
         self._tokenizer = None
         self._tensors = {}  # split -> the tensors its batches are drawn from
+        self.use_init_preprocessing()
 
     def _split_tensors(self, split="train"):
         """A split as eager tensors (`_make_split_tensors`), built once per split and cached.

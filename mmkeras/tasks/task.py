@@ -142,8 +142,59 @@ class Task:
         )
 
     def build_model(self):
-        """The untrained model, carrying its preprocessor (saved in `model.keras`, used by the export)."""
+        """The untrained model, carrying its preprocessor (saved in `model.keras`, used by the export);
+        with `train.init`, the family's model on the init run's towers (`build_from_init`)."""
+        init = self.init_model()
+        if init is not None:
+            return self.build_from_init(init)
         return build_from_config(self.model_config(), preprocessor=self.model_preprocessor())
+
+    # The parts of the init model's preprocessing a family reads its data with (captioning keeps its own
+    # tokenizer: a new decoder learns the task's vocabulary).
+    init_uses_tokenizer = True
+
+    def build_from_init(self, init):
+        """The family's model starting from `init`, the model of `train.init` (see `init_model`)."""
+        raise NotImplementedError
+
+    def init_model(self, fresh=True):
+        """The model of the run directory `train.init` (`mmkeras import` or an earlier run), or None.
+
+        With `fresh`, it is rebuilt from its config under this run's precision policy (and, called
+        in the strategy's scope, with its variables placed by the strategy), with the stored weights.
+        """
+        from mmkeras.encoders.tf_hub_layer import allow_saved_models
+
+        directory = self.config["train"]["init"]
+        if not directory:
+            return None
+        path = os.path.join(str(directory), "model.keras")
+        if not tf.io.gfile.exists(path):
+            raise ValueError(
+                f"`train.init` {directory!r} holds no model.keras: give a run directory written by "
+                "`mmkeras import` or `mmkeras train`."
+            )
+        with allow_saved_models(local_saved_models(self.config)):
+            stored = keras.saving.load_model(path, compile=False)
+        if not fresh:
+            return stored
+        model = type(stored).from_config(stored.get_config())
+        model.set_weights(stored.get_weights())
+        return model
+
+    def use_init_preprocessing(self):
+        """Reads the data with the init model's image converter (and tokenizer, `init_uses_tokenizer`)."""
+        if not self.config["train"]["init"]:
+            return
+        init = self.init_model(fresh=False)
+        preprocessor = getattr(init, "preprocessor", None)
+        if preprocessor is None or preprocessor.image_converter is None:
+            raise ValueError(f"`train.init` {self.config['train']['init']!r}: its model has no image preprocessor.")
+        self.preprocessor = preprocessor.image_converter
+        if self.init_uses_tokenizer:
+            if preprocessor.tokenizer is None:
+                raise ValueError(f"`train.init` {self.config['train']['init']!r}: its model has no tokenizer.")
+            self._tokenizer = preprocessor.tokenizer
 
     def export_options(self):
         """Extra `export_model` arguments (the captioner's decoding settings)."""
@@ -403,11 +454,25 @@ class Task:
         self.run_dir.write_json(f"{stem}{self.evaluation_suffix}.json", data)
 
     def load_model(self):
-        """The run's `model.keras`; the local TF-Hub SavedModels its config names may load with it."""
+        """The run's `model.keras` (the local TF-Hub SavedModels its config names may load with it); the
+        task then tokenizes and converts images with the model's own preprocessor (`use_preprocessing_of`)."""
         from mmkeras.encoders.tf_hub_layer import allow_saved_models
 
         with allow_saved_models(local_saved_models(self.config)):
-            return keras.saving.load_model(self.run_dir.model)
+            model = keras.saving.load_model(self.run_dir.model)
+        self.use_preprocessing_of(model)
+        return model
+
+    def use_preprocessing_of(self, model):
+        """Makes the task read data with `model.preprocessor`'s tokenizer and image converter (an imported
+        checkpoint's own, for instance), where the model has them."""
+        preprocessor = getattr(model, "preprocessor", None)
+        if preprocessor is None:
+            return
+        if preprocessor.tokenizer is not None:
+            self._tokenizer = preprocessor.tokenizer
+        if preprocessor.image_converter is not None:
+            self.preprocessor = preprocessor.image_converter
 
     @staticmethod
     def describe(metrics):
@@ -415,6 +480,21 @@ class Task:
 
     def path(self, name):
         return os.path.join(self.run_dir.path, name)
+
+
+def init_tower(init, name, directory):
+    """The tower `name` ("image_encoder" or "text_encoder") of an init model, giving its token sequence too.
+
+    Args:
+        init: the model of `train.init`.
+        name: which tower.
+        directory: the `train.init` directory (for the error message).
+    """
+    tower = getattr(init, name, None)
+    if tower is None:
+        raise ValueError(f"`train.init` {directory!r} holds a {type(init).__name__} without an {name}.")
+    # A dual encoder's towers may compute only the pooled vector; fusion and decoders read every token.
+    return tower.rebuild(pooled_only=False) if tower.get_config().get("pooled_only") else tower
 
 
 def local_saved_models(config):
