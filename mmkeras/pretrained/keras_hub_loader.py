@@ -39,13 +39,16 @@ class KerasHubLoader:
             checkpoint = SafetensorsCheckpoint(checkpoint)
         self.checkpoint = checkpoint
         self.prefix = prefix
+        self._prefixed = None
 
     def name_of(self, key):
-        """The checkpoint's name for tensor `key`, with or without the prefix (`key` itself when absent)."""
-        candidates = [key]
-        if self.prefix:
-            candidates += [key[len(self.prefix):]] if key.startswith(self.prefix) else [self.prefix + key]
-        return next((name for name in candidates if name in self.checkpoint), key)
+        """The checkpoint's name for tensor `key`, with or without the prefix as the checkpoint names its tensors."""
+        if key in self.checkpoint or not self.prefix:
+            return key
+        bare = key[len(self.prefix):] if key.startswith(self.prefix) else key
+        if self._prefixed is None:
+            self._prefixed = any(name.startswith(self.prefix) for name in self.checkpoint.names)
+        return self.prefix + bare if self._prefixed else bare
 
     def get_tensor(self, key):
         """Tensor `key` as a float32 NumPy array; a `ValueError` naming the file when it is missing."""

@@ -1,0 +1,195 @@
+import json
+import os
+import shutil
+
+import keras
+import numpy as np
+import pytest
+import safetensors.numpy
+import tensorflow as tf
+
+from mmkeras.encoders.keras_hub_encoder import KerasHubEncoder
+from mmkeras.export import export_model
+from mmkeras.models import dual_encoder
+from mmkeras.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
+from mmkeras.preprocessing.wordpiece_tokenizer import WordPieceTokenizer
+from mmkeras.pretrained.hf_bert import load_hf_bert
+from mmkeras.pretrained.hf_vit import load_hf_vit
+
+PRETRAINED = os.path.join(os.path.dirname(__file__), "..", "fixtures", "pretrained")
+FIXTURE = os.path.join(PRETRAINED, "hf_bert")
+TEXTS = ["a photo of a dog", "Two CATS, sleeping!", ""]
+
+
+@pytest.fixture(scope="module")
+def expected():
+    return dict(np.load(os.path.join(FIXTURE, "expected.npz")))
+
+
+@pytest.fixture(scope="module")
+def imported():
+    return {pooling: load_hf_bert(FIXTURE, pooling=pooling) for pooling in ("cls", "pooler")}
+
+
+@pytest.fixture(scope="module")
+def cases():
+    with open(os.path.join(FIXTURE, "tokenizer_cases.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize("pooling", ["cls", "pooler"])
+def test_outputs_equal_the_reference(imported, expected, pooling):
+    tower, _ = imported[pooling]
+    assert isinstance(tower, KerasHubEncoder) and tower.output_dim == 32
+    assert not expected["token_type_ids"].any()  # one text: token types 0, as the tower feeds
+    out = tower(expected["input_ids"].astype("int32"))
+    np.testing.assert_array_equal(out["padding_mask"], expected["attention_mask"].astype(bool))
+    assert np.abs(out["sequence"].numpy() - expected["last_hidden_state"]).max() < 1e-4
+    reference = expected["pooler_output"] if pooling == "pooler" else expected["last_hidden_state"][:, 0]
+    assert np.abs(out["pooled"].numpy() - reference).max() < 1e-4
+
+
+def test_tokenizer_gives_the_reference_ids_on_every_caption(imported, cases):
+    _, tokenizer = imported["cls"]
+    assert isinstance(tokenizer, WordPieceTokenizer) and tokenizer.sequence_length == cases["max_length"] == 32
+    np.testing.assert_array_equal(tokenizer(cases["captions"]), np.array(cases["input_ids"]))
+
+
+def test_tokenizer_edges(imported):
+    _, tokenizer = imported["cls"]
+    assert tokenizer("a dog").shape == (32,)
+    np.testing.assert_array_equal(tokenizer(tf.constant([["a dog"]])), tokenizer(["a dog"]))
+    huge = tokenizer(["dog " * 2_000_000]).numpy()  # cut to max_text_bytes, then to the first 30 words
+    assert huge[0, 0] == tokenizer.start_id and huge[0, -1] == tokenizer.end_id
+    long_word = tokenizer(["a" * 101, "a" * 100]).numpy()
+    assert long_word[0, 1] == tokenizer.unknown_id and long_word[1, 1] != tokenizer.unknown_id
+    dataset = tf.data.Dataset.from_tensor_slices(TEXTS).batch(3).map(tokenizer)
+    np.testing.assert_array_equal(next(iter(dataset)), tokenizer(TEXTS))
+    restored = WordPieceTokenizer.from_config(tokenizer.get_config())
+    np.testing.assert_array_equal(restored(TEXTS), tokenizer(TEXTS))
+    with pytest.raises(ValueError, match="shape"):
+        tokenizer(tf.constant([["a", "b"]]))
+
+
+def test_tokenizer_arguments_are_checked():
+    with pytest.raises(ValueError, match="pad_token"):
+        WordPieceTokenizer(["[UNK]", "[CLS]", "[SEP]"])
+    with pytest.raises(ValueError, match="twice"):
+        WordPieceTokenizer(["a", "a"])
+    with pytest.raises(ValueError, match="sequence_length"):
+        WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]"], sequence_length=1)
+    with pytest.raises(ValueError, match="not found"):
+        WordPieceTokenizer.from_file("no_vocab.txt")
+
+
+def test_sequence_length(expected):
+    tower, tokenizer = load_hf_bert(FIXTURE, sequence_length=8)
+    assert tokenizer.sequence_length == 8
+    ids = tokenizer(["a photo of a dog on the grass near a tree"]).numpy()
+    assert ids.shape == (1, 8) and ids[0, -1] == tokenizer.end_id
+    with pytest.raises(ValueError, match="max_position_embeddings=32"):
+        load_hf_bert(FIXTURE, sequence_length=33)
+
+
+# --- a dual encoder of the two imported towers --------------------------------
+
+
+@pytest.fixture(scope="module")
+def model(imported):
+    vit, converter = load_hf_vit(os.path.join(PRETRAINED, "hf_vit"))
+    bert, tokenizer = imported["cls"]
+    return dual_encoder(
+        image_encoder=vit, text_encoder=bert, embed_dim=16, preprocessor=MultimodalPreprocessor(tokenizer, converter)
+    )
+
+
+def _raw_bytes():
+    return tf.constant([open(os.path.join(PRETRAINED, "hf_vit", "raw", name), "rb").read() for name in ("0.jpg", "1.png")])
+
+
+def test_dual_encoder_keras_round_trip(model, tmp_path):
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    inputs = model.preprocessor({"image_bytes": _raw_bytes(), "text": tf.constant(TEXTS)})
+    assert inputs["token_ids"].shape == (3, 32) and inputs["images"].shape == (2, 32, 32, 3)
+    batch = {"images": inputs["images"], "token_ids": inputs["token_ids"][:2]}
+    for key, value in model(batch).items():
+        np.testing.assert_array_equal(loaded(batch)[key], value)
+    np.testing.assert_array_equal(loaded.preprocessor.tokenizer(TEXTS), inputs["token_ids"])
+
+
+def test_dual_encoder_export_takes_raw_bytes_and_strings(model, tmp_path):
+    export_model(model, str(tmp_path / "export"))
+    serving = tf.saved_model.load(str(tmp_path / "export"))
+    texts = serving.signatures["embed_text"](text=tf.constant(TEXTS))["embeddings"].numpy()
+    images = serving.signatures["embed_image"](image_bytes=_raw_bytes())["embeddings"].numpy()
+    inputs = model.preprocessor({"image_bytes": _raw_bytes(), "text": tf.constant(TEXTS)})
+    np.testing.assert_allclose(texts, model.text_model(inputs["token_ids"]).numpy(), atol=1e-5)
+    np.testing.assert_allclose(images, model.image_model(inputs["images"]).numpy(), atol=1e-5)
+
+
+# --- errors -------------------------------------------------------------------
+
+
+def _copy(tmp_path):
+    folder = tmp_path / "bert"
+    shutil.copytree(FIXTURE, folder)
+    return folder
+
+
+def _rewrite(folder, change):
+    path = str(folder / "model.safetensors")
+    tensors = safetensors.numpy.load_file(path)
+    change(tensors)
+    safetensors.numpy.save_file(tensors, path)
+    return path
+
+
+def test_bert_prefixed_names_and_tokenizer_json(tmp_path, expected):
+    folder = _copy(tmp_path)
+    _rewrite(folder, lambda t: t.update({f"bert.{k}": t.pop(k) for k in list(t)}))
+    vocabulary = (folder / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    model = {"type": "WordPiece", "vocab": {token: i for i, token in enumerate(vocabulary)}}
+    (folder / "tokenizer.json").write_text(json.dumps({"model": model}))
+    os.remove(folder / "vocab.txt")
+    tower, tokenizer = load_hf_bert(folder, pooling="pooler")
+    out = tower(expected["input_ids"].astype("int32"))
+    assert np.abs(out["pooled"].numpy() - expected["pooler_output"]).max() < 1e-4
+    np.testing.assert_array_equal(tokenizer(TEXTS), load_hf_bert(FIXTURE)[1](TEXTS))
+
+
+def test_pickle_checkpoints_are_refused_with_how_to_convert(tmp_path):
+    folder = _copy(tmp_path)
+    os.remove(folder / "model.safetensors")
+    (folder / "pytorch_model.bin").write_bytes(b"pickle")
+    with pytest.raises(ValueError, match=r"pytorch_model\.bin is a pickle checkpoint.*save_file"):
+        load_hf_bert(folder)
+
+
+def test_missing_and_misshapen_tensors_are_named(tmp_path):
+    folder = _copy(tmp_path)
+    path = _rewrite(folder, lambda t: t.pop("encoder.layer.0.attention.self.value.bias"))
+    with pytest.raises(ValueError, match=rf"{path}: tensor 'encoder\.layer\.0\.attention\.self\.value\.bias' is missing"):
+        load_hf_bert(folder)
+    folder = _copy(tmp_path / "shape")
+    words = "embeddings.word_embeddings.weight"
+    path = _rewrite(folder, lambda t: t.update({words: t[words][:, :16]}))
+    with pytest.raises(ValueError, match=rf"{path}: tensor 'embeddings\.word_embeddings\.weight' has shape \(318, 16\).*\(318, 32\)"):
+        load_hf_bert(folder)
+
+
+def test_other_architectures_and_missing_files(tmp_path):
+    folder = _copy(tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "roberta"}))
+    with pytest.raises(ValueError, match=r"config\.json: architectures=\['BertModel'\] model_type='roberta'.*not a 'bert'"):
+        load_hf_bert(folder)
+    (folder / "config.json").write_text(json.dumps({**config, "hidden_act": "swish"}))
+    with pytest.raises(ValueError, match=r"config\.json: hidden_act 'swish' is not supported"):
+        load_hf_bert(folder)
+    (folder / "config.json").write_text(json.dumps(config))
+    os.remove(folder / "vocab.txt")
+    with pytest.raises(ValueError, match="no tokenizer: vocab.txt"):
+        load_hf_bert(folder)
+    with pytest.raises(ValueError, match="not found"):
+        load_hf_bert(tmp_path / "nowhere")
