@@ -9,7 +9,7 @@ BACKBONES = ("CLIPBackbone", "SigLIPBackbone", "ViTBackbone", "BertBackbone")
 POOLINGS = ("cls", "pooler")
 
 
-def load_keras_hub_preset(directory, *, pooling="cls", sequence_length=None, dtype=None, name=None):
+def load_keras_hub_preset(directory, *, pooling="cls", sequence_length=None, tokenizer=None, dtype=None, name=None):
     """Imports a local keras-hub preset directory as an mmkeras model or tower.
 
     The directory is what `backbone.save_to_preset(DIR)` writes (with, for
@@ -24,10 +24,11 @@ def load_keras_hub_preset(directory, *, pooling="cls", sequence_length=None, dty
       (shorter side resized, centre crop, [-1, 1]; the tower re-applies the
       preset image converter's scale and offset) and the checkpoint's
       tokenizer in graph (CLIP: a `ClipTokenizer` with the preset's
-      vocabulary and merges, `max_sequence_length` ids; SigLIP: a SigLIP
-      SentencePiece tokenizer of mmkeras when one is available). Its
-      L2-normalised embeddings are the backbone's `get_vision_embeddings` /
-      `get_text_embeddings`, normalised.
+      vocabulary and merges, `max_sequence_length` ids; SigLIP: pass
+      `tokenizer`, an in-graph SentencePiece tokenizer layer giving
+      `max_sequence_length` ids). Its L2-normalised embeddings are the
+      backbone's `get_vision_embeddings` / `get_text_embeddings`,
+      normalised.
     - `ViTBackbone`: `(tower, image_converter)`, as `load_hf_vit` returns
       (`pooling` "cls" only: keras-hub's ViT has no pooler).
     - `BertBackbone`: `(tower, tokenizer)`, as `load_hf_bert` returns: a
@@ -42,6 +43,9 @@ def load_keras_hub_preset(directory, *, pooling="cls", sequence_length=None, dty
         pooling: "cls" or "pooler", for ViT and BERT towers.
         sequence_length: optional length of the BERT token id rows (default
             the backbone's `max_sequence_length`).
+        tokenizer: optional tokenizer layer (strings -> `[N, L]` int32 ids)
+            of a CLIP or SigLIP model, instead of the one built from the
+            preset; required for SigLIP.
         dtype: optional dtype policy, e.g. "mixed_bfloat16".
         name: optional name of the model or tower.
 
@@ -69,7 +73,7 @@ def load_keras_hub_preset(directory, *, pooling="cls", sequence_length=None, dty
 
     backbone = keras_hub.models.Backbone.from_preset(directory, **({} if dtype is None else {"dtype": dtype}))
     if class_name in ("CLIPBackbone", "SigLIPBackbone"):
-        return _dual_encoder(directory, backbone, class_name, dtype, name or class_name[:-8].lower())
+        return _dual_encoder(directory, backbone, class_name, tokenizer, dtype, name or class_name[:-8].lower())
     if pooling == "pooler" and class_name == "ViTBackbone":
         raise ValueError(f"{directory}: a keras-hub ViTBackbone has no pooler; use pooling='cls'.")
     from mmkeras.encoders.keras_hub_encoder import KerasHubEncoder
@@ -153,16 +157,17 @@ def _wordpiece(directory, backbone, sequence_length):
     )
 
 
-def _dual_encoder(directory, backbone, class_name, dtype, name):
+def _dual_encoder(directory, backbone, class_name, tokenizer, dtype, name):
     from mmkeras.encoders.keras_hub_encoder import KerasHubEncoder
     from mmkeras.models.dual_encoder import dual_encoder
     from mmkeras.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
 
     siglip = class_name == "SigLIPBackbone"
-    tokenizer = _siglip_tokenizer(directory, backbone) if siglip else _clip_tokenizer(directory, backbone)
+    if tokenizer is None:
+        tokenizer = _siglip_tokenizer(directory) if siglip else _clip_tokenizer(directory, backbone)
     image_encoder = _image_tower(directory, backbone, {"dtype": dtype, "name": "image_encoder"})
     text_encoder = KerasHubEncoder(
-        directory, "text", backbone, pad_token_id=tokenizer.pad_id, dtype=dtype, name="text_encoder"
+        directory, "text", backbone, pad_token_id=_pad_id(tokenizer), dtype=dtype, name="text_encoder"
     )
     if siglip:
         if image_encoder.output_dim != text_encoder.output_dim:
@@ -213,5 +218,17 @@ def _clip_tokenizer(directory, backbone):
         raise ValueError(f"{directory}: the preset's CLIP tokenizer: {error}") from None
 
 
-def _siglip_tokenizer(directory, backbone):
-    raise ValueError(f"{directory}: SigLIP presets need a SigLIP SentencePiece tokenizer layer.")
+def _siglip_tokenizer(directory):
+    raise ValueError(
+        f"{directory} is a SigLIP preset: pass `tokenizer`, an in-graph SentencePiece tokenizer layer built from "
+        "the preset's assets/tokenizer/vocabulary.spm that gives the text tower's max_sequence_length ids."
+    )
+
+
+def _pad_id(tokenizer):
+    """The padding id of a tokenizer layer (`pad_id`, `pad_token_id`), else 0."""
+    for attribute in ("pad_id", "pad_token_id"):
+        value = getattr(tokenizer, attribute, None)
+        if isinstance(value, int):
+            return value
+    return 0

@@ -55,6 +55,18 @@ def presets(tmp_path_factory):
     clip.save_to_preset(str(root / "clip"))
     keras_hub.models.CLIPTokenizer(vocabulary=CLIP_VOCABULARY, merges=CLIP_MERGES).save_to_preset(str(root / "clip"))
     keras_hub.layers.CLIPImageConverter(image_size=(16, 16), **_converter()).save_to_preset(str(root / "clip"))
+    siglip = keras_hub.models.SigLIPBackbone(
+        vision_encoder=keras_hub.models.SigLIPVisionEncoder(patch_size=8, image_shape=(16, 16, 3), **TOWER),
+        text_encoder=keras_hub.models.SigLIPTextEncoder(
+            vocabulary_size=40, embedding_dim=16, max_sequence_length=8, **TOWER
+        ),
+    )
+    siglip.siglip_head.logit_scale.assign(1.5)
+    siglip.siglip_head.logit_bias.assign(-3.0)
+    siglip.save_to_preset(str(root / "siglip"))
+    keras_hub.layers.SigLIPImageConverter(image_size=(16, 16), scale=1 / 127.5, offset=-1.0).save_to_preset(
+        str(root / "siglip")
+    )
     vit = keras_hub.models.ViTBackbone(
         image_shape=(16, 16, 3), patch_size=8, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32
     )
@@ -64,7 +76,7 @@ def presets(tmp_path_factory):
         "num_layers": 1, "num_heads": 2, "hidden_dim": 16, "intermediate_dim": 32})
     bert.save_to_preset(str(root / "bert"))
     keras_hub.models.BertTokenizer(vocabulary=BERT_VOCABULARY, lowercase=True).save_to_preset(str(root / "bert"))
-    return {"root": root, "clip": clip, "vit": vit, "bert": bert}
+    return {"root": root, "clip": clip, "siglip": siglip, "vit": vit, "bert": bert}
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +117,23 @@ def test_clip_preset_round_trip_and_export(clip_model, tmp_path):
     png = tf.io.encode_png(tf.cast((IMAGES[0] + 1) * 127.5, tf.uint8))
     out = serving.signatures["similarity"](image_bytes=tf.stack([png]), text=tf.constant(["a cat", "a mat"]))
     assert out["probabilities"].shape == (1, 2)
+
+
+def test_siglip_preset_with_a_given_tokenizer(presets):
+    siglip = presets["siglip"]
+    tokenizer = WordPieceTokenizer(BERT_VOCABULARY, sequence_length=8)
+    model = load_keras_hub_preset(str(presets["root"] / "siglip"), tokenizer=tokenizer)
+    assert model.loss_name == "siglip" and model.preprocessor.tokenizer is tokenizer
+    token_ids = tokenizer(["a dog on the mat", "cats", ""]).numpy()
+    images = model.image_model(IMAGES).numpy()
+    texts = model.text_model(token_ids).numpy()
+    # The preset's converter maps [0, 255] to [-1, 1]: the tower sees the ImagePreprocessor's images as they are.
+    assert np.abs(images - _unit(siglip.get_vision_embeddings(IMAGES))).max() < 1e-5
+    assert np.abs(texts - _unit(siglip.get_text_embeddings(token_ids))).max() < 1e-5
+    scale = model.logit_scale()
+    np.testing.assert_allclose([float(scale["logit_scale"]), float(scale["logit_bias"])], [np.exp(1.5), -3.0], rtol=1e-6)
+    with pytest.raises(ValueError, match="SigLIP preset: pass `tokenizer`"):
+        load_keras_hub_preset(str(presets["root"] / "siglip"))
 
 
 def test_vit_preset(presets):
