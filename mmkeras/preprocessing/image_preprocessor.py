@@ -41,7 +41,7 @@ import tensorflow as tf
 from mmkeras.preprocessing.image_header import read_image_size
 
 DEFAULT_MAX_PIXELS = 50_000_000
-_RESIZE_MODES = ("pad", "crop")
+_RESIZE_MODES = ("pad", "crop", "stretch")
 _BAD_BYTES = "(empty, truncated or corrupt data, or not a JPEG/PNG/GIF/BMP image)"
 
 
@@ -86,8 +86,10 @@ def _jpeg_ratio_index(height, width, target_h, target_w, mode):
     return index
 
 
-def _decode_rgb(image_bytes, max_pixels, target=None, mode="pad"):
+def _decode_rgb(image_bytes, max_pixels, target=None, mode="pad", transparency="drop"):
     """uint8 RGB `[h, w, 3]` of one encoded image (a GIF's first frame); raises for bad bytes.
+
+    `transparency` "white" composites a PNG, GIF or WebP alpha channel on white; "drop" drops it.
 
     JPEGs over `max_pixels` (by libjpeg's header reader) raise before decoding.
     With `target` (height, width), JPEGs are decoded at the smallest DCT scale
@@ -109,7 +111,11 @@ def _decode_rgb(image_bytes, max_pixels, target=None, mode="pad"):
         )
 
     def other():
-        return tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+        if transparency == "drop":
+            return tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+        rgba = tf.cast(tf.io.decode_image(image_bytes, channels=4, expand_animations=False), tf.float32)
+        alpha = rgba[..., 3:] / 255.0
+        return tf.cast(tf.round(rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)), tf.uint8)
 
     is_jpeg = tf.equal(tf.strings.substr(image_bytes, 0, 3), b"\xff\xd8\xff")
     is_bmp = tf.equal(tf.strings.substr(image_bytes, 0, 2), b"BM")
@@ -154,9 +160,9 @@ def _check_graph(image_bytes, max_pixels):
     return _decode_flagged(image_bytes, decode, [], _oversized(image_bytes, max_pixels)[0])[1]
 
 
-def _decode_graph(image_bytes, target_h, target_w, mode, strict, who, max_pixels):
+def _decode_graph(image_bytes, target_h, target_w, mode, strict, who, max_pixels, transparency="drop"):
     def decode(encoded):
-        image = tf.cast(_decode_rgb(encoded, max_pixels, (target_h, target_w), mode), tf.float32)
+        image = tf.cast(_decode_rgb(encoded, max_pixels, (target_h, target_w), mode, transparency), tf.float32)
         return _fit(image[tf.newaxis] / 255.0, target_h, target_w, mode)[0]
 
     refused, sizes = _oversized(image_bytes, max_pixels)
@@ -355,9 +361,12 @@ def _fit(images, target_h, target_w, mode):
     "pad": the whole image is scaled to fit inside the target and centred on a
     black (zero) canvas. "crop": the image is scaled so that it covers the
     target and the centre is kept (cropping happens on the source first).
+    "stretch": each side is scaled to the target's (the aspect ratio changes).
     """
     h, w = _spatial_dims(images)
     m = _PyMath if isinstance(h, int) and isinstance(w, int) else _TfMath
+    if mode == "stretch":
+        return _resize(images, target_h, target_w)
     if mode == "crop":
         scale = m.maximum(m.ratio(target_h, h), m.ratio(target_w, w))
         crop_h = m.clip(m.round(target_h / scale), 1, h)
@@ -392,13 +401,15 @@ def _to_unit_float(images):
     )
 
 
-def _to_rgb(images):
+def _to_rgb(images, transparency="drop"):
     channels = images.shape[-1]
     if channels == 3:
         return images
     if channels == 1:
         return tf.tile(images, [1, 1, 1, 3])
     if channels == 4:
+        if transparency == "white":  # pixels in [0, 1]: composite on white
+            return images[..., :3] * images[..., 3:] + (1.0 - images[..., 3:])
         return images[..., :3]
     raise ValueError(
         f"`images` must have 1, 3 or 4 channels (gray, RGB, RGBA); got shape {images.shape}."
@@ -428,6 +439,15 @@ def _validate_options(image_size, resize, mean, std):
     return size, [float(v) for v in mean], [float(v) for v in std]
 
 
+TRANSPARENCY_MODES = ("drop", "white")
+
+
+def _validate_transparency(transparency):
+    if transparency not in TRANSPARENCY_MODES:
+        raise ValueError(f"`transparency` must be one of {TRANSPARENCY_MODES}; got {transparency!r}.")
+    return transparency
+
+
 def _validate_max_pixels(max_pixels):
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
         raise ValueError(f"`max_pixels` must be a positive int; got {max_pixels!r}.")
@@ -449,7 +469,7 @@ def _string_batch(image_bytes):
 
 
 def try_decode_image(image_bytes, image_size=224, resize="pad", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-                     max_pixels=DEFAULT_MAX_PIXELS):
+                     max_pixels=DEFAULT_MAX_PIXELS, transparency="drop"):
     """Decodes encoded images like `ImagePreprocessor`, flagging bad ones instead of raising.
 
     Never raises for bytes TensorFlow's decoders reject (empty strings,
@@ -487,10 +507,11 @@ def try_decode_image(image_bytes, image_size=224, resize="pad", mean=(0.5, 0.5, 
     """
     (target_h, target_w), mean, std = _validate_options(image_size, resize, mean, std)
     max_pixels = _validate_max_pixels(max_pixels)
+    _validate_transparency(transparency)
     image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
     batch, restore = _string_batch(image_bytes)
     decode = _traced(
-        _decode_graph, target_h, target_w, resize, False, "try_decode_image", max_pixels
+        _decode_graph, target_h, target_w, resize, False, "try_decode_image", max_pixels, transparency
     )
     images, ok = decode(batch)
     images = (images - mean) / std
@@ -569,7 +590,7 @@ class ImagePreprocessor(keras.layers.Layer):
     channels), and returns
     `[N, height, width, 3]` images in the layer's compute dtype, normalised as
     `(pixel - mean) / std` (the default maps [0, 1] to [-1, 1]). Alpha is
-    dropped. Downscaling box-filters before the bilinear resize so large photos
+    dropped, or composited on white (`transparency="white"`). Downscaling box-filters before the bilinear resize so large photos
     do not alias; large JPEGs are decoded at 1/2, 1/4 or 1/8 scale in the DCT
     domain when that loses no resolution.
 
@@ -588,12 +609,16 @@ class ImagePreprocessor(keras.layers.Layer):
         image_size: int or `(height, width)` of the output.
         resize: `"pad"`: aspect-preserving resize so the whole image fits,
             centred on a black canvas (black is 0 before normalisation);
-            `"crop"`: resize so the shorter side fits and keep the centre.
+            `"crop"`: resize so the shorter side fits and keep the centre;
+            `"stretch"`: both sides resized to the target (as ViT processors do).
         mean: 3 per-channel means, for pixels in [0, 1].
         std: 3 per-channel standard deviations.
         max_pixels: the most pixels (height x width, read from the header
             before decoding) an encoded image may have; the default, 50
             million, decodes to about 150 MB of RGB.
+        transparency: `"drop"` (the alpha channel is ignored) or `"white"`
+            (transparent pixels composited on white, as the Hugging Face
+            image processors do).
         **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`).
 
     Example:
@@ -610,13 +635,14 @@ class ImagePreprocessor(keras.layers.Layer):
     """
 
     def __init__(self, image_size=224, resize="pad", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-                 max_pixels=DEFAULT_MAX_PIXELS, **kwargs):
+                 max_pixels=DEFAULT_MAX_PIXELS, transparency="drop", **kwargs):
         super().__init__(**kwargs)
         # === Config ===
         (self._height, self._width), self.mean, self.std = _validate_options(
             image_size, resize, mean, std
         )
         self.max_pixels = _validate_max_pixels(max_pixels)
+        self.transparency = _validate_transparency(transparency)
         self.image_size = image_size if isinstance(image_size, int) else list(image_size)
         self.resize = resize
         # Strings and raw pixels are handled in `call`; keep them as given.
@@ -640,6 +666,7 @@ class ImagePreprocessor(keras.layers.Layer):
                 True,
                 "ImagePreprocessor",
                 self.max_pixels,
+                self.transparency,
             )
             images, _ = decode(batch)
             return restore(self._normalize(images))
@@ -650,7 +677,7 @@ class ImagePreprocessor(keras.layers.Layer):
                 f"got shape {inputs.shape}."
             )
         images = inputs[tf.newaxis] if rank == 3 else inputs
-        images = _to_rgb(_to_unit_float(images))
+        images = _to_rgb(_to_unit_float(images), self.transparency)
         images = self._normalize(_fit(images, self._height, self._width, self.resize))
         return images[0] if rank == 3 else images
 
@@ -666,7 +693,7 @@ class ImagePreprocessor(keras.layers.Layer):
             `(images, ok)`; images of bad records are all zeros.
         """
         images, ok = try_decode_image(
-            image_bytes, self.image_size, self.resize, self.mean, self.std, self.max_pixels
+            image_bytes, self.image_size, self.resize, self.mean, self.std, self.max_pixels, self.transparency
         )
         return tf.cast(images, self.compute_dtype), ok
 
@@ -703,6 +730,7 @@ class ImagePreprocessor(keras.layers.Layer):
                 "mean": list(self.mean),
                 "std": list(self.std),
                 "max_pixels": self.max_pixels,
+                "transparency": self.transparency,
             }
         )
         return config

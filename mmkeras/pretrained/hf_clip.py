@@ -267,7 +267,9 @@ def _image_converter(directory, vision_config):
     normalize = settings.get("do_normalize", True)
     mean = settings.get("image_mean", OPENAI_CLIP_MEAN) if normalize else (0.0, 0.0, 0.0)
     std = settings.get("image_std", OPENAI_CLIP_STD) if normalize else (1.0, 1.0, 1.0)
-    return ImagePreprocessor(image_size=image_size, resize="crop", mean=list(mean), std=list(std), name="image_converter")
+    # The Hugging Face processors composite transparent images on white before resizing.
+    return ImagePreprocessor(image_size=image_size, resize="crop", mean=list(mean), std=list(std),
+                             transparency="white", name="image_converter")
 
 
 # --- weights ------------------------------------------------------------------

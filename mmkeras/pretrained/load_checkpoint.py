@@ -25,8 +25,10 @@ def parse_source(source):
 
     Example:
 
-    >>> parse_source("hf:checkpoints/clip-vit-b32")
-    ('hf', 'checkpoints/clip-vit-b32')
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> parse_source(f"hf:{folder}") == ("hf", folder)
+    True
     >>> parse_source("openai/clip-vit-base-patch32")
     Traceback (most recent call last):
     ...

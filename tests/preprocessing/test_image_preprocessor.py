@@ -421,7 +421,9 @@ def test_corrupt_chunk_is_flagged_by_the_check_and_by_map_with_error_flags():
 
 def test_bad_arguments_raise_value_errors():
     with pytest.raises(ValueError, match="resize"):
-        ImagePreprocessor(resize="stretch")
+        ImagePreprocessor(resize="squash")
+    with pytest.raises(ValueError, match="transparency"):
+        ImagePreprocessor(transparency="black")
     with pytest.raises(ValueError, match="image_size"):
         ImagePreprocessor(image_size=0)
     with pytest.raises(ValueError, match="std"):
@@ -490,3 +492,34 @@ def test_saved_model_with_raw_bytes_signature_in_fresh_process(tmp_path, serve_i
     np.testing.assert_allclose(
         np.load(tmp_path / "out.npy"), layer(tf.constant(samples)).numpy(), atol=1e-6
     )
+
+
+def test_stretch_resizes_each_side_to_the_target():
+    image = np.zeros((4, 16, 3), "uint8")
+    image[:, 8:] = 255  # left half black, right half white
+    out = ImagePreprocessor(image_size=8, resize="stretch", mean=(0, 0, 0), std=(1, 1, 1))(tf.constant([png(image)]))
+    out = out.numpy()[0]
+    assert out.shape == (8, 8, 3)
+    np.testing.assert_allclose(out[:, :3], 0.0, atol=1e-6)  # the whole height, no padding rows
+    np.testing.assert_allclose(out[:, 5:], 1.0, atol=1e-6)
+    round_trip = ImagePreprocessor.from_config(ImagePreprocessor(image_size=8, resize="stretch").get_config())
+    assert round_trip.resize == "stretch"
+
+
+def test_transparency_white_composites_alpha_on_white_for_bytes_and_pixels():
+    rgba = np.zeros((8, 8, 4), "uint8")
+    rgba[..., 0] = 200  # red 200 ...
+    rgba[:4, ..., 3] = 255  # ... opaque in the top half,
+    rgba[4:, ..., 3] = 0  # transparent in the bottom half
+    encoded = tf.constant([tf.io.encode_png(rgba).numpy()])
+    unit = {"mean": (0, 0, 0), "std": (1, 1, 1), "image_size": 8}
+    white = ImagePreprocessor(transparency="white", **unit)
+    dropped = ImagePreprocessor(**unit)
+    top, bottom = white(encoded).numpy()[0, 0], white(encoded).numpy()[0, 7]
+    np.testing.assert_allclose(top[0], [200 / 255, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(bottom[0], [1, 1, 1], atol=1e-6)
+    np.testing.assert_allclose(dropped(encoded).numpy()[0, 7, 0], [200 / 255, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(white(rgba[None]).numpy()[0, 7, 0], [1, 1, 1], atol=1e-6)
+    images, ok = white.try_decode(encoded)
+    assert bool(ok[0]) and np.allclose(images.numpy()[0, 7, 0], 1.0)
+    assert ImagePreprocessor.from_config(white.get_config()).transparency == "white"

@@ -63,7 +63,6 @@ def test_raw_jpeg_through_the_preprocessor_matches_the_reference(model, expected
     assert cosine[0] >= 0.99, cosine
 
 
-@pytest.mark.xfail(strict=True, reason="ImagePreprocessor drops the alpha channel; the reference composites on white")
 def test_raw_transparent_png_matches_the_reference(model, expected):
     images = model.preprocessor({"image_bytes": _raw_bytes()})["images"]
     cosine = (model.image_model(images).numpy() * _unit(expected["raw_image_embeds"])).sum(-1)
