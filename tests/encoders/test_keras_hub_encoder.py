@@ -174,3 +174,23 @@ def test_bad_arguments(presets, tmp_path):
         KerasHubEncoder(tower=presets["clip"].vision_encoder, modality="text")
     with pytest.raises(ValueError, match="image_scale"):
         KerasHubEncoder(str(presets["root"] / "siglip"), modality="image", image_scale="big")
+
+
+def test_activation_sets_the_blocks_feed_forward_activation(presets, tmp_path):
+    preset = str(presets["root"] / "bert")
+    approximate = KerasHubEncoder(preset, modality="text")(TOKEN_IDS)["sequence"].numpy()
+    exact_tower = KerasHubEncoder(preset, modality="text", activation="gelu")
+    exact = exact_tower(TOKEN_IDS)["sequence"].numpy()
+    assert np.abs(exact - approximate).max() > 1e-7  # BertBackbone builds its blocks with the tanh approximation
+    block = exact_tower.tower.get_layer("transformer_layer_0")
+    inputs = keras.ops.convert_to_tensor(np.linspace(-3, 3, 7, dtype="float32"))
+    np.testing.assert_allclose(block._feedforward_intermediate_dense.activation(inputs),
+                               keras.activations.gelu(inputs, approximate=False), rtol=1e-6)
+    token_ids = keras.Input((None,), dtype="int32")
+    model = keras.Model(token_ids, exact_tower(token_ids)["sequence"])
+    model.save(tmp_path / "exact.keras")
+    np.testing.assert_array_equal(keras.saving.load_model(tmp_path / "exact.keras")(TOKEN_IDS), exact)
+    with pytest.raises(ValueError, match="no keras-hub TransformerEncoder"):
+        KerasHubEncoder(str(presets["root"] / "vit"), modality="image", activation="gelu")
+    with pytest.raises(ValueError, match="activation"):
+        KerasHubEncoder(preset, modality="text", activation=keras.activations.relu)
