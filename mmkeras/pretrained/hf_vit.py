@@ -37,10 +37,10 @@ def load_hf_vit(directory, *, pooling="cls", dtype=None, name="image_encoder"):
 
     The tower takes `images` `[B, H, W, 3]` already normalised as the
     reference's `pixel_values` (NHWC); the returned image converter, an
-    `ImagePreprocessor`, produces them from image bytes or pixels: the
-    shorter side resized to `image_size`, a centre crop, the checkpoint's
-    mean and std. (transformers' ViT processor stretches non-square images
-    to the square instead of cropping.)
+    `ImagePreprocessor`, produces them from image bytes or pixels as
+    transformers' `ViTImageProcessor` does: transparent images composited on
+    white, both sides resized to `image_size` (no crop), the checkpoint's
+    mean and std.
 
     Args:
         directory: the checkpoint directory (a Hugging Face model folder).
@@ -58,7 +58,9 @@ def load_hf_vit(directory, *, pooling="cls", dtype=None, name="image_encoder"):
         ValueError: naming the file and the field, tensor or shapes: a missing
             file, a pickle checkpoint (`.bin`, `.pt`; with how to convert it),
             a `model_type` other than "vit", a `hidden_act` other than "gelu",
-            a missing tensor or a tensor whose shape does not fit the config.
+            image preprocessing other than ViT's (a centre crop, a size other
+            than `image_size`), a missing tensor or a tensor whose shape does
+            not fit the config.
 
     Example:
 
@@ -109,12 +111,26 @@ def load_hf_vit(directory, *, pooling="cls", dtype=None, name="image_encoder"):
 
 
 def _image_converter(directory, config):
-    from mmkeras.pretrained.hf_clip import _image_converter as clip_image_converter
+    """The `ImagePreprocessor` of transformers' `ViTImageProcessor` settings: both sides resized, mean and std."""
+    import math
+
+    from mmkeras.pretrained.hf_clip import _read_json
     from mmkeras.preprocessing.image_preprocessor import ImagePreprocessor
 
-    if os.path.isfile(os.path.join(directory, "preprocessor_config.json")):
-        return clip_image_converter(directory, config)
-    return ImagePreprocessor(
-        image_size=int(config["image_size"]), resize="crop", mean=list(VIT_MEAN), std=list(VIT_STD),
-        name="image_converter",
-    )
+    image_size = int(config["image_size"])
+    path = os.path.join(directory, "preprocessor_config.json")
+    settings = _read_json(path, required=False) or {}
+    if settings.get("do_center_crop"):
+        raise ValueError(f"{path}: do_center_crop is true; load_hf_vit reads ViTImageProcessor settings (no crop).")
+    size = settings.get("size", image_size) if settings.get("do_resize", True) else image_size
+    sides = {size[k] for k in ("height", "width", "shortest_edge") if k in size} if isinstance(size, dict) else {size}
+    if sides != {image_size}:
+        raise ValueError(f"{path}: size {size} must be the image tower's image_size {image_size} on both sides.")
+    if settings.get("do_rescale", True) and not math.isclose(settings.get("rescale_factor", 1 / 255), 1 / 255):
+        raise ValueError(f"{path}: rescale_factor {settings['rescale_factor']} is not 1/255.")
+    normalize = settings.get("do_normalize", True)
+    mean = settings.get("image_mean", VIT_MEAN) if normalize else (0.0, 0.0, 0.0)
+    std = settings.get("image_std", VIT_STD) if normalize else (1.0, 1.0, 1.0)
+    # Like the reference processor: transparent images on white, both sides resized to the square.
+    return ImagePreprocessor(image_size=image_size, resize="stretch", mean=list(mean), std=list(std),
+                             transparency="white", name="image_converter")
