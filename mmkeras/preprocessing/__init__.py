@@ -1,4 +1,4 @@
-"""In-graph preprocessing: image decoding/resizing, augmentation, the subword tokenizer and the CLIP tokenizer."""
+"""In-graph preprocessing: image decoding/resizing, augmentation, and the subword, CLIP and SentencePiece tokenizers."""
 
 from mmkeras.preprocessing.clip_tokenizer import ClipTokenizer
 from mmkeras.preprocessing.image_header import read_image_size
@@ -8,6 +8,7 @@ from mmkeras.preprocessing.image_preprocessor import map_with_error_flags
 from mmkeras.preprocessing.image_preprocessor import try_decode_image
 from mmkeras.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
 from mmkeras.preprocessing.random_resized_crop import RandomResizedCrop
+from mmkeras.preprocessing.sentencepiece_tokenizer import SentencePieceTokenizer
 from mmkeras.preprocessing.subword_tokenizer import SubwordTokenizer
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "ImagePreprocessor",
     "MultimodalPreprocessor",
     "RandomResizedCrop",
+    "SentencePieceTokenizer",
     "SubwordTokenizer",
     "check_image_bytes",
     "map_with_error_flags",
