@@ -123,6 +123,26 @@ def _resolve_pooling(pooling, architecture, own_pooled):
     return "mean" if own_pooled is None else "auto"
 
 
+def _freeze_unused_head(tower, architecture):
+    """Freezes the layer that makes the tower's own pooled output when the encoder pools otherwise.
+
+    No gradient reaches it then (e.g. BERT's `pooled_dense` under "first"
+    pooling); frozen, the optimizer does not warn about it at every step.
+    """
+    output = tower.output
+    if isinstance(output, dict):
+        pooled, sequence = output.get("pooled_output"), output.get("sequence_output")
+    else:
+        pooled, sequence = (output if architecture.startswith("siglip") else None), None
+    history = getattr(pooled, "_keras_history", None)
+    if history is None:
+        return
+    layer = history[0]
+    shared = sequence is not None and getattr(sequence, "_keras_history", (None,))[0] is layer
+    if isinstance(layer, keras.layers.Layer) and not shared:
+        layer.trainable = False
+
+
 def _take(sequence, index):
     """`sequence[b, index[b]]` for a `[B]` index."""
     index = ops.expand_dims(ops.expand_dims(ops.cast(index, "int32"), -1), -1)
@@ -160,7 +180,8 @@ class KerasHubEncoder(Encoder):
     `pooling` overrides the pooled vector ("first", "mean", and for text
     "argmax", "last_token" = last non-padding token). For a BERT backbone,
     "auto" is its pooler (dense + tanh on `[CLS]`) and "first" the `[CLS]`
-    token itself. Text towers return
+    token itself. A tower's own pooling head that `pooling` leaves unused
+    is frozen (nothing would train it). Text towers return
     `padding_mask = token_ids != pad_token_id`. `output_dim` is the width of
     `pooled` (for a SigLIP text tower with a `projection_dim` different from its
     `hidden_dim`, the sequence is wider than `pooled`).
@@ -334,6 +355,8 @@ class KerasHubEncoder(Encoder):
         else:
             sequence, own_pooled = _split_output(output)
         pooling = _resolve_pooling(pooling, architecture, own_pooled)
+        if pooling != "auto" and own_pooled is not None:
+            _freeze_unused_head(tower, architecture)
         if pooling == "auto":
             pooled = own_pooled
         elif sequence is None:
@@ -381,6 +404,8 @@ class KerasHubEncoder(Encoder):
                 )
             return token_ids, own_pooled[:, None, :], own_pooled, ops.ones_like(mask[:, :1])
         pooling = _resolve_pooling(pooling, architecture, own_pooled)
+        if pooling != "auto" and own_pooled is not None:
+            _freeze_unused_head(tower, architecture)
         if pooling == "auto":
             pooled = own_pooled
         elif pooling == "argmax":

@@ -21,8 +21,9 @@ def load_keras_hub_preset(directory, *, pooling="cls", sequence_length=None, tok
       with the backbone's projections (CLIP; SigLIP's towers end in their
       own heads, so its projections start as the identity), logit scale and
       (SigLIP) bias, and a `MultimodalPreprocessor`: an `ImagePreprocessor`
-      (shorter side resized, centre crop, [-1, 1]; the tower re-applies the
-      preset image converter's scale and offset) and the checkpoint's
+      to [-1, 1] that resizes as the preset's image converter does (a
+      centre crop unless it sets `crop_to_aspect_ratio=False`; the tower
+      re-applies the converter's scale and offset) and the checkpoint's
       tokenizer in graph (CLIP: a `ClipTokenizer` with the preset's
       vocabulary and merges, `max_sequence_length` ids; SigLIP: pass
       `tokenizer`, an in-graph SentencePiece tokenizer layer giving
@@ -82,7 +83,7 @@ def load_keras_hub_preset(directory, *, pooling="cls", sequence_length=None, tok
     options = {"pooling": "first" if pooling == "cls" else "auto", "dtype": dtype}
     options["name"] = name or f"{modality}_encoder"
     if modality == "image":
-        return _image_tower(directory, backbone, options), _image_converter(backbone.image_shape)
+        return _image_tower(directory, backbone, options), _image_converter(directory, backbone.image_shape)
     tokenizer = _wordpiece(directory, backbone, sequence_length)
     return KerasHubEncoder(directory, "text", backbone, pad_token_id=tokenizer.pad_id, **options), tokenizer
 
@@ -115,12 +116,22 @@ def _image_tower(directory, backbone, options):
     return KerasHubEncoder(directory, "image", backbone, image_scale=scale, image_offset=offset, **options)
 
 
-def _image_converter(image_shape):
+def _image_converter(directory, image_shape):
+    """An `ImagePreprocessor` to [-1, 1] resizing as the preset's image converter does (crop, pad or stretch)."""
     from mmkeras.preprocessing.image_preprocessor import ImagePreprocessor
 
+    resize = "crop"
+    path = os.path.join(directory, "image_converter.json")
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            settings = (json.load(f) or {}).get("config") or {}
+        if settings.get("pad_to_aspect_ratio"):
+            resize = "pad"
+        elif not settings.get("crop_to_aspect_ratio", True):
+            resize = "stretch"
     height, width = int(image_shape[0]), int(image_shape[1])
     size = height if height == width else (height, width)
-    return ImagePreprocessor(image_size=size, resize="crop", name="image_converter")
+    return ImagePreprocessor(image_size=size, resize=resize, transparency="white", name="image_converter")
 
 
 def _preset_tokenizer(directory):
@@ -187,7 +198,7 @@ def _dual_encoder(directory, backbone, class_name, tokenizer, dtype, name):
         text_encoder=text_encoder,
         embed_dim=embed_dim,
         loss="siglip" if siglip else "clip",
-        preprocessor=MultimodalPreprocessor(tokenizer, _image_converter(backbone.vision_encoder.image_shape)),
+        preprocessor=MultimodalPreprocessor(tokenizer, _image_converter(directory, backbone.vision_encoder.image_shape)),
         dtype=dtype,
         name=name,
     )

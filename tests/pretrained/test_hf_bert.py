@@ -128,6 +128,22 @@ def test_dual_encoder_export_takes_raw_bytes_and_strings(model, tmp_path):
     np.testing.assert_allclose(images, model.image_model(inputs["images"]).numpy(), atol=1e-5)
 
 
+def test_dual_encoder_fine_tunes(model, expected):
+    assert "pooled_dense" not in {v.path.split("/")[0] for v in model.text_encoder.trainable_variables}
+    before = [v.numpy().copy() for v in model.text_encoder.trainable_variables]
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    inputs = {"images": np.tile(expected_pixels(), (2, 1, 1, 1)), "token_ids": expected["input_ids"][:2].astype("int32")}
+    inputs["token_ids"] = np.concatenate([inputs["token_ids"]] * 2)
+    history = model.fit(inputs, epochs=1, batch_size=4, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    after = model.text_encoder.trainable_variables
+    assert all(not np.array_equal(a, b.numpy()) for a, b in zip(before, after))
+
+
+def expected_pixels():
+    return np.load(os.path.join(PRETRAINED, "hf_vit", "expected.npz"))["pixel_values"].transpose(0, 2, 3, 1)
+
+
 # --- errors -------------------------------------------------------------------
 
 

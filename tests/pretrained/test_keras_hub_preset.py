@@ -64,7 +64,9 @@ def presets(tmp_path_factory):
     siglip.siglip_head.logit_scale.assign(1.5)
     siglip.siglip_head.logit_bias.assign(-3.0)
     siglip.save_to_preset(str(root / "siglip"))
-    keras_hub.layers.SigLIPImageConverter(image_size=(16, 16), scale=1 / 127.5, offset=-1.0).save_to_preset(
+    keras_hub.layers.SigLIPImageConverter(
+        image_size=(16, 16), scale=1 / 127.5, offset=-1.0, crop_to_aspect_ratio=False
+    ).save_to_preset(
         str(root / "siglip")
     )
     vit = keras_hub.models.ViTBackbone(
@@ -124,6 +126,7 @@ def test_siglip_preset_with_a_given_tokenizer(presets):
     tokenizer = WordPieceTokenizer(BERT_VOCABULARY, sequence_length=8)
     model = load_keras_hub_preset(str(presets["root"] / "siglip"), tokenizer=tokenizer)
     assert model.loss_name == "siglip" and model.preprocessor.tokenizer is tokenizer
+    assert model.preprocessor.image_converter.resize == "stretch"
     token_ids = tokenizer(["a dog on the mat", "cats", ""]).numpy()
     images = model.image_model(IMAGES).numpy()
     texts = model.text_model(token_ids).numpy()
