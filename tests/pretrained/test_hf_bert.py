@@ -1,6 +1,8 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -126,6 +128,17 @@ def test_dual_encoder_export_takes_raw_bytes_and_strings(model, tmp_path):
     inputs = model.preprocessor({"image_bytes": _raw_bytes(), "text": tf.constant(TEXTS)})
     np.testing.assert_allclose(texts, model.text_model(inputs["token_ids"]).numpy(), atol=1e-5)
     np.testing.assert_allclose(images, model.image_model(inputs["images"]).numpy(), atol=1e-5)
+    # Plain TensorFlow and tensorflow_text load it, without mmkeras.
+    script = (
+        "import sys, numpy as np, tensorflow as tf, tensorflow_text\n"
+        "serving = tf.saved_model.load(sys.argv[1])\n"
+        "out = serving.signatures['embed_text'](text=tf.constant(sys.argv[3:]))['embeddings'].numpy()\n"
+        "np.save(sys.argv[2], out)\n"
+        "assert 'mmkeras' not in sys.modules\n"
+    )
+    result = str(tmp_path / "texts.npy")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "export"), result, *TEXTS], check=True, timeout=300)
+    np.testing.assert_allclose(np.load(result), texts, atol=1e-6)
 
 
 def test_dual_encoder_fine_tunes(model, expected):
