@@ -168,7 +168,24 @@ def _wordpiece(directory, backbone, sequence_length):
     )
 
 
-def _dual_encoder(directory, backbone, class_name, tokenizer, dtype, name):
+def _dual_encoder(directory, backbone, class_name, tokenizer, dtype, name, image_converter=None):
+    """A `DualEncoder` of a keras-hub `CLIPBackbone` / `SigLIPBackbone` whose weights are set.
+
+    Shared by the preset and Hugging Face SigLIP importers: `KerasHubEncoder`
+    towers around the backbone's encoders, its projections (identity for
+    SigLIP, whose towers end in their own heads), logit scale and (SigLIP)
+    bias, and a `MultimodalPreprocessor` of `tokenizer` and `image_converter`
+    (default: one resizing as the preset's image converter does).
+
+    Args:
+        directory: the checkpoint directory (the towers' provenance).
+        backbone: the keras-hub backbone.
+        class_name: "CLIPBackbone" or "SigLIPBackbone".
+        tokenizer: the tokenizer layer, or None for the preset's (CLIP).
+        dtype: optional dtype policy.
+        name: the model's name.
+        image_converter: optional image preprocessing layer.
+    """
     from mmkeras.encoders.keras_hub_encoder import KerasHubEncoder
     from mmkeras.models.dual_encoder import dual_encoder
     from mmkeras.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
@@ -176,6 +193,8 @@ def _dual_encoder(directory, backbone, class_name, tokenizer, dtype, name):
     siglip = class_name == "SigLIPBackbone"
     if tokenizer is None:
         tokenizer = _siglip_tokenizer(directory) if siglip else _clip_tokenizer(directory, backbone)
+    if image_converter is None:
+        image_converter = _image_converter(directory, backbone.vision_encoder.image_shape)
     image_encoder = _image_tower(directory, backbone, {"dtype": dtype, "name": "image_encoder"})
     text_encoder = KerasHubEncoder(
         directory, "text", backbone, pad_token_id=_pad_id(tokenizer), dtype=dtype, name="text_encoder"
@@ -198,7 +217,7 @@ def _dual_encoder(directory, backbone, class_name, tokenizer, dtype, name):
         text_encoder=text_encoder,
         embed_dim=embed_dim,
         loss="siglip" if siglip else "clip",
-        preprocessor=MultimodalPreprocessor(tokenizer, _image_converter(directory, backbone.vision_encoder.image_shape)),
+        preprocessor=MultimodalPreprocessor(tokenizer, image_converter),
         dtype=dtype,
         name=name,
     )
