@@ -1,13 +1,11 @@
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import keras
 import numpy as np
 import pytest
-import safetensors.numpy
 import tensorflow as tf
 
 from mmkeras.encoders.keras_hub_encoder import KerasHubEncoder
@@ -160,23 +158,9 @@ def expected_pixels():
 # --- errors -------------------------------------------------------------------
 
 
-def _copy(tmp_path):
-    folder = tmp_path / "bert"
-    shutil.copytree(FIXTURE, folder)
-    return folder
-
-
-def _rewrite(folder, change):
-    path = str(folder / "model.safetensors")
-    tensors = safetensors.numpy.load_file(path)
-    change(tensors)
-    safetensors.numpy.save_file(tensors, path)
-    return path
-
-
-def test_bert_prefixed_names_and_tokenizer_json(tmp_path, expected):
-    folder = _copy(tmp_path)
-    _rewrite(folder, lambda t: t.update({f"bert.{k}": t.pop(k) for k in list(t)}))
+def test_bert_prefixed_names_and_tokenizer_json(expected, checkpoint_copy, rewrite_tensors):
+    folder = checkpoint_copy(FIXTURE)
+    rewrite_tensors(folder, lambda t: t.update({f"bert.{k}": t.pop(k) for k in list(t)}))
     vocabulary = (folder / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
     model = {"type": "WordPiece", "vocab": {token: i for i, token in enumerate(vocabulary)}}
     (folder / "tokenizer.json").write_text(json.dumps({"model": model}))
@@ -187,28 +171,26 @@ def test_bert_prefixed_names_and_tokenizer_json(tmp_path, expected):
     np.testing.assert_array_equal(tokenizer(TEXTS), load_hf_bert(FIXTURE)[1](TEXTS))
 
 
-def test_pickle_checkpoints_are_refused_with_how_to_convert(tmp_path):
-    folder = _copy(tmp_path)
-    os.remove(folder / "model.safetensors")
-    (folder / "pytorch_model.bin").write_bytes(b"pickle")
+def test_pickle_checkpoints_are_refused_with_how_to_convert(pickle_checkpoint):
+    folder = pickle_checkpoint(FIXTURE)
     with pytest.raises(ValueError, match=r"pytorch_model\.bin is a pickle checkpoint.*save_file"):
         load_hf_bert(folder)
 
 
-def test_missing_and_misshapen_tensors_are_named(tmp_path):
-    folder = _copy(tmp_path)
-    path = _rewrite(folder, lambda t: t.pop("encoder.layer.0.attention.self.value.bias"))
+def test_missing_and_misshapen_tensors_are_named(checkpoint_copy, rewrite_tensors):
+    folder = checkpoint_copy(FIXTURE)
+    path = rewrite_tensors(folder, lambda t: t.pop("encoder.layer.0.attention.self.value.bias"))
     with pytest.raises(ValueError, match=rf"{path}: tensor 'encoder\.layer\.0\.attention\.self\.value\.bias' is missing"):
         load_hf_bert(folder)
-    folder = _copy(tmp_path / "shape")
+    folder = checkpoint_copy(FIXTURE)
     words = "embeddings.word_embeddings.weight"
-    path = _rewrite(folder, lambda t: t.update({words: t[words][:, :16]}))
+    path = rewrite_tensors(folder, lambda t: t.update({words: t[words][:, :16]}))
     with pytest.raises(ValueError, match=rf"{path}: tensor 'embeddings\.word_embeddings\.weight' has shape \(318, 16\).*\(318, 32\)"):
         load_hf_bert(folder)
 
 
-def test_other_architectures_and_missing_files(tmp_path):
-    folder = _copy(tmp_path)
+def test_other_architectures_and_missing_files(tmp_path, checkpoint_copy):
+    folder = checkpoint_copy(FIXTURE)
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, "model_type": "roberta"}))
     with pytest.raises(ValueError, match=r"config\.json: architectures=\['BertModel'\] model_type='roberta'.*not a 'bert'"):

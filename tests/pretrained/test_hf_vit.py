@@ -1,11 +1,9 @@
 import json
 import os
-import shutil
 
 import keras
 import numpy as np
 import pytest
-import safetensors.numpy
 import tensorflow as tf
 
 from mmkeras.encoders.keras_hub_encoder import KerasHubEncoder
@@ -81,51 +79,35 @@ def test_mixed_bfloat16_import(expected):
 # --- errors -------------------------------------------------------------------
 
 
-def _copy(tmp_path):
-    folder = tmp_path / "vit"
-    shutil.copytree(FIXTURE, folder)
-    return folder
-
-
-def _rewrite(folder, change):
-    path = str(folder / "model.safetensors")
-    tensors = safetensors.numpy.load_file(path)
-    change(tensors)
-    safetensors.numpy.save_file(tensors, path)
-    return path
-
-
-def test_vit_prefixed_names_are_read(tmp_path, expected):
-    folder = _copy(tmp_path)
-    _rewrite(folder, lambda t: t.update({f"vit.{k}": t.pop(k) for k in list(t) if not k.startswith("pooler.")}))
+def test_vit_prefixed_names_are_read(expected, checkpoint_copy, rewrite_tensors):
+    folder = checkpoint_copy(FIXTURE)
+    rewrite_tensors(folder, lambda t: t.update({f"vit.{k}": t.pop(k) for k in list(t) if not k.startswith("pooler.")}))
     tower, _ = load_hf_vit(folder)
     out = tower(expected["pixel_values"].transpose(0, 2, 3, 1))
     assert np.abs(out["sequence"].numpy() - expected["last_hidden_state"]).max() < 1e-4
 
 
-def test_pickle_checkpoints_are_refused_with_how_to_convert(tmp_path):
-    folder = _copy(tmp_path)
-    os.remove(folder / "model.safetensors")
-    (folder / "pytorch_model.bin").write_bytes(b"pickle")
+def test_pickle_checkpoints_are_refused_with_how_to_convert(pickle_checkpoint):
+    folder = pickle_checkpoint(FIXTURE)
     for source in (folder, folder / "pytorch_model.bin"):
         with pytest.raises(ValueError, match=r"pytorch_model\.bin is a pickle checkpoint.*save_file"):
             load_hf_vit(source)
 
 
-def test_missing_and_misshapen_tensors_are_named(tmp_path):
-    folder = _copy(tmp_path)
-    path = _rewrite(folder, lambda t: t.pop("encoder.layer.1.output.dense.weight"))
+def test_missing_and_misshapen_tensors_are_named(checkpoint_copy, rewrite_tensors):
+    folder = checkpoint_copy(FIXTURE)
+    path = rewrite_tensors(folder, lambda t: t.pop("encoder.layer.1.output.dense.weight"))
     with pytest.raises(ValueError, match=rf"{path}: tensor 'encoder\.layer\.1\.output\.dense\.weight' is missing"):
         load_hf_vit(folder)
-    folder = _copy(tmp_path / "shape")
-    path = _rewrite(folder, lambda t: t.update({"pooler.dense.weight": t["pooler.dense.weight"][:, :8]}))
+    folder = checkpoint_copy(FIXTURE)
+    path = rewrite_tensors(folder, lambda t: t.update({"pooler.dense.weight": t["pooler.dense.weight"][:, :8]}))
     with pytest.raises(ValueError, match=rf"{path}: tensor 'pooler\.dense\.weight' has shape \(32, 8\).*\(32, 32\)"):
         load_hf_vit(folder, pooling="pooler")
     load_hf_vit(folder)  # the class token pooling never reads the pooler
 
 
-def test_other_architectures_and_missing_files(tmp_path):
-    folder = _copy(tmp_path)
+def test_other_architectures_and_missing_files(tmp_path, checkpoint_copy):
+    folder = checkpoint_copy(FIXTURE)
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, "model_type": "bert", "architectures": ["BertModel"]}))
     with pytest.raises(ValueError, match=r"config\.json: architectures=\['BertModel'\].*not a 'vit' checkpoint"):
@@ -142,8 +124,8 @@ def test_other_architectures_and_missing_files(tmp_path):
         load_hf_vit(FIXTURE, pooling="mean")
 
 
-def test_image_preprocessing_settings(tmp_path):
-    folder = _copy(tmp_path)
+def test_image_preprocessing_settings(checkpoint_copy):
+    folder = checkpoint_copy(FIXTURE)
     settings = json.loads((folder / "preprocessor_config.json").read_text())
     (folder / "preprocessor_config.json").write_text(json.dumps({**settings, "size": {"height": 24, "width": 24}}))
     with pytest.raises(ValueError, match=r"preprocessor_config\.json: size .* must be the image tower's image_size 32"):
