@@ -1,0 +1,125 @@
+import base64
+import json
+import os
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mmkeras.preprocessing import MultimodalPreprocessor
+from mmkeras.preprocessing import SentencePieceTokenizer
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "pretrained", "hf_siglip")
+MODEL = os.path.join(FIXTURE, "spiece.model")
+TEXTS = ["A Photo of 2 cats!", "", "东京 café 👍", "a\x00b"]
+
+
+@pytest.fixture(scope="module")
+def cases():
+    with open(os.path.join(FIXTURE, "tokenizer_cases.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(cases):
+    return SentencePieceTokenizer.from_file(MODEL, sequence_length=cases["max_length"])
+
+
+def test_ids_equal_the_reference_tokenizer_on_every_case(tokenizer, cases):
+    assert len(cases["captions"]) >= 1000
+    ids = tokenizer(cases["captions"]).numpy()
+    expected = np.array(cases["input_ids"])
+    wrong = [cases["captions"][i] for i in np.where((ids != expected).any(axis=1))[0]]
+    assert not wrong, f"{len(wrong)} captions differ, e.g. {wrong[:3]}"
+    assert ids.dtype == np.int32 and ids.shape == expected.shape
+
+
+def test_end_token_truncation_and_padding(tokenizer):
+    end, pad, length = tokenizer.end_id, tokenizer.pad_id, tokenizer.sequence_length
+    assert (end, pad, tokenizer.unknown_id, tokenizer.vocabulary_size()) == (1, 1, 2, 500)
+    empty, punctuation, long = tokenizer(["", " ?! ", "a dog " * 40]).numpy()
+    assert empty.tolist() == punctuation.tolist() == [end] * length  # nothing left: </s>, then </s> padding
+    assert long[-1] == end and end not in long[:-1].tolist()  # cut to length - 1 pieces, </s> kept
+    np.testing.assert_array_equal(tokenizer("A DOG."), tokenizer(["a dog"])[0])  # a scalar gives one row
+    assert tokenizer(tf.constant([["a dog"]])).shape == (1, length)
+
+
+def test_nul_reads_as_an_unknown_piece_as_in_the_reference(tokenizer):
+    # sentencepiece: encode("<unk>▁" + text)[6:] gives these for "a\x00b" and "\x00 a".
+    nul_inside, nul_first = tokenizer(["a\x00b", "\x00 a"]).numpy()
+    assert nul_inside[:4].tolist() == [6, 2, 35, 1] and nul_first[:4].tolist() == [3, 2, 6, 1]
+
+
+def test_without_canonicalization_the_text_is_encoded_as_written(tokenizer):
+    plain = SentencePieceTokenizer.from_config({**tokenizer.get_config(), "canonicalize": False, "lowercase": False})
+    with_punctuation, cased = plain(["a dog.", "A dog"]).numpy()
+    assert with_punctuation.tolist() != tokenizer(["a dog."]).numpy()[0].tolist()
+    assert cased.tolist() != tokenizer(["A dog"]).numpy()[0].tolist()
+    no_end = SentencePieceTokenizer.from_config({**tokenizer.get_config(), "end_token": None})
+    assert no_end(["a"]).numpy()[0].tolist() == [6] + [1] * 15
+
+
+def test_config_and_keras_file_round_trip(tokenizer, tmp_path):
+    config = json.loads(json.dumps(keras.saving.serialize_keras_object(tokenizer)))
+    with open(MODEL, "rb") as f:
+        assert base64.b64decode(config["config"]["proto"]) == f.read()  # self-contained: no asset files
+    again = keras.saving.deserialize_keras_object(config)
+    np.testing.assert_array_equal(again(TEXTS), tokenizer(TEXTS))
+    inputs = keras.Input((), dtype="string")
+    model = keras.Model(inputs, tokenizer(inputs))
+    model.save(tmp_path / "tokenizer.keras")
+    loaded = keras.saving.load_model(tmp_path / "tokenizer.keras")
+    np.testing.assert_array_equal(loaded(tf.constant(TEXTS)), tokenizer(TEXTS))
+
+
+def test_in_tf_data_tf_function_and_the_multimodal_preprocessor(tokenizer):
+    expected = tokenizer(TEXTS).numpy()
+    mapped = np.concatenate(list(tf.data.Dataset.from_tensor_slices(TEXTS).batch(2).map(tokenizer)))
+    np.testing.assert_array_equal(mapped, expected)
+    np.testing.assert_array_equal(tf.function(tokenizer)(tf.constant(TEXTS)), expected)
+    preprocessor = MultimodalPreprocessor(tokenizer)
+    np.testing.assert_array_equal(preprocessor({"text": tf.constant(TEXTS)})["token_ids"], expected)
+
+
+def test_huge_text_costs_little(tokenizer):
+    caption = "a small brown dog runs on the grass "
+    start = time.perf_counter()
+    ids = tokenizer([caption * 3000, "x" * 200_000]).numpy()
+    assert time.perf_counter() - start < 30
+    np.testing.assert_array_equal(ids[0], tokenizer([caption * 3]).numpy()[0])
+    short = SentencePieceTokenizer.from_config({**tokenizer.get_config(), "max_text_bytes": 8})
+    np.testing.assert_array_equal(short([caption]), tokenizer([caption[:8]]))
+
+
+def test_bad_arguments(tmp_path):
+    with open(MODEL, "rb") as f:
+        proto = f.read()
+    with pytest.raises(ValueError, match="pad_token.*not a piece"):
+        SentencePieceTokenizer(proto, pad_token="[PAD]")
+    with pytest.raises(ValueError, match="sequence_length"):
+        SentencePieceTokenizer(proto, sequence_length=1)
+    with pytest.raises(ValueError, match="max_text_bytes"):
+        SentencePieceTokenizer(proto, max_text_bytes=2)
+    with pytest.raises(ValueError, match="not base64.*from_file"):
+        SentencePieceTokenizer(MODEL)
+    with pytest.raises(ValueError, match="not a valid SentencePiece model"):
+        SentencePieceTokenizer(b"not a model")
+    with pytest.raises(ValueError, match="not found: .*nothing.model"):
+        SentencePieceTokenizer.from_file(tmp_path / "nothing.model")
+    (tmp_path / "broken.model").write_bytes(b"\x00\x01")
+    with pytest.raises(ValueError, match=r"broken\.model: `proto` is not a valid SentencePiece model"):
+        SentencePieceTokenizer.from_file(tmp_path / "broken.model")
+
+
+def test_exported_tokenizer_loads_without_mmkeras(tokenizer, tmp_path, serve_in_fresh_process):
+    module = tf.Module()
+    module.tokenize = tf.function(lambda text: tokenizer(text), input_signature=[tf.TensorSpec([None], tf.string)])
+    tf.saved_model.save(module, str(tmp_path / "export"))
+    script = (
+        "import tensorflow as tf, tensorflow_text\n"
+        f"ids = tf.saved_model.load('export').tokenize(tf.constant({TEXTS!r}))\n"
+        "print(__import__('json').dumps(ids.numpy().tolist()))\n"
+    )
+    assert serve_in_fresh_process(script, timeout=120) == tokenizer(TEXTS).numpy().tolist()
