@@ -57,17 +57,14 @@ _LIGATURES = {
     "ǈ": "Lj", "ǉ": "lj", "Ǌ": "NJ", "ǋ": "Nj", "ǌ": "nj", "ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi",
     "ﬄ": "ffl", "ﬅ": "ſt", "ﬆ": "st",
 }
-# The HTML entities open_clip's cleaning decodes here: (pattern, text). `&amp;` comes last so one pass decodes
-# one level, as `html.unescape` does; the second list is `html.unescape`'s, which also takes these names
-# without the semicolon.
-_ENTITIES_STRICT = [
-    (r"&(?:lt|LT);", "<"), (r"&(?:gt|GT);", ">"), (r"&(?:quot|QUOT);|&#0*34;|&#[xX]0*22;", '"'),
-    (r"&apos;|&#0*39;|&#[xX]0*27;", "'"), (r"&nbsp;", "\u00a0"), (r"&(?:amp|AMP);", "&"),
-]
-_ENTITIES_LOOSE = [
-    (r"&(?:lt|LT);?", "<"), (r"&(?:gt|GT);?", ">"), (r"&(?:quot|QUOT);?|&#0*34;?|&#[xX]0*22;?", '"'),
-    (r"&apos;|&#0*39;?|&#[xX]0*27;?", "'"), (r"&nbsp;?", "\u00a0"), (r"&(?:amp|AMP);?", "&"),
-]
+# HTML character references as ftfy's `unescape_html` finds them (a semicolon needed) and as `html.unescape` does.
+# Python's Final_Sigma context: cased letters (Lu, Ll, Lt) and case-ignorable characters (marks, format characters,
+# modifier letters and symbols, and the apostrophes, periods and colons of Unicode's MidLetter / MidNumLet).
+_CASED = r"\p{Lu}\p{Ll}\p{Lt}"
+_CASE_IGNORABLE = r"\p{Mn}\p{Me}\p{Cf}\p{Lm}\p{Sk}'.:\x{B7}\x{387}\x{5F4}\x{2018}\x{2019}\x{2024}\x{2027}\x{FE13}\x{FE52}\x{FE55}\x{FF07}\x{FF0E}\x{FF1A}"
+_FINAL_SIGMA = rf"([{_CASED}][{_CASE_IGNORABLE}]*)Σ([{_CASE_IGNORABLE}]*)([^{_CASED}{_CASE_IGNORABLE}]|$)"
+_FTFY_ENTITY = r"&#?[0-9A-Za-z]{1,24};"
+_HTML_ENTITY = r"&(?:#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)"
 
 
 def _ftfy_character_map():
@@ -97,20 +94,99 @@ def _ftfy_character_map():
     return {k: v for k, v in table.items() if k != v}
 
 
-def _replace_all(strings, entities):
-    for pattern, text in entities:
-        strings = tf.strings.regex_replace(strings, pattern, text)
-    return strings
+class _HtmlEntities:
+    """In-graph `html.unescape` and ftfy's `unescape_html` (one level each call), from the standard library's tables."""
+
+    def __init__(self):
+        import html
+        import html.entities
+
+        named = {"&" + name: text for name, text in html.entities.html5.items()}
+        strict = {key: text for key, text in named.items() if key.endswith(";")}
+        for key, text in list(strict.items()):  # ftfy also reads some names written in capitals
+            if key == key.lower() and html.unescape(key.upper()) == key.upper():
+                strict[key.upper()] = text.upper()
+        self.legacy_lengths = sorted({len(key) for key in named if not key.endswith(";")}, reverse=True)
+        self.tables = {}
+        for which, table in (("html", named), ("ftfy", strict)):
+            self.tables[which] = (
+                _HashLookup(list(table), range(len(table)), "HTML entities"),
+                np.array([text.encode("utf-8") for text in table.values()], dtype=object),
+            )
+        # html.unescape's numeric rules: a few code points read as others, some dropped.
+        self.charrefs = np.array([html._invalid_charrefs.get(i, "").encode("utf-8") for i in range(160)], dtype=object)
+        self.has_charref = np.array([i in html._invalid_charrefs for i in range(160)])
+        self.dropped = np.array(sorted(html._invalid_codepoints), dtype="int64")
+
+    def _numeric(self, pieces):
+        """`(is_numeric, text)` of `&#...;` pieces, as `html.unescape` decodes them."""
+        decimal = tf.strings.regex_full_match(pieces, r"&#[0-9]+;?")
+        hexadecimal = tf.strings.regex_full_match(pieces, r"&#[xX][0-9a-fA-F]+;?")
+        digits = tf.strings.regex_replace(pieces, r"^&#[xX]?0*|;$", "")
+        too_big = tf.strings.length(digits) > tf.where(hexadecimal, 6, 7)
+        digits = tf.where((decimal | hexadecimal) & ~too_big, digits, "0")
+        codes = tf.cast(tf.strings.unicode_decode(digits, "UTF-8"), tf.int64)
+        values = tf.where(codes > 57, tf.bitwise.bitwise_or(codes, 32) - 87, codes - 48)
+        base = tf.where(hexadecimal, tf.constant(16, tf.int64), 10)
+        position = tf.ragged.range(codes.row_lengths())
+        exponent = codes.row_lengths()[:, None] - 1 - position
+        number = tf.reduce_sum(values * tf.pow(base[:, None], exponent), axis=1)
+        number = tf.where(too_big, tf.constant(0x110000, tf.int64), number)
+        invalid = ((number >= 0xD800) & (number <= 0xDFFF)) | (number > 0x10FFFF)
+        index = tf.minimum(tf.searchsorted(tf.constant(self.dropped), number), len(self.dropped) - 1)
+        dropped = tf.equal(tf.gather(tf.constant(self.dropped), index), number)
+        small = tf.minimum(number, 159)
+        charref = (number < 160) & tf.gather(tf.constant(self.has_charref), small)  # checked first, as there
+        invalid &= ~charref
+        dropped &= ~charref
+        code = tf.where(invalid | dropped | charref, tf.constant(0xFFFD, tf.int64), number)
+        text = tf.strings.unicode_encode(tf.cast(code, tf.int32)[:, None], "UTF-8")
+        text = tf.where(dropped, "", tf.where(charref, tf.gather(tf.constant(self.charrefs), small), text))
+        return decimal | hexadecimal, text
+
+    def _named(self, pieces, which):
+        lookup, texts = self.tables[which]
+        index = lookup(pieces, -1)
+        found = index >= 0
+        text = tf.where(found, tf.gather(tf.constant(texts), tf.maximum(index, 0)), pieces)
+        if which == "ftfy":
+            return text
+        # html.unescape: else the longest legacy name (no semicolon) that starts it, the rest kept.
+        for length in reversed(self.legacy_lengths):  # shortest first: longer hits overwrite
+            prefix = tf.strings.substr(pieces, 0, length)
+            index = lookup(prefix, -1)
+            hit = ~found & (index >= 0) & (tf.strings.length(pieces) > length) & ~tf.strings.regex_full_match(prefix, ".*;")
+            size = tf.strings.length(pieces)
+            rest = tf.strings.substr(pieces, tf.minimum(size, length), size)
+            text = tf.where(hit, tf.strings.join([tf.gather(tf.constant(texts), tf.maximum(index, 0)), rest]), text)
+        return text
+
+    def __call__(self, strings, which):
+        """`strings` with one level of references decoded: "html" as `html.unescape`, "ftfy" as ftfy."""
+        import tensorflow_text as tf_text
+
+        pattern = _HTML_ENTITY if which == "html" else _FTFY_ENTITY
+        pieces = tf_text.regex_split(strings, pattern, pattern)
+        flat = pieces.flat_values
+        is_entity = tf.strings.regex_full_match(flat, pattern)
+        numeric, number_text = self._numeric(flat)
+        if which == "ftfy":  # ftfy keeps a numeric reference that html.unescape would not read whole
+            numeric &= tf.strings.regex_full_match(flat, r"&#[0-9]+;|&#[xX][0-9a-fA-F]+;")
+            is_entity &= numeric | ~tf.strings.regex_full_match(flat, "&#.*")
+        decoded = tf.where(numeric, number_text, self._named(flat, which))
+        return tf.strings.reduce_join(pieces.with_flat_values(tf.where(is_entity, decoded, flat)), axis=1)
 
 
-def _open_clip_clean(strings, character_map, character_texts):
+def _open_clip_clean(strings, character_map, character_texts, entities):
     """open_clip's `whitespace_clean(basic_clean(text)).lower()`, in-graph; `ClipTokenizer` says what differs."""
     import tensorflow_text as tf_text
 
-    # ftfy decodes entities (until nothing changes) unless the text has a "<".
+    # ftfy removes NUL; TensorFlow's regex ops would stop at it.
+    strings = tf.strings.regex_replace(strings, r"\x00", "")
+    # ftfy decodes references (until nothing changes) unless the text has a "<".
     decoded = strings
     for _ in range(4):
-        decoded = _replace_all(decoded, _ENTITIES_STRICT)
+        decoded = entities(decoded, "ftfy")
     strings = tf.where(tf.strings.regex_full_match(strings, r"(?s).*<.*"), strings, decoded)
     chars = tf.strings.unicode_split(strings, "UTF-8")
     index = character_map(chars.flat_values, -1)
@@ -120,10 +196,11 @@ def _open_clip_clean(strings, character_map, character_texts):
     strings = tf.strings.regex_replace(strings, _CONTROL_CHARACTERS, "")
     strings = tf_text.normalize_utf8(strings, "NFC")
     for _ in range(2):  # html.unescape(html.unescape(text))
-        strings = _replace_all(strings, _ENTITIES_LOOSE)
+        strings = entities(strings, "html")
     strings = tf.strings.regex_replace(tf.strings.regex_replace(strings, _WHITESPACE, " "), r"^ | $", "")
-    # Python's lower(): a capital sigma after a cased letter and not before one is the final sigma.
-    strings = tf.strings.regex_replace(strings, r"([\p{Lu}\p{Ll}\p{Lt}]\p{M}*)Σ([^\p{L}\p{M}]|$)", "\\1ς\\2")
+    # Python's lower(): a capital sigma after a cased letter and not before one (case-ignorable characters
+    # between) is the final sigma.
+    strings = tf.strings.regex_replace(strings, _FINAL_SIGMA, "\\1ς\\2\\3")
     return tf.strings.lower(tf.strings.regex_replace(strings, "Σ", "σ"), encoding="utf-8")
 
 
@@ -183,11 +260,12 @@ class _Engine:
 
     def __init__(self, vocabulary, merges, tokenize_graph, cleaning=None):
         self.vocabulary = _HashLookup(list(vocabulary), list(vocabulary.values()), "vocabulary")
-        self.character_map = self.character_texts = None
+        self.character_map = self.character_texts = self.entities = None
         if cleaning == "open_clip":
             table = _ftfy_character_map()
             self.character_map = _HashLookup(list(table), range(len(table)), "character map")
             self.character_texts = np.array([text.encode("utf-8") for text in table.values()], dtype=object)
+            self.entities = _HtmlEntities()
         self.merge_ranks = _HashLookup(merges, range(len(merges)), "merges")
         self.no_merge = len(merges)
         self.byte_symbols = _bytes_to_unicode()
@@ -237,17 +315,18 @@ class ClipTokenizer(keras.layers.Layer):
             controls read as Windows-1252, Latin ligatures split, full-width
             forms and the ideographic space to ASCII, curly quotes
             straightened, terminal escapes and control characters removed,
-            NFC), HTML entities decoded, whitespace runs to one space and
-            stripped, lower case with the final sigma; then split with its
-            pattern, where `<start_of_text>` and `<end_of_text>` (any case)
-            are the special tokens (`<|endoftext|>` is plain text there).
-            Approximated: ftfy's mojibake repair (`fix_encoding`, e.g.
-            "Ã©" -> "é") is not done, and the HTML entities decoded are
-            `&amp;`, `&lt;`, `&gt;`, `&quot;` (also upper case), `&apos;`,
-            `&nbsp;` and the numeric forms of `'` and `"` (other named and
-            numeric entities stay as written); a `'` before a long s (`ſ`),
-            which open_clip's case-insensitive pattern reads as `'s`, is two
-            words here.
+            NFC), HTML character references decoded as ftfy and then
+            `html.unescape` twice do (named, from Python's HTML5 table, and
+            numeric), whitespace runs to one space and stripped, lower case
+            with the final sigma; then split with its pattern, where
+            `<start_of_text>` and `<end_of_text>` (any case) are the special
+            tokens (`<|endoftext|>` is plain text there). Approximated:
+            ftfy's mojibake repair (`fix_encoding`, e.g. "Ã©" -> "é") is
+            not done; the final sigma's context counts Lu, Ll and Lt letters
+            as cased (not the few others Python counts, such as "ª"); a `'`
+            before a long s (`ſ`), which open_clip's case-insensitive pattern
+            reads as `'s`, is two words here; and letters newer than
+            TensorFlow's Unicode tables lowercase as those tables say.
         **kwargs: `keras.layers.Layer` arguments (`name`; the output is int32).
 
     Example:
@@ -419,7 +498,8 @@ class ClipTokenizer(keras.layers.Layer):
         """`_words` of open_clip's tokenizer: its cleaning, then its pattern, its special tokens where a word starts."""
         import tensorflow_text as tf_text
 
-        text = _open_clip_clean(strings, self._engine.character_map, self._engine.character_texts)  # no NUL is left
+        engine = self._engine
+        text = _open_clip_clean(strings, engine.character_map, engine.character_texts, engine.entities)  # no NUL is left
         words = tf_text.regex_split(text, r"\s+|" + _OPEN_CLIP_WORDS, _OPEN_CLIP_WORDS)
         flat = words.flat_values
         is_start, is_end = tf.equal(flat, OPEN_CLIP_START), tf.equal(flat, OPEN_CLIP_END)
