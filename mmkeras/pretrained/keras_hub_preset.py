@@ -24,11 +24,11 @@ def load_keras_hub_preset(directory, *, pooling="cls", sequence_length=None, tok
       to [-1, 1] that resizes as the preset's image converter does (a
       centre crop unless it sets `crop_to_aspect_ratio=False`; the tower
       re-applies the converter's scale and offset) and the checkpoint's
-      tokenizer in graph (CLIP: a `ClipTokenizer` with the preset's
-      vocabulary and merges, `max_sequence_length` ids; SigLIP: pass
-      `tokenizer`, an in-graph SentencePiece tokenizer layer giving
-      `max_sequence_length` ids). Its L2-normalised embeddings are the
-      backbone's `get_vision_embeddings` / `get_text_embeddings`,
+      tokenizer in graph, `max_sequence_length` ids (CLIP: a `ClipTokenizer`
+      with the preset's vocabulary and merges; SigLIP: a
+      `SentencePieceTokenizer` with the preset's SentencePiece model, the
+      ids of Hugging Face's `SiglipTokenizer`). Its L2-normalised embeddings
+      are the backbone's `get_vision_embeddings` / `get_text_embeddings`,
       normalised.
     - `ViTBackbone`: `(tower, image_converter)`, as `load_hf_vit` returns
       (`pooling` "cls" only: keras-hub's ViT has no pooler).
@@ -46,7 +46,7 @@ def load_keras_hub_preset(directory, *, pooling="cls", sequence_length=None, tok
             the backbone's `max_sequence_length`).
         tokenizer: optional tokenizer layer (strings -> `[N, L]` int32 ids)
             of a CLIP or SigLIP model, instead of the one built from the
-            preset; required for SigLIP.
+            preset.
         dtype: optional dtype policy, e.g. "mixed_bfloat16".
         name: optional name of the model or tower.
 
@@ -57,7 +57,8 @@ def load_keras_hub_preset(directory, *, pooling="cls", sequence_length=None, tok
     Raises:
         ValueError: naming the file and field: no directory, no keras-hub
             `config.json` (a Hugging Face one is pointed to `hf:`), a
-            backbone class other than those above, a missing tokenizer.
+            backbone class other than those above, a missing or unusable
+            tokenizer.
 
     Example:
 
@@ -181,7 +182,7 @@ def _dual_encoder(directory, backbone, class_name, tokenizer, dtype, name, image
         directory: the checkpoint directory (the towers' provenance).
         backbone: the keras-hub backbone.
         class_name: "CLIPBackbone" or "SigLIPBackbone".
-        tokenizer: the tokenizer layer, or None for the preset's (CLIP).
+        tokenizer: the tokenizer layer, or None for the preset's.
         dtype: optional dtype policy.
         name: the model's name.
         image_converter: optional image preprocessing layer.
@@ -192,7 +193,7 @@ def _dual_encoder(directory, backbone, class_name, tokenizer, dtype, name, image
 
     siglip = class_name == "SigLIPBackbone"
     if tokenizer is None:
-        tokenizer = _siglip_tokenizer(directory) if siglip else _clip_tokenizer(directory, backbone)
+        tokenizer = _siglip_tokenizer(directory, backbone) if siglip else _clip_tokenizer(directory, backbone)
     if image_converter is None:
         image_converter = _image_converter(directory, backbone.vision_encoder.image_shape)
     image_encoder = _image_tower(directory, backbone, {"dtype": dtype, "name": "image_encoder"})
@@ -248,11 +249,16 @@ def _clip_tokenizer(directory, backbone):
         raise ValueError(f"{directory}: the preset's CLIP tokenizer: {error}") from None
 
 
-def _siglip_tokenizer(directory):
-    raise ValueError(
-        f"{directory} is a SigLIP preset: pass `tokenizer`, an in-graph SentencePiece tokenizer layer built from "
-        "the preset's assets/tokenizer/vocabulary.spm that gives the text tower's max_sequence_length ids."
-    )
+def _siglip_tokenizer(directory, backbone):
+    from mmkeras.preprocessing.sentencepiece_tokenizer import SentencePieceTokenizer
+
+    source = _preset_tokenizer(directory)
+    try:
+        return SentencePieceTokenizer(
+            source.proto, sequence_length=int(backbone.text_encoder.max_sequence_length), name="tokenizer"
+        )
+    except ValueError as error:
+        raise ValueError(f"{directory}: the preset's SigLIP tokenizer: {error}") from None
 
 
 def _pad_id(tokenizer):

@@ -1,4 +1,5 @@
 import json
+import os
 
 import keras
 import keras_hub
@@ -11,6 +12,7 @@ from mmkeras.export import export_model
 from mmkeras.models.dual_encoder import DualEncoder
 from mmkeras.preprocessing.clip_tokenizer import ClipTokenizer
 from mmkeras.preprocessing.image_preprocessor import ImagePreprocessor
+from mmkeras.preprocessing.sentencepiece_tokenizer import SentencePieceTokenizer
 from mmkeras.preprocessing.wordpiece_tokenizer import WordPieceTokenizer
 from mmkeras.pretrained.keras_hub_preset import load_keras_hub_preset
 
@@ -24,6 +26,7 @@ CLIP_VOCABULARY = {token: i for i, token in enumerate(
     list(LETTERS) + [c + "</w>" for c in LETTERS] + ["ca", "cat</w>", "<|startoftext|>", "<|endoftext|>"]
 )}
 CLIP_MERGES = ["c a", "ca t</w>"]
+SPIECE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "pretrained", "hf_siglip", "spiece.model")
 BERT_VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "dog", "cat", "on", "the", "mat", "!", "##s"]
 
 
@@ -58,12 +61,13 @@ def presets(tmp_path_factory):
     siglip = keras_hub.models.SigLIPBackbone(
         vision_encoder=keras_hub.models.SigLIPVisionEncoder(patch_size=8, image_shape=(16, 16, 3), **TOWER),
         text_encoder=keras_hub.models.SigLIPTextEncoder(
-            vocabulary_size=40, embedding_dim=16, max_sequence_length=8, **TOWER
+            vocabulary_size=500, embedding_dim=16, max_sequence_length=8, **TOWER
         ),
     )
     siglip.siglip_head.logit_scale.assign(1.5)
     siglip.siglip_head.logit_bias.assign(-3.0)
     siglip.save_to_preset(str(root / "siglip"))
+    keras_hub.models.SigLIPTokenizer(proto=SPIECE).save_to_preset(str(root / "siglip"))
     keras_hub.layers.SigLIPImageConverter(
         image_size=(16, 16), scale=1 / 127.5, offset=-1.0, crop_to_aspect_ratio=False
     ).save_to_preset(
@@ -121,13 +125,16 @@ def test_clip_preset_round_trip_and_export(clip_model, tmp_path):
     assert out["probabilities"].shape == (1, 2)
 
 
-def test_siglip_preset_with_a_given_tokenizer(presets):
+def test_siglip_preset_is_a_dual_encoder_with_the_backbone_s_embeddings(presets):
     siglip = presets["siglip"]
-    tokenizer = WordPieceTokenizer(BERT_VOCABULARY, sequence_length=8)
-    model = load_keras_hub_preset(str(presets["root"] / "siglip"), tokenizer=tokenizer)
-    assert model.loss_name == "siglip" and model.preprocessor.tokenizer is tokenizer
-    assert model.preprocessor.image_converter.resize == "stretch"
-    token_ids = tokenizer(["a dog on the mat", "cats", ""]).numpy()
+    model = load_keras_hub_preset(str(presets["root"] / "siglip"))
+    assert model.loss_name == "siglip" and model.preprocessor.image_converter.resize == "stretch"
+    tokenizer = model.preprocessor.tokenizer
+    assert isinstance(tokenizer, SentencePieceTokenizer) and tokenizer.sequence_length == 8
+    with open(os.path.join(os.path.dirname(SPIECE), "tokenizer_cases.json"), encoding="utf-8") as f:
+        cases = json.load(f)  # the reference ids at length 16
+    np.testing.assert_array_equal(tokenizer(cases["captions"][:20])[:, :7], np.array(cases["input_ids"][:20])[:, :7])
+    token_ids = tokenizer(["a dog on the mat", "Two cats!", ""]).numpy()
     images = model.image_model(IMAGES).numpy()
     texts = model.text_model(token_ids).numpy()
     # The preset's converter maps [0, 255] to [-1, 1]: the tower sees the ImagePreprocessor's images as they are.
@@ -135,8 +142,8 @@ def test_siglip_preset_with_a_given_tokenizer(presets):
     assert np.abs(texts - _unit(siglip.get_text_embeddings(token_ids))).max() < 1e-5
     scale = model.logit_scale()
     np.testing.assert_allclose([float(scale["logit_scale"]), float(scale["logit_bias"])], [np.exp(1.5), -3.0], rtol=1e-6)
-    with pytest.raises(ValueError, match="SigLIP preset: pass `tokenizer`"):
-        load_keras_hub_preset(str(presets["root"] / "siglip"))
+    given = WordPieceTokenizer(BERT_VOCABULARY, sequence_length=8)
+    assert load_keras_hub_preset(str(presets["root"] / "siglip"), tokenizer=given).preprocessor.tokenizer is given
 
 
 def test_vit_preset(presets):
