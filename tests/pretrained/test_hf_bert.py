@@ -55,6 +55,24 @@ def test_tokenizer_gives_the_reference_ids_on_every_caption(imported, cases):
     np.testing.assert_array_equal(tokenizer(cases["captions"]), np.array(cases["input_ids"]))
 
 
+def test_tokenizer_matches_the_tokenizers_library_on_random_texts(imported):
+    # Where the Rust `tokenizers` package is installed: 2,000 random texts of control characters, Unicode
+    # whitespace, accents, sigma, dotted I, CJK, emoji, punctuation and words over 100 characters.
+    tokenizers = pytest.importorskip("tokenizers.implementations")
+    reference = tokenizers.BertWordPieceTokenizer(os.path.join(FIXTURE, "vocab.txt"), lowercase=True)
+    reference.enable_truncation(32)
+    reference.enable_padding(length=32, pad_id=0)
+    rng = np.random.default_rng(0)
+    alphabet = list(
+        "abcxyzABCXYZΣσςİıßẞéÉ\u0300\u0301 \t\n\r\x0b\x0c\x85\u2028\u2029\u200b\u200d\ufeff\x00\x01\x7f\ufffd"
+        ".,!?'\"-_()@#$%^&*+=<>/\\|~`;:0123456789一猫東京한국😀👍🏿\u3000\u00a0\u2009ǅ\u0345\U000E0001\ue000"
+    ) + ["a" * 101, "b" * 100, "é" * 60]
+    texts = ["".join(rng.choice(alphabet, size=rng.integers(0, 40))) for _ in range(2000)]
+    expected = np.array([encoding.ids for encoding in reference.encode_batch(texts)])
+    _, tokenizer = imported["cls"]
+    np.testing.assert_array_equal(tokenizer(texts), expected)
+
+
 def test_tokenizer_edges(imported):
     _, tokenizer = imported["cls"]
     assert tokenizer("a dog").shape == (32,)
