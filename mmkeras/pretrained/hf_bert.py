@@ -32,7 +32,7 @@ def load_hf_bert(directory, *, pooling="cls", sequence_length=None, dtype=None, 
     is
 
     - "cls": the `[CLS]` token of `sequence` (after the last block's layer
-      norm; what ALIGN- and LiT-style dual encoders project), or
+      norm; what ALIGN-style dual encoders project), or
     - "pooler": the reference's `pooler_output`, the dense layer and tanh
       BERT trained for next-sentence prediction on that token. The `[CLS]`
       token itself stays available as `sequence[:, 0]`.
