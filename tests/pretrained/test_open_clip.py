@@ -1,7 +1,6 @@
 import json
 import os
 import re
-import shutil
 
 import keras
 import numpy as np
@@ -63,8 +62,8 @@ def test_the_towers_are_the_checkpoint_s(model):
     assert text["end_token_id"] == 1213 == model.preprocessor.tokenizer.end_id  # the largest id: argmax pooling
 
 
-def test_quick_gelu_from_model_cfg(tmp_path):
-    folder = _copy(tmp_path)
+def test_quick_gelu_from_model_cfg(checkpoint_copy):
+    folder = checkpoint_copy(FIXTURE)
     config = json.loads((folder / "open_clip_config.json").read_text())
     config["model_cfg"]["quick_gelu"] = True
     (folder / "open_clip_config.json").write_text(json.dumps(config))
@@ -124,12 +123,6 @@ def test_mixed_bfloat16_import(expected):
 # --- errors -------------------------------------------------------------------
 
 
-def _copy(tmp_path):
-    folder = tmp_path / "open_clip"
-    shutil.copytree(FIXTURE, folder)
-    return folder
-
-
 def _rewrite(folder, change):
     path = str(folder / CHECKPOINT)
     tensors = safetensors.numpy.load_file(path)
@@ -144,25 +137,25 @@ def _set_config(folder, change):
     (folder / "open_clip_config.json").write_text(json.dumps(config))
 
 
-def test_missing_files_are_named(tmp_path):
+def test_missing_files_are_named(tmp_path, checkpoint_copy):
     with pytest.raises(ValueError, match="not found"):
         load_open_clip(tmp_path / "nowhere")
-    folder = _copy(tmp_path)
+    folder = checkpoint_copy(FIXTURE)
     os.remove(folder / "bpe_simple_vocab.txt.gz")
     with pytest.raises(ValueError, match=r"has no BPE file \(bpe_simple_vocab\*\.txt\.gz\): put open_clip's bpe_simple_vocab_16e6\.txt\.gz there"):
         load_open_clip(folder)
     os.remove(folder / "open_clip_config.json")
     with pytest.raises(ValueError, match=r"open_clip_config\.json is missing"):
         load_open_clip(folder)
-    folder = _copy(tmp_path / "again")
+    folder = checkpoint_copy(FIXTURE)
     os.remove(folder / CHECKPOINT)
     with pytest.raises(ValueError, match=rf"{CHECKPOINT} is missing \(the model's state dict\)"):
         load_open_clip(folder)
 
 
 @pytest.mark.parametrize("name", ["open_clip_pytorch_model.bin", "model.pt"])
-def test_pickle_checkpoints_are_refused_with_how_to_convert(tmp_path, name):
-    folder = _copy(tmp_path)
+def test_pickle_checkpoints_are_refused_with_how_to_convert(checkpoint_copy, name):
+    folder = checkpoint_copy(FIXTURE)
     os.remove(folder / CHECKPOINT)
     (folder / name).write_bytes(b"pickle")
     for source in (folder, folder / name):
@@ -170,15 +163,15 @@ def test_pickle_checkpoints_are_refused_with_how_to_convert(tmp_path, name):
             load_open_clip(source)
 
 
-def test_a_missing_tensor_is_named(tmp_path):
-    folder = _copy(tmp_path)
+def test_a_missing_tensor_is_named(checkpoint_copy):
+    folder = checkpoint_copy(FIXTURE)
     path = _rewrite(folder, lambda t: t.pop("transformer.resblocks.1.attn.in_proj_weight"))
     with pytest.raises(ValueError, match=rf"{path}: tensor 'transformer\.resblocks\.1\.attn\.in_proj_weight' is missing"):
         load_open_clip(folder)
 
 
-def test_a_wrong_shape_names_the_file_the_tensor_and_both_shapes(tmp_path):
-    folder = _copy(tmp_path)
+def test_a_wrong_shape_names_the_file_the_tensor_and_both_shapes(checkpoint_copy):
+    folder = checkpoint_copy(FIXTURE)
 
     def shrink(tensors):
         tensors["visual.proj"] = tensors["visual.proj"][:, :8]
@@ -203,8 +196,8 @@ def test_a_wrong_shape_names_the_file_the_tensor_and_both_shapes(tmp_path):
         (lambda c: c.pop("model_cfg"), r"'model_cfg' is missing"),
     ],
 )
-def test_configs_this_importer_cannot_build_name_the_field(tmp_path, change, message):
-    folder = _copy(tmp_path)
+def test_configs_this_importer_cannot_build_name_the_field(checkpoint_copy, change, message):
+    folder = checkpoint_copy(FIXTURE)
     _set_config(folder, change)
     with pytest.raises(ValueError, match=r"open_clip_config\.json: .*" + message):
         load_open_clip(folder)
