@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmkeras.preprocessing.subword_tokenizer import DEFAULT_MAX_TEXT_BYTES
+from mmkeras.preprocessing.subword_tokenizer import SubwordTokenizer
 from mmkeras.preprocessing.subword_tokenizer import _truncate_utf8
 
 WORD_START = "\u2581"
@@ -236,30 +237,12 @@ class SentencePieceTokenizer(keras.layers.Layer):
             pieces = tf.concat([pieces, tf.fill([tf.shape(strings)[0], 1], self.end_id)], axis=1)
         return tf.ensure_shape(pieces.to_tensor(self.pad_id, shape=[None, length]), [None, length])
 
-    def call(self, inputs, training=None):
-        strings = tf.convert_to_tensor(inputs, dtype=tf.string)
-        rank = strings.shape.rank
-        if rank == 0:
-            strings = strings[None]
-        elif rank == 2 and strings.shape[1] == 1:
-            strings = strings[:, 0]
-        elif rank != 1:
-            raise ValueError(f"`inputs` must be a string scalar, [N] or [N, 1]; got shape {strings.shape}.")
-        with tf.device("cpu"):
-            ids = self._engine.tokenize(strings)
-        return ids[0] if rank == 0 else ids
-
-    def tokenize(self, inputs):
-        """Same as calling the layer."""
-        return self(inputs)
+    # Strings (a scalar, [N] or [N, 1]) -> ids on the CPU through the traced function, as the other tokenizers.
+    call = SubwordTokenizer.call
+    tokenize = SubwordTokenizer.tokenize
+    compute_output_spec = SubwordTokenizer.compute_output_spec
 
     # --- Keras plumbing ---------------------------------------------------
-
-    def compute_output_spec(self, inputs):
-        shape = tuple(inputs.shape)
-        if len(shape) == 0:
-            return keras.KerasTensor((self.sequence_length,), dtype="int32")
-        return keras.KerasTensor((shape[0], self.sequence_length), dtype="int32")
 
     def get_config(self):
         config = super().get_config()

@@ -1,11 +1,9 @@
 import json
 import os
-import shutil
 
 import keras
 import numpy as np
 import pytest
-import safetensors.numpy
 import tensorflow as tf
 
 from mmkeras.export import export_model
@@ -99,49 +97,27 @@ def test_load_checkpoint_dispatches_hf_siglip(expected):
 # --- errors -------------------------------------------------------------------
 
 
-def _copy(tmp_path):
-    folder = tmp_path / "siglip"
-    shutil.copytree(FIXTURE, folder)
-    return folder
-
-
-def _rewrite(folder, change):
-    path = str(folder / "model.safetensors")
-    tensors = safetensors.numpy.load_file(path)
-    change(tensors)
-    safetensors.numpy.save_file(tensors, path)
-    return path
-
-
-def test_pickle_checkpoints_are_refused_with_how_to_convert(tmp_path):
-    folder = _copy(tmp_path)
-    os.remove(folder / "model.safetensors")
-    (folder / "pytorch_model.bin").write_bytes(b"pickle")
+def test_pickle_checkpoints_are_refused_with_how_to_convert(pickle_checkpoint):
+    folder = pickle_checkpoint(FIXTURE)
     for source in (folder, folder / "pytorch_model.bin"):
         with pytest.raises(ValueError, match=r"pytorch_model\.bin is a pickle checkpoint.*save_file.*safe_serialization"):
             load_hf_siglip(source)
 
 
-def test_a_missing_tensor_is_named(tmp_path):
-    folder = _copy(tmp_path)
-    path = _rewrite(folder, lambda t: t.pop("vision_model.head.attention.in_proj_weight"))
+def test_missing_and_misshapen_tensors_are_named(checkpoint_copy, rewrite_tensors):
+    folder = checkpoint_copy(FIXTURE)
+    path = rewrite_tensors(folder, lambda t: t.pop("vision_model.head.attention.in_proj_weight"))
     with pytest.raises(ValueError, match=rf"{path}: tensor 'vision_model\.head\.attention\.in_proj_weight' is missing"):
         load_hf_siglip(folder)
-
-
-def test_a_wrong_shape_names_the_file_the_tensor_and_both_shapes(tmp_path):
-    folder = _copy(tmp_path)
-
-    def shrink(tensors):
-        tensors["text_model.head.weight"] = tensors["text_model.head.weight"][:, :8]
-
-    path = _rewrite(folder, shrink)
+    folder = checkpoint_copy(FIXTURE)
+    head = "text_model.head.weight"
+    path = rewrite_tensors(folder, lambda t: t.update({head: t[head][:, :8]}))
     with pytest.raises(ValueError, match=rf"{path}: tensor 'text_model\.head\.weight' has shape \(32, 8\).*shape \(32, 32\)"):
         load_hf_siglip(folder)
 
 
-def test_missing_files_and_other_architectures(tmp_path):
-    folder = _copy(tmp_path)
+def test_missing_files_and_other_architectures(tmp_path, checkpoint_copy):
+    folder = checkpoint_copy(FIXTURE)
     os.remove(folder / "spiece.model")
     with pytest.raises(ValueError, match=r"spiece\.model is missing"):
         load_hf_siglip(folder)
@@ -166,8 +142,8 @@ def test_missing_files_and_other_architectures(tmp_path):
         ("text_config", "vocab_size", "500", r"text_config\.vocab_size must be a positive int"),
     ],
 )
-def test_unsupported_config_fields_are_named(tmp_path, section, field, value, message):
-    folder = _copy(tmp_path)
+def test_unsupported_config_fields_are_named(checkpoint_copy, section, field, value, message):
+    folder = checkpoint_copy(FIXTURE)
     config = json.loads((folder / "config.json").read_text())
     config[section][field] = value
     (folder / "config.json").write_text(json.dumps(config))
@@ -175,9 +151,51 @@ def test_unsupported_config_fields_are_named(tmp_path, section, field, value, me
         load_hf_siglip(folder)
 
 
-def test_a_preprocessor_size_other_than_the_tower_s_is_named(tmp_path):
-    folder = _copy(tmp_path)
+def test_a_preprocessor_size_other_than_the_tower_s_is_named(checkpoint_copy):
+    folder = checkpoint_copy(FIXTURE)
     settings = json.loads((folder / "preprocessor_config.json").read_text())
     (folder / "preprocessor_config.json").write_text(json.dumps({**settings, "size": {"height": 48, "width": 48}}))
     with pytest.raises(ValueError, match=r"preprocessor_config\.json: size .* image_size 32"):
         load_hf_siglip(folder)
+
+
+def test_mixed_bfloat16_import(expected):
+    siglip = load_hf_siglip(FIXTURE, dtype="mixed_bfloat16")
+    texts = siglip.text_model(expected["input_ids"].astype("int32")).numpy()
+    images = siglip.image_model(expected["pixel_values"].transpose(0, 2, 3, 1)).numpy()
+    assert (texts * _unit(expected["text_embeds"])).sum(-1).min() > 0.98
+    assert (images * _unit(expected["image_embeds"])).sum(-1).min() > 0.98
+
+
+FINE_TUNE = """
+from mmkeras.testing.distributed import split_cpu, print_results
+split_cpu(2)
+import numpy as np, tensorflow as tf, keras
+from mmkeras.pretrained import load_hf_siglip
+fixture = {fixture!r}
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    model = load_hf_siglip(fixture)
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+# Raw image bytes and strings through the model's own preprocessing, as a fine-tuning pipeline feeds them.
+photos = [open(f"{{fixture}}/raw/{{name}}", "rb").read() for name in ("0.jpg", "1.png")]
+captions = ["a red dog on the grass", "Two cats!", "a blue car", "waves at the beach"]
+data = model.preprocessor({{"image_bytes": tf.constant(photos * 2), "text": tf.constant(captions)}})
+start = model.image_model(data["images"]).numpy()
+loss = model.fit(tf.data.Dataset.from_tensors(data).repeat(3), epochs=1, verbose=0).history["loss"][-1]
+variables = model.trainable_variables
+print_results(dict(
+    replicas=strategy.num_replicas_in_sync,
+    in_scope=all(strategy.extended.variable_created_in_scope(v.value) for v in variables),
+    loss=float(loss),
+    moved=float(np.abs(model.image_model(data["images"]).numpy() - start).max()),
+))
+"""
+
+
+def test_fine_tunes_from_raw_inputs_under_mirrored_strategy_on_two_cpus():
+    from mmkeras.testing.distributed import run_python
+
+    results = run_python(["-c", FINE_TUNE.format(fixture=os.path.abspath(FIXTURE))], timeout=300)
+    assert results["replicas"] == 2 and results["in_scope"]
+    assert np.isfinite(results["loss"]) and results["moved"] > 1e-4
