@@ -4,8 +4,6 @@ import glob
 import gzip
 import os
 
-import numpy as np
-
 from mmkeras.pretrained import hf_clip
 from mmkeras.pretrained.safetensors_checkpoint import SafetensorsCheckpoint
 
