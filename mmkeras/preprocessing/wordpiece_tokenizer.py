@@ -32,7 +32,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mmkeras.config_fields import config_fields
 from mmkeras.preprocessing.subword_tokenizer import DEFAULT_MAX_TEXT_BYTES
+from mmkeras.preprocessing.subword_tokenizer import SubwordTokenizer
 from mmkeras.preprocessing.subword_tokenizer import _truncate_utf8
 
 # Cc (except \t \n \r), Cf, Co, Cs, NUL and U+FFFD: deleted by the reference's text cleaning.
@@ -214,46 +216,19 @@ class WordPieceTokenizer(keras.layers.Layer):
         )
         return tf.ensure_shape(ids.to_tensor(self.pad_id, shape=[None, length]), [None, length])
 
-    def call(self, inputs, training=None):
-        strings = tf.convert_to_tensor(inputs, dtype=tf.string)
-        rank = strings.shape.rank
-        if rank == 0:
-            strings = strings[None]
-        elif rank == 2 and strings.shape[1] == 1:
-            strings = strings[:, 0]
-        elif rank != 1:
-            raise ValueError(f"`inputs` must be a string scalar, [N] or [N, 1]; got shape {strings.shape}.")
-        with tf.device("cpu"):
-            ids = self._engine.tokenize(strings)
-        return ids[0] if rank == 0 else ids
-
-    def tokenize(self, inputs):
-        """Same as calling the layer."""
-        return self(inputs)
+    # Strings in ([N], [N, 1] or a scalar), ids out from the traced `_engine.tokenize` on CPU:
+    # the same as `SubwordTokenizer`, which reads nothing else of its layer.
+    call = SubwordTokenizer.call
+    tokenize = SubwordTokenizer.tokenize
+    compute_output_spec = SubwordTokenizer.compute_output_spec
 
     # --- Keras plumbing ---------------------------------------------------
-
-    def compute_output_spec(self, inputs):
-        shape = tuple(inputs.shape)
-        if len(shape) == 0:
-            return keras.KerasTensor((self.sequence_length,), dtype="int32")
-        return keras.KerasTensor((shape[0], self.sequence_length), dtype="int32")
 
     def get_config(self):
         config = super().get_config()
         config.pop("dtype", None)
-        config.update(
-            vocabulary=list(self.vocabulary),
-            sequence_length=self.sequence_length,
-            lowercase=self.lowercase,
-            strip_accents=self.strip_accents,
-            start_token=self.start_token,
-            end_token=self.end_token,
-            pad_token=self.pad_token,
-            unknown_token=self.unknown_token,
-            suffix_indicator=self.suffix_indicator,
-            max_word_chars=self.max_word_chars,
-            max_text_bytes=self.max_text_bytes,
-        )
+        config.update(config_fields(
+            self, "vocabulary sequence_length lowercase strip_accents start_token end_token pad_token unknown_token "
+            "suffix_indicator max_word_chars max_text_bytes"))
         return config
 
