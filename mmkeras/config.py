@@ -179,13 +179,16 @@ def validate_config(config):
 
     if config.get("task") not in TASKS:
         raise ValueError(f"Config field `task` must be one of {TASKS}, got {config.get('task')!r}.")
-    known = set(SECTION_DEFAULTS) | {"task", "name", "description", "image_encoder", "text_encoder", "model"}
+    known = set(SECTION_DEFAULTS) | {"task", "name", "description", "image_encoder", "text_encoder", "model", "pretrained"}
     for key in config:
         if key not in known:
             raise ValueError(f"Unknown config section `{key}`; valid sections: {', '.join(sorted(known))}.")
     for section in SECTION_DEFAULTS:
         if section in config:
             _check_section(section, config[section])
+    if "pretrained" in config and not isinstance(config["pretrained"], str):
+        raise ValueError(f"Config field `pretrained` must be the checkpoint it fine-tunes (a string), got "
+                         f"{config['pretrained']!r}.")
     for tower in ("image_encoder", "text_encoder"):
         if config.get(tower) is not None:
             validate_encoder_spec(config[tower], tower)

@@ -76,6 +76,12 @@ class Task:
                     "task trains on several texts per image in one step."
                 )
         train = config["train"]
+        if config.get("pretrained") and not train["init"]:
+            raise ValueError(
+                f"The preset {config.get('name')!r} fine-tunes the pretrained checkpoint {config['pretrained']}: "
+                f"fetch and import it first (`mmkeras info {config.get('name')}` says how), then pass "
+                "`--init RUN` (the import's run directory)."
+            )
         if train["run_eagerly"] and train["jit_compile"]:
             raise ValueError(
                 "`train.run_eagerly` and `train.jit_compile` are both true: an eager train step runs op by "

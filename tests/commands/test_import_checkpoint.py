@@ -134,3 +134,12 @@ def test_train_init_without_a_model_is_a_clear_error(tmp_path, capsys):
     assert main(["train", "shapes-clip-tiny", "--init", str(tmp_path), "--output", str(tmp_path / "run"),
                  *TINY_SHAPES]) == 2
     assert "`train.init`" in capsys.readouterr().err
+
+
+def test_a_pretrained_preset_says_how_to_get_its_checkpoint(tmp_path, capsys):
+    assert main(["train", "clip-vit-b32-openai", "--output", str(tmp_path / "run")]) == 2
+    assert "fetch and import it first (`mmkeras info clip-vit-b32-openai` says how)" in capsys.readouterr().err
+    assert main(["info", "siglip-base-patch16-224"]) == 0
+    card = capsys.readouterr().out
+    assert "https://huggingface.co/google/siglip-base-patch16-224" in card and "spiece.model" in card
+    assert "mmkeras import hf:siglip-base-patch16-224 --output runs/siglip-b16" in card
