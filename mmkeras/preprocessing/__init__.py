@@ -10,6 +10,7 @@ from mmkeras.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
 from mmkeras.preprocessing.random_resized_crop import RandomResizedCrop
 from mmkeras.preprocessing.sentencepiece_tokenizer import SentencePieceTokenizer
 from mmkeras.preprocessing.subword_tokenizer import SubwordTokenizer
+from mmkeras.preprocessing.wordpiece_tokenizer import WordPieceTokenizer
 
 __all__ = [
     "ClipTokenizer",
@@ -18,6 +19,7 @@ __all__ = [
     "RandomResizedCrop",
     "SentencePieceTokenizer",
     "SubwordTokenizer",
+    "WordPieceTokenizer",
     "check_image_bytes",
     "map_with_error_flags",
     "read_image_size",
