@@ -31,6 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mmkeras.preprocessing.clip_tokenizer import _FINAL_SIGMA
 from mmkeras.preprocessing.subword_tokenizer import DEFAULT_MAX_TEXT_BYTES
 from mmkeras.preprocessing.subword_tokenizer import SubwordTokenizer
 from mmkeras.preprocessing.subword_tokenizer import _truncate_utf8
@@ -48,7 +49,7 @@ _PYTHON_WHITESPACE = (
 def _python_lower(strings):
     """`str.lower` in-graph: TensorFlow's lower case plus Python's `İ` and final-sigma rules."""
     strings = tf.strings.regex_replace(strings, "\u0130", "i\u0307")
-    strings = tf.strings.regex_replace(strings, r"([\p{Lu}\p{Ll}\p{Lt}]\p{M}*)Σ([^\p{L}\p{M}]|$)", "\\1ς\\2")
+    strings = tf.strings.regex_replace(strings, _FINAL_SIGMA, "\\1ς\\2\\3")
     return tf.strings.lower(tf.strings.regex_replace(strings, "Σ", "σ"), encoding="utf-8")
 
 
@@ -110,7 +111,9 @@ class SentencePieceTokenizer(keras.layers.Layer):
 
     Not reproduced: the reference also splits the special tokens' own text
     (`</s>`, `<unk>`) out of a caption; here such text is ordinary text
-    (its punctuation deleted).
+    (its punctuation deleted). A NUL is read as U+E000, which gives the
+    same unknown piece, except with a byte-fallback model (SigLIP's have
+    none), which spells the bytes of U+E000 instead.
 
     Saving: the serialized model is part of `get_config` (base64), so a
     `.keras` file holds it. SavedModels: call the layer inside the exported

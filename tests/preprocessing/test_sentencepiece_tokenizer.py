@@ -52,6 +52,18 @@ def test_nul_reads_as_an_unknown_piece_as_in_the_reference(tokenizer):
     assert nul_inside[:4].tolist() == [6, 2, 35, 1] and nul_first[:4].tolist() == [3, 2, 6, 1]
 
 
+def test_python_lower_case_and_whitespace_as_in_the_reference(tokenizer):
+    # The reference's ids (sentencepiece on the canonical text): `İ` lower-cases to `i` and U+0307 (an unknown
+    # piece); `▁`, U+3000 and U+001F are whitespace; the digits keep the reference's segmentation.
+    cases = {
+        "İSTANBUL at NIGHT": [3, 498, 2, 4, 10, 95, 35, 284, 17, 66],
+        "a▁dog\u3000\x1fruns": [6, 117, 132],
+        "A dog's 12/31/1999": [6, 256, 218, 265, 273, 269, 269, 330, 289],
+    }
+    for text, row in zip(cases, tokenizer(list(cases)).numpy().tolist()):
+        assert row == cases[text] + [1] * (16 - len(cases[text])), text
+
+
 def test_without_canonicalization_the_text_is_encoded_as_written(tokenizer):
     plain = SentencePieceTokenizer.from_config({**tokenizer.get_config(), "canonicalize": False, "lowercase": False})
     with_punctuation, cased = plain(["a dog.", "A dog"]).numpy()
