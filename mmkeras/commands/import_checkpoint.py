@@ -10,6 +10,10 @@ def add_arguments(parser):
         help="hf:DIR (Hugging Face CLIPModel or SiglipModel folder, safetensors), open_clip:DIR (model config "
         "JSON + safetensors state dict) or keras_hub:DIR (a CLIP or SigLIP preset folder); nothing is downloaded",
     )
+    parser.add_argument("--text", metavar="SOURCE",
+                        help="with an image-tower source (a ViT), the text tower to pair it with (hf:DIR of a "
+                        "BertModel, keras_hub:DIR of a BERT preset); their projections are new, for fine-tuning")
+    parser.add_argument("--embed-dim", type=int, default=512, help="embedding width of a paired dual encoder")
     parser.add_argument("--output", required=True, help="run directory to write (config.json, model.keras, export/)")
     parser.add_argument("--overwrite", action="store_true", help="replace a run already in --output")
     parser.add_argument("--no-export", action="store_true", help="no SavedModel export")
@@ -51,8 +55,9 @@ def run(args):
             raise ValueError(
                 f"{args.output!r} already holds a run: choose another --output, or pass --overwrite to replace it."
             )
-        model = load_checkpoint(args.source)
-        config = import_config(model, args.source)
+        model = load_checkpoint(args.source, text=args.text, embed_dim=args.embed_dim)
+        source = args.source if args.text is None else f"{args.source} + {args.text}"
+        config = import_config(model, source)
         run_dir.write_json("config.json", config)
         run_dir.save_model(model)
         written = ["config.json", "model.keras"]
@@ -60,7 +65,7 @@ def run(args):
             export_model(model, run_dir.export)
             written.append("export/")
     towers = f"{type(model.image_encoder).__name__} + {type(model.text_encoder).__name__}"
-    print(f"Imported {args.source} ({towers}, {model.count_params():,} parameters, {model.loss_name} loss, "
+    print(f"Imported {source} ({towers}, {model.count_params():,} parameters, {model.loss_name} loss, "
           f"images {config['data']['image_size']} px, texts {config['data']['sequence_length']} tokens).")
     print(f"Run directory: {args.output} ({', '.join(written)}). Next: `mmkeras zero-shot {args.output} --images "
           f"DIR --labels ...`, `mmkeras eval {args.output}`, or `mmkeras train PRESET --init {args.output}`.")

@@ -54,7 +54,8 @@ def test_import_writes_a_run_directory_that_loads_and_exports(imported, capsys):
 @pytest.mark.parametrize("source, message", [
     ("openai/clip-vit-base-patch32", "must be KIND:DIR with KIND one of hf, open_clip, keras_hub"),
     ("hf:/nowhere/clip", "Checkpoint directory not found: /nowhere/clip"),
-    (f"hf:{FIXTURES / 'hf_bert'}", "model_type 'bert' is not an image-text model"),
+    (f"hf:{FIXTURES / 'hf_bert'}", "holds a single text tower: pair it with a image tower"),
+    (f"hf:{FIXTURES / 'hf_vit'}", "holds a single image tower: pair it with a text tower (`--text hf:BERT_DIR`"),
 ])
 def test_bad_sources_are_one_line_errors(tmp_path, capsys, source, message):
     assert main(["import", source, "--output", str(tmp_path / "run")]) == 2
@@ -143,3 +144,23 @@ def test_a_pretrained_preset_says_how_to_get_its_checkpoint(tmp_path, capsys):
     card = capsys.readouterr().out
     assert "https://huggingface.co/google/siglip-base-patch16-224" in card and "spiece.model" in card
     assert "mmkeras import hf:siglip-base-patch16-224 --output runs/siglip-b16" in card
+
+
+def test_import_pairs_a_vit_with_a_bert_into_a_dual_encoder(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from mmkeras.preprocessing.wordpiece_tokenizer import WordPieceTokenizer
+
+    run = tmp_path / "lit"
+    assert main(["import", f"hf:{FIXTURES / 'hf_vit'}", "--text", f"hf:{FIXTURES / 'hf_bert'}",
+                 "--embed-dim", "8", "--output", str(run)]) == 0
+    model = keras.saving.load_model(run / "model.keras")
+    assert isinstance(model.preprocessor.tokenizer, WordPieceTokenizer) and model.embed_dim == 8
+    serving = tf.saved_model.load(str(run / "export"))
+    raw = [path.read_bytes() for path in sorted((FIXTURES / "hf_vit" / "raw").iterdir())]
+    embeddings = serving.signatures["embed_image"](image_bytes=tf.constant(raw))["embeddings"]
+    np.testing.assert_allclose(embeddings, model.image_model(model.preprocessor.image_converter(tf.constant(raw))),
+                               atol=1e-5)
+    assert main(["import", f"hf:{FIXTURES / 'hf_bert'}", "--text", f"hf:{FIXTURES / 'hf_vit'}",
+                 "--output", str(tmp_path / "swapped")]) == 2
