@@ -17,7 +17,7 @@ BPE_FILE = "bpe_simple_vocab_16e6.txt.gz"
 BPE_LAST_LINE = 49152 - 256 - 2
 LAYER_NORM_EPSILON = 1e-5  # torch.nn.LayerNorm's default, which open_clip uses
 # open_clip `resize_mode` -> mmkeras `ImagePreprocessor(resize=...)`.
-RESIZE_MODES = {"shortest": "crop", "longest": "pad"}
+RESIZE_MODES = {"shortest": "crop", "longest": "pad", "squash": "stretch"}
 INTERPOLATIONS = ("bicubic", "bilinear")
 # model_cfg fields whose other values need parts that this importer does not build: field -> the value it reads.
 # (`None` also stands for an empty dict or list.)

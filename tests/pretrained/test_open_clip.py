@@ -191,7 +191,7 @@ def test_a_wrong_shape_names_the_file_the_tensor_and_both_shapes(checkpoint_copy
         (lambda c: c["model_cfg"].update(custom_text=True), r"model_cfg\.custom_text is True"),
         (lambda c: c["model_cfg"]["vision_cfg"].update(head_width=7), r"vision_cfg\.width 32 is not a multiple of head_width 7"),
         (lambda c: c["model_cfg"]["text_cfg"].update(vocab_size=1000), r"text_cfg\.vocab_size is 1000, but .*bpe_simple_vocab\.txt\.gz gives 1214 token ids"),
-        (lambda c: c["preprocess_cfg"].update(resize_mode="squash"), r"preprocess_cfg\.resize_mode 'squash' is not supported"),
+        (lambda c: c["preprocess_cfg"].update(resize_mode="fit"), r"preprocess_cfg\.resize_mode 'fit' is not supported"),
         (lambda c: c["preprocess_cfg"].update(size=224), r"preprocess_cfg\.size 224 is not the image tower's image_size 32"),
         (lambda c: c.pop("model_cfg"), r"'model_cfg' is missing"),
     ],
