@@ -45,9 +45,15 @@ def zero_shot_predict(model, images, labels, templates=("{}",), batch_size=64):
         raise ValueError("`model` must be a DualEncoder with its preprocessor (tokenizer and image converter).")
     batch_size = check_int("batch_size", batch_size, minimum=1)
     images = tf.convert_to_tensor(images)
-    if images.dtype == tf.string:
-        images = preprocessor.image_converter(images)
-    image_embeddings = predict_full_batches(model.image_model, images, batch_size)
+    image_model, converter = model.image_model, preprocessor.image_converter  # one model: traced once
+    chunks = []
+    for start in range(0, int(images.shape[0]), batch_size):  # bytes decoded a batch at a time
+        chunk = images[start:start + batch_size]
+        chunk = converter(chunk) if chunk.dtype == tf.string else chunk
+        chunks.append(predict_full_batches(image_model, chunk, batch_size))
+    if not chunks:
+        raise ValueError("`images` is empty.")
+    image_embeddings = np.concatenate(chunks)
     tokenizer, text_model = preprocessor.tokenizer, model.text_model
 
     def embed_text(strings):
