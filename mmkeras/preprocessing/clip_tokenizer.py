@@ -23,15 +23,18 @@ pre-tokenizer's `RegexSplitWithOffsets` and `NormalizeUTF8` ops).
 """
 
 import json
-import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from mmkeras.preprocessing.subword_tokenizer import DEFAULT_MAX_TEXT_BYTES
-from mmkeras.preprocessing.subword_tokenizer import SubwordTokenizer
 from mmkeras.preprocessing.subword_tokenizer import _truncate_utf8
+from mmkeras.preprocessing.text_limits import check_min_int
+from mmkeras.preprocessing.text_limits import errors_named
+from mmkeras.preprocessing.text_limits import frame_ids
+from mmkeras.preprocessing.text_limits import read_tokenizer_file
+from mmkeras.preprocessing.tokenizer_base import TokenizerBase
 
 START_TOKEN = "<|startoftext|>"
 END_TOKEN = "<|endoftext|>"
@@ -275,7 +278,7 @@ class _Engine:
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
-class ClipTokenizer(keras.layers.Layer):
+class ClipTokenizer(TokenizerBase):
     """CLIP's byte-level BPE tokenizer as a layer: strings to `[N, sequence_length]` int32 ids, in-graph.
 
     Gives the ids of Hugging Face's `CLIPTokenizer(text, padding="max_length",
@@ -342,8 +345,7 @@ class ClipTokenizer(keras.layers.Layer):
 
     def __init__(self, vocabulary, merges, sequence_length=77, pad_token=END_TOKEN,
                  max_text_bytes=DEFAULT_MAX_TEXT_BYTES, cleaning=None, **kwargs):
-        kwargs.pop("dtype", None)  # the ids are int32 whatever the policy
-        super().__init__(dtype="int32", **kwargs)
+        super().__init__(**kwargs)
         if not isinstance(vocabulary, dict) or not vocabulary:
             raise ValueError(f"`vocabulary` must be a non-empty dict {{token: id}}; got {type(vocabulary).__name__}.")
         vocabulary = {str(token): int(i) for token, i in vocabulary.items()}
@@ -361,8 +363,7 @@ class ClipTokenizer(keras.layers.Layer):
                 )
         if isinstance(sequence_length, bool) or not isinstance(sequence_length, int) or sequence_length < 2:
             raise ValueError(f"`sequence_length` must be an int of at least 2 (start and end tokens); got {sequence_length!r}.")
-        if isinstance(max_text_bytes, bool) or not isinstance(max_text_bytes, int) or max_text_bytes < 4:
-            raise ValueError(f"`max_text_bytes` must be an int of at least 4; got {max_text_bytes!r}.")
+        check_min_int("max_text_bytes", max_text_bytes, 4)
         if cleaning not in CLEANINGS:
             raise ValueError(f"`cleaning` must be one of {CLEANINGS}; got {cleaning!r}.")
         # === Config ===
@@ -375,10 +376,7 @@ class ClipTokenizer(keras.layers.Layer):
         self.start_id = vocabulary[START_TOKEN]
         self.end_id = vocabulary[END_TOKEN]
         self.pad_id = vocabulary[pad_token]
-        self._engine = _Engine(vocabulary, merges, self._tokenize_graph, cleaning)
-        self._convert_input_args = False
-        self._allow_non_tensor_positional_args = True
-        self.built = True
+        self._ready(_Engine(vocabulary, merges, self._tokenize_graph, cleaning))
 
     @classmethod
     def from_files(cls, vocabulary_file, merges_file, **kwargs):
@@ -392,21 +390,14 @@ class ClipTokenizer(keras.layers.Layer):
         Returns:
             A `ClipTokenizer`.
         """
-        for path in (vocabulary_file, merges_file):
-            if not os.path.isfile(path):
-                raise ValueError(f"Tokenizer file not found: {path}.")
+        vocabulary, lines = read_tokenizer_file(vocabulary_file), read_tokenizer_file(merges_file).split("\n")
         try:
-            with open(vocabulary_file, encoding="utf-8") as f:
-                vocabulary = json.load(f)
+            vocabulary = json.loads(vocabulary)
         except ValueError as error:
             raise ValueError(f"{vocabulary_file} is not a JSON vocabulary ({error}).") from None
-        with open(merges_file, encoding="utf-8") as f:
-            lines = f.read().split("\n")
         merges = [line for i, line in enumerate(lines) if line and not (i == 0 and line.startswith("#version"))]
-        try:
+        with errors_named(f"{vocabulary_file} / {merges_file}"):
             return cls(vocabulary, merges, **kwargs)
-        except ValueError as error:
-            raise ValueError(f"{vocabulary_file} / {merges_file}: {error}") from None
 
     def vocabulary_size(self):
         """The number of token ids (one more than the largest id)."""
@@ -519,23 +510,12 @@ class ClipTokenizer(keras.layers.Layer):
         ids = self._engine.vocabulary(symbols, self.end_id)
         text = tf.gather(tf.cast(words.value_rowids(), tf.int32), row)
         ids = tf.RaggedTensor.from_value_rowids(ids, text, nrows=tf.shape(strings, out_type=tf.int32)[0])
-        batch = tf.shape(strings)[0]
-        ids = tf.concat(
-            [tf.fill([batch, 1], self.start_id), ids[:, : length - 2], tf.fill([batch, 1], self.end_id)], axis=1
-        )
-        return tf.ensure_shape(ids.to_tensor(self.pad_id, shape=[None, length]), [None, length])
-
-    # Strings in ([N], [N, 1] or a scalar), ids out from the traced `_engine.tokenize` on CPU:
-    # the same as `SubwordTokenizer`, which reads nothing else of its layer.
-    call = SubwordTokenizer.call
-    tokenize = SubwordTokenizer.tokenize
-    compute_output_spec = SubwordTokenizer.compute_output_spec
+        return frame_ids(ids, tf.shape(strings)[0], self.start_id, self.end_id, self.pad_id, length)
 
     # --- Keras plumbing ---------------------------------------------------
 
     def get_config(self):
         config = super().get_config()
-        config.pop("dtype", None)
         config.update(
             vocabulary=dict(self.vocabulary),
             merges=list(self.merges),

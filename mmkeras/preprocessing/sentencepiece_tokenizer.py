@@ -33,8 +33,12 @@ import tensorflow as tf
 
 from mmkeras.preprocessing.clip_tokenizer import _FINAL_SIGMA
 from mmkeras.preprocessing.subword_tokenizer import DEFAULT_MAX_TEXT_BYTES
-from mmkeras.preprocessing.subword_tokenizer import SubwordTokenizer
 from mmkeras.preprocessing.subword_tokenizer import _truncate_utf8
+from mmkeras.preprocessing.text_limits import check_min_int
+from mmkeras.preprocessing.text_limits import errors_named
+from mmkeras.preprocessing.text_limits import pad_ids
+from mmkeras.preprocessing.text_limits import read_tokenizer_file
+from mmkeras.preprocessing.tokenizer_base import TokenizerBase
 
 WORD_START = "\u2581"
 _NUL_STAND_IN = "\ue000"
@@ -94,7 +98,7 @@ def _sentencepiece_ids(proto, strings):
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
-class SentencePieceTokenizer(keras.layers.Layer):
+class SentencePieceTokenizer(TokenizerBase):
     """A SentencePiece model as a layer: strings to `[N, sequence_length]` int32 ids, in-graph.
 
     With `canonicalize=True` (the default) it gives the ids of Hugging Face's
@@ -145,8 +149,7 @@ class SentencePieceTokenizer(keras.layers.Layer):
 
     def __init__(self, proto, sequence_length=64, canonicalize=True, lowercase=True, end_token="</s>",
                  pad_token="</s>", unknown_token="<unk>", max_text_bytes=DEFAULT_MAX_TEXT_BYTES, **kwargs):
-        kwargs.pop("dtype", None)  # the ids are int32 whatever the policy
-        super().__init__(dtype="int32", **kwargs)
+        super().__init__(**kwargs)
         import tensorflow_text as tf_text
 
         proto = _decode_proto(proto)
@@ -156,8 +159,7 @@ class SentencePieceTokenizer(keras.layers.Layer):
         except (tf.errors.InvalidArgumentError, tf.errors.InternalError) as error:
             raise ValueError(f"`proto` is not a valid SentencePiece model ({error.message.strip()}).") from None
         for field, value, minimum in (("sequence_length", sequence_length, 2), ("max_text_bytes", max_text_bytes, 4)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"`{field}` must be an int of at least {minimum}; got {value!r}.")
+            check_min_int(field, value, minimum)
         ids = {}
         for field, token in (("end_token", end_token), ("pad_token", pad_token), ("unknown_token", unknown_token)):
             if token is None and field == "end_token":
@@ -180,10 +182,7 @@ class SentencePieceTokenizer(keras.layers.Layer):
         # The pieces of the prefix the canonical encoding puts before every text.
         self._prefix = unknown_token + WORD_START
         self._prefix_length = int(model.tokenize(unknown_token).shape[0]) if self.canonicalize else 0
-        self._engine = _Engine(proto, self._tokenize_graph)
-        self._convert_input_args = False
-        self._allow_non_tensor_positional_args = True
-        self.built = True
+        self._ready(_Engine(proto, self._tokenize_graph))
 
     @classmethod
     def from_file(cls, model_file, **kwargs):
@@ -196,15 +195,9 @@ class SentencePieceTokenizer(keras.layers.Layer):
         Returns:
             A `SentencePieceTokenizer`.
         """
-        model_file = os.fspath(model_file)
-        if not os.path.isfile(model_file):
-            raise ValueError(f"Tokenizer file not found: {model_file}.")
-        with open(model_file, "rb") as f:
-            proto = f.read()
-        try:
+        proto = read_tokenizer_file(model_file, binary=True)
+        with errors_named(os.fspath(model_file)):
             return cls(proto, **kwargs)
-        except ValueError as error:
-            raise ValueError(f"{model_file}: {error}") from None
 
     def vocabulary_size(self):
         """The number of pieces of the model."""
@@ -238,18 +231,12 @@ class SentencePieceTokenizer(keras.layers.Layer):
         pieces = pieces[:, self._prefix_length: self._prefix_length + keep]
         if self.end_id is not None:
             pieces = tf.concat([pieces, tf.fill([tf.shape(strings)[0], 1], self.end_id)], axis=1)
-        return tf.ensure_shape(pieces.to_tensor(self.pad_id, shape=[None, length]), [None, length])
-
-    # Strings (a scalar, [N] or [N, 1]) -> ids on the CPU through the traced function, as the other tokenizers.
-    call = SubwordTokenizer.call
-    tokenize = SubwordTokenizer.tokenize
-    compute_output_spec = SubwordTokenizer.compute_output_spec
+        return pad_ids(pieces, self.pad_id, length)
 
     # --- Keras plumbing ---------------------------------------------------
 
     def get_config(self):
         config = super().get_config()
-        config.pop("dtype", None)
         config.update(
             proto=base64.b64encode(self.proto).decode("ascii"),
             sequence_length=self.sequence_length,

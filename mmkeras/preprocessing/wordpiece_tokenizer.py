@@ -26,7 +26,6 @@ so any `tf.function` that calls it can be saved. The process that loads such
 a SavedModel must `import tensorflow_text` first.
 """
 
-import os
 
 import keras
 import numpy as np
@@ -34,8 +33,12 @@ import tensorflow as tf
 
 from mmkeras.config_fields import config_fields
 from mmkeras.preprocessing.subword_tokenizer import DEFAULT_MAX_TEXT_BYTES
-from mmkeras.preprocessing.subword_tokenizer import SubwordTokenizer
 from mmkeras.preprocessing.subword_tokenizer import _truncate_utf8
+from mmkeras.preprocessing.text_limits import check_min_int
+from mmkeras.preprocessing.text_limits import errors_named
+from mmkeras.preprocessing.text_limits import frame_ids
+from mmkeras.preprocessing.text_limits import read_tokenizer_file
+from mmkeras.preprocessing.tokenizer_base import TokenizerBase
 
 # Cc (except \t \n \r), Cf, Co, Cs, NUL and U+FFFD: deleted by the reference's text cleaning.
 _CONTROL = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\p{Cf}\p{Co}\p{Cs}\x{FFFD}]"
@@ -65,7 +68,7 @@ class _Engine:
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
-class WordPieceTokenizer(keras.layers.Layer):
+class WordPieceTokenizer(TokenizerBase):
     """BERT's WordPiece tokenizer as a layer: strings to `[N, sequence_length]` int32 ids, in-graph.
 
     Gives the ids of Hugging Face's `BertTokenizer(text, padding="max_length",
@@ -112,8 +115,7 @@ class WordPieceTokenizer(keras.layers.Layer):
     def __init__(self, vocabulary, sequence_length=512, lowercase=True, strip_accents=None, start_token="[CLS]",
                  end_token="[SEP]", pad_token="[PAD]", unknown_token="[UNK]", suffix_indicator="##",
                  max_word_chars=100, max_text_bytes=DEFAULT_MAX_TEXT_BYTES, **kwargs):
-        kwargs.pop("dtype", None)  # the ids are int32 whatever the policy
-        super().__init__(dtype="int32", **kwargs)
+        super().__init__(**kwargs)
         if isinstance(vocabulary, (str, bytes, dict)) or not isinstance(vocabulary, (list, tuple)) or not vocabulary:
             raise ValueError(f"`vocabulary` must be a non-empty list of tokens; got {type(vocabulary).__name__}.")
         vocabulary = [str(token) for token in vocabulary]
@@ -128,8 +130,7 @@ class WordPieceTokenizer(keras.layers.Layer):
                 raise ValueError(f"`{field}` {token!r} is not in `vocabulary`.")
         for field, value, minimum in (("sequence_length", sequence_length, 2), ("max_word_chars", max_word_chars, 1),
                                       ("max_text_bytes", max_text_bytes, 4)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"`{field}` must be an int of at least {minimum}; got {value!r}.")
+            check_min_int(field, value, minimum)
         if not isinstance(suffix_indicator, str) or not suffix_indicator:
             raise ValueError(f"`suffix_indicator` must be a non-empty string; got {suffix_indicator!r}.")
         # === Config ===
@@ -144,10 +145,7 @@ class WordPieceTokenizer(keras.layers.Layer):
         self.max_text_bytes = max_text_bytes
         self.start_id, self.end_id = index[start_token], index[end_token]
         self.pad_id, self.unknown_id = index[pad_token], index[unknown_token]
-        self._engine = _Engine(vocabulary, suffix_indicator, unknown_token, max_word_chars, self._tokenize_graph)
-        self._convert_input_args = False
-        self._allow_non_tensor_positional_args = True
-        self.built = True
+        self._ready(_Engine(vocabulary, suffix_indicator, unknown_token, max_word_chars, self._tokenize_graph))
 
     @classmethod
     def from_file(cls, vocabulary_file, **kwargs):
@@ -160,17 +158,12 @@ class WordPieceTokenizer(keras.layers.Layer):
         Returns:
             A `WordPieceTokenizer`.
         """
-        if not os.path.isfile(vocabulary_file):
-            raise ValueError(f"Tokenizer file not found: {vocabulary_file}.")
-        with open(vocabulary_file, encoding="utf-8") as f:
-            vocabulary = f.read().split("\n")
+        vocabulary = read_tokenizer_file(vocabulary_file).split("\n")
         if vocabulary and vocabulary[-1] == "":
             vocabulary.pop()
         vocabulary = [token.rstrip("\r") for token in vocabulary]
-        try:
+        with errors_named(vocabulary_file):
             return cls(vocabulary, **kwargs)
-        except ValueError as error:
-            raise ValueError(f"{vocabulary_file}: {error}") from None
 
     def vocabulary_size(self):
         """The number of token ids."""
@@ -210,23 +203,12 @@ class WordPieceTokenizer(keras.layers.Layer):
         too_long = tf.strings.length(words.flat_values, unit="UTF8_CHAR") > self.max_word_chars
         pieces = wordpiece.tokenize(tf.where(too_long, self.unknown_token, words.flat_values))
         ids = words.with_flat_values(pieces).merge_dims(1, 2)
-        batch = tf.shape(strings)[0]
-        ids = tf.concat(
-            [tf.fill([batch, 1], self.start_id), ids[:, : length - 2], tf.fill([batch, 1], self.end_id)], axis=1
-        )
-        return tf.ensure_shape(ids.to_tensor(self.pad_id, shape=[None, length]), [None, length])
-
-    # Strings in ([N], [N, 1] or a scalar), ids out from the traced `_engine.tokenize` on CPU:
-    # the same as `SubwordTokenizer`, which reads nothing else of its layer.
-    call = SubwordTokenizer.call
-    tokenize = SubwordTokenizer.tokenize
-    compute_output_spec = SubwordTokenizer.compute_output_spec
+        return frame_ids(ids, tf.shape(strings)[0], self.start_id, self.end_id, self.pad_id, length)
 
     # --- Keras plumbing ---------------------------------------------------
 
     def get_config(self):
         config = super().get_config()
-        config.pop("dtype", None)
         config.update(config_fields(
             self, "vocabulary sequence_length lowercase strip_accents start_token end_token pad_token unknown_token "
             "suffix_indicator max_word_chars max_text_bytes"))
