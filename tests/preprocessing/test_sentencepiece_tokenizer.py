@@ -1,9 +1,6 @@
 import base64
-import json
 import os
-import time
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,23 +14,12 @@ TEXTS = ["A Photo of 2 cats!", "", "东京 café 👍", "a\x00b"]
 
 
 @pytest.fixture(scope="module")
-def cases():
-    with open(os.path.join(FIXTURE, "tokenizer_cases.json"), encoding="utf-8") as f:
-        return json.load(f)
-
-
-@pytest.fixture(scope="module")
 def tokenizer(cases):
     return SentencePieceTokenizer.from_file(MODEL, sequence_length=cases["max_length"])
 
 
-def test_ids_equal_the_reference_tokenizer_on_every_case(tokenizer, cases):
-    assert len(cases["captions"]) >= 1000
-    ids = tokenizer(cases["captions"]).numpy()
-    expected = np.array(cases["input_ids"])
-    wrong = [cases["captions"][i] for i in np.where((ids != expected).any(axis=1))[0]]
-    assert not wrong, f"{len(wrong)} captions differ, e.g. {wrong[:3]}"
-    assert ids.dtype == np.int32 and ids.shape == expected.shape
+def test_ids_equal_the_reference_tokenizer_on_every_case(tokenizer, cases, check_reference_ids):
+    check_reference_ids(tokenizer, cases)
 
 
 def test_end_token_truncation_and_padding(tokenizer):
@@ -73,36 +59,20 @@ def test_without_canonicalization_the_text_is_encoded_as_written(tokenizer):
     assert no_end(["a"]).numpy()[0].tolist() == [6] + [1] * 15
 
 
-def test_config_and_keras_file_round_trip(tokenizer, tmp_path):
-    config = json.loads(json.dumps(keras.saving.serialize_keras_object(tokenizer)))
+def test_config_and_keras_file_round_trip(tokenizer, check_round_trip):
+    config = check_round_trip(tokenizer, TEXTS)
     with open(MODEL, "rb") as f:
         assert base64.b64decode(config["config"]["proto"]) == f.read()  # self-contained: no asset files
-    again = keras.saving.deserialize_keras_object(config)
-    np.testing.assert_array_equal(again(TEXTS), tokenizer(TEXTS))
-    inputs = keras.Input((), dtype="string")
-    model = keras.Model(inputs, tokenizer(inputs))
-    model.save(tmp_path / "tokenizer.keras")
-    loaded = keras.saving.load_model(tmp_path / "tokenizer.keras")
-    np.testing.assert_array_equal(loaded(tf.constant(TEXTS)), tokenizer(TEXTS))
 
 
-def test_in_tf_data_tf_function_and_the_multimodal_preprocessor(tokenizer):
-    expected = tokenizer(TEXTS).numpy()
-    mapped = np.concatenate(list(tf.data.Dataset.from_tensor_slices(TEXTS).batch(2).map(tokenizer)))
-    np.testing.assert_array_equal(mapped, expected)
-    np.testing.assert_array_equal(tf.function(tokenizer)(tf.constant(TEXTS)), expected)
+def test_in_tf_data_tf_function_and_the_multimodal_preprocessor(tokenizer, check_in_graphs):
+    expected = check_in_graphs(tokenizer, TEXTS)
     preprocessor = MultimodalPreprocessor(tokenizer)
     np.testing.assert_array_equal(preprocessor({"text": tf.constant(TEXTS)})["token_ids"], expected)
 
 
-def test_huge_text_costs_little(tokenizer):
-    caption = "a small brown dog runs on the grass "
-    start = time.perf_counter()
-    ids = tokenizer([caption * 3000, "x" * 200_000]).numpy()
-    assert time.perf_counter() - start < 30
-    np.testing.assert_array_equal(ids[0], tokenizer([caption * 3]).numpy()[0])
-    short = SentencePieceTokenizer.from_config({**tokenizer.get_config(), "max_text_bytes": 8})
-    np.testing.assert_array_equal(short([caption]), tokenizer([caption[:8]]))
+def test_huge_text_costs_little(tokenizer, check_huge_text):
+    check_huge_text(tokenizer)
 
 
 def test_bad_arguments(tmp_path):
@@ -125,13 +95,5 @@ def test_bad_arguments(tmp_path):
         SentencePieceTokenizer.from_file(tmp_path / "broken.model")
 
 
-def test_exported_tokenizer_loads_without_mmkeras(tokenizer, tmp_path, serve_in_fresh_process):
-    module = tf.Module()
-    module.tokenize = tf.function(lambda text: tokenizer(text), input_signature=[tf.TensorSpec([None], tf.string)])
-    tf.saved_model.save(module, str(tmp_path / "export"))
-    script = (
-        "import tensorflow as tf, tensorflow_text\n"
-        f"ids = tf.saved_model.load('export').tokenize(tf.constant({TEXTS!r}))\n"
-        "print(__import__('json').dumps(ids.numpy().tolist()))\n"
-    )
-    assert serve_in_fresh_process(script, timeout=120) == tokenizer(TEXTS).numpy().tolist()
+def test_exported_tokenizer_loads_without_mmkeras(tokenizer, check_export):
+    check_export(tokenizer, TEXTS)
