@@ -5,6 +5,7 @@ import os
 
 from mmkeras.pretrained.keras_hub_loader import KerasHubLoader
 from mmkeras.pretrained.keras_hub_loader import read_hf_config
+from mmkeras.pretrained.checkpoint_files import read_json
 
 POOLINGS = ("cls", "pooler")
 # Hugging Face `hidden_act` -> the activation set on keras-hub's blocks (None: BertBackbone's own, tanh GELU).
@@ -115,11 +116,10 @@ def load_hf_bert(directory, *, pooling="cls", sequence_length=None, dtype=None, 
 
 
 def _tokenizer(directory, config, sequence_length):
-    from mmkeras.pretrained.hf_clip import _read_json
     from mmkeras.preprocessing.wordpiece_tokenizer import WordPieceTokenizer
 
     settings_path = os.path.join(directory, "tokenizer_config.json")
-    settings = _read_json(settings_path, required=False) or {}
+    settings = read_json(settings_path, required=False) or {}
     positions = int(config["max_position_embeddings"])
     if sequence_length is None:
         length = settings.get("model_max_length")

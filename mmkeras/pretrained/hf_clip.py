@@ -1,12 +1,11 @@
 """Hugging Face `CLIPModel` checkpoints as mmkeras dual encoders, with their own tokenizer and image preprocessing."""
 
-import json
-import math
 import os
 
 import numpy as np
 
 from mmkeras.pretrained.safetensors_checkpoint import SafetensorsCheckpoint
+from mmkeras.pretrained.checkpoint_files import checkpoint_directory, hf_image_converter, read_json
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -77,14 +76,9 @@ def load_hf_clip(directory, *, pooled_only=True, dtype=None, name="clip"):
     mmkeras.export.export_model(model, "clip_export")
     ```
     """
-    directory = os.fspath(directory)
-    if os.path.isfile(directory):
-        SafetensorsCheckpoint(directory)  # a pickle file is refused with how to convert it
-        raise ValueError(f"{directory} is a file; pass the checkpoint directory that holds it and config.json.")
-    if not os.path.isdir(directory):
-        raise ValueError(f"Checkpoint directory not found: {directory}.")
+    directory = checkpoint_directory(directory)
     config_path = os.path.join(directory, "config.json")
-    config = _read_json(config_path, required=True)
+    config = read_json(config_path, required=True)
     _check_architecture(config, config_path)
     text_config = {**TEXT_DEFAULTS, **(config.get("text_config") or config.get("text_config_dict") or {})}
     vision_config = {**VISION_DEFAULTS, **(config.get("vision_config") or config.get("vision_config_dict") or {})}
@@ -122,18 +116,6 @@ def load_hf_clip(directory, *, pooled_only=True, dtype=None, name="clip"):
 
 
 # --- config -------------------------------------------------------------------
-
-
-def _read_json(path, required):
-    if not os.path.isfile(path):
-        if required:
-            raise ValueError(f"{path} is missing (a Hugging Face checkpoint directory has a config.json).")
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except ValueError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}).") from None
 
 
 def _check_architecture(config, path):
@@ -216,8 +198,8 @@ def _tokenizer(directory, text_config, config_path):
     from mmkeras.preprocessing.clip_tokenizer import END_TOKEN
     from mmkeras.preprocessing.clip_tokenizer import ClipTokenizer
 
-    settings = _read_json(os.path.join(directory, "tokenizer_config.json"), required=False) or {}
-    special = _read_json(os.path.join(directory, "special_tokens_map.json"), required=False) or {}
+    settings = read_json(os.path.join(directory, "tokenizer_config.json"), required=False) or {}
+    special = read_json(os.path.join(directory, "special_tokens_map.json"), required=False) or {}
     pad = settings.get("pad_token", special.get("pad_token", END_TOKEN))
     pad = pad.get("content", END_TOKEN) if isinstance(pad, dict) else (pad or END_TOKEN)
     length = int(text_config["max_position_embeddings"])
@@ -227,7 +209,7 @@ def _tokenizer(directory, text_config, config_path):
     fast_file = os.path.join(directory, "tokenizer.json")
     if not os.path.isfile(fast_file):
         raise ValueError(f"{directory} has no tokenizer: vocab.json and merges.txt (or tokenizer.json) are missing.")
-    model = (_read_json(fast_file, required=True).get("model") or {})
+    model = (read_json(fast_file, required=True).get("model") or {})
     vocabulary, merges = model.get("vocab"), model.get("merges")
     if not isinstance(vocabulary, dict) or not isinstance(merges, list):
         raise ValueError(f"{fast_file}: 'model' has no BPE 'vocab' and 'merges'.")
@@ -239,11 +221,9 @@ def _tokenizer(directory, text_config, config_path):
 
 
 def _image_converter(directory, vision_config):
-    from mmkeras.preprocessing.image_preprocessor import ImagePreprocessor
-
     image_size = int(vision_config["image_size"])
     path = os.path.join(directory, "preprocessor_config.json")
-    settings = _read_json(path, required=False) or {}
+    settings = read_json(path, required=False) or {}
 
     def side(value, field):
         if value is None:
@@ -262,14 +242,7 @@ def _image_converter(directory, vision_config):
             f"{path}: size {resize} and crop_size {crop} must both be the image tower's image_size {image_size} "
             "(the shorter side resized to it, then a centre crop)."
         )
-    if settings.get("do_rescale", True) and not math.isclose(settings.get("rescale_factor", 1 / 255), 1 / 255):
-        raise ValueError(f"{path}: rescale_factor {settings['rescale_factor']} is not 1/255.")
-    normalize = settings.get("do_normalize", True)
-    mean = settings.get("image_mean", OPENAI_CLIP_MEAN) if normalize else (0.0, 0.0, 0.0)
-    std = settings.get("image_std", OPENAI_CLIP_STD) if normalize else (1.0, 1.0, 1.0)
-    # The Hugging Face processors composite transparent images on white before resizing.
-    return ImagePreprocessor(image_size=image_size, resize="crop", mean=list(mean), std=list(std),
-                             transparency="white", name="image_converter")
+    return hf_image_converter(path, settings, image_size, "crop", OPENAI_CLIP_MEAN, OPENAI_CLIP_STD)
 
 
 # --- weights ------------------------------------------------------------------

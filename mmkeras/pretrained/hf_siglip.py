@@ -8,6 +8,7 @@ import numpy as np
 from mmkeras.pretrained.keras_hub_loader import KerasHubLoader
 from mmkeras.pretrained.keras_hub_loader import read_hf_config
 from mmkeras.pretrained.safetensors_checkpoint import SafetensorsCheckpoint
+from mmkeras.pretrained.checkpoint_files import hf_image_converter, read_json
 
 # Hugging Face `hidden_act` -> keras-hub SigLIP activation.
 ACTIVATIONS = {"gelu_pytorch_tanh": "gelu_approximate", "gelu_new": "gelu_approximate", "gelu": "gelu"}
@@ -101,32 +102,32 @@ def load_hf_siglip(directory, *, pooled_only=True, dtype=None, name="siglip"):
     tokenizer = _tokenizer(directory, text_config)
     image_converter = _image_converter(directory, vision_config)
 
+    def tower(section, config):
+        """The keras-hub arguments both towers take, from their config section."""
+        return dict(
+            hidden_dim=config["hidden_size"],
+            num_layers=config["num_hidden_layers"],
+            num_heads=config["num_attention_heads"],
+            intermediate_dim=config["intermediate_size"],
+            intermediate_activation=_activation(section, config, config_path),
+            layer_norm_epsilon=config["layer_norm_eps"],
+            dtype=dtype,
+        )
+
     backbone = keras_hub.models.SigLIPBackbone(
         vision_encoder=keras_hub.models.SigLIPVisionEncoder(
             patch_size=vision_config["patch_size"],
-            hidden_dim=vision_config["hidden_size"],
-            num_layers=vision_config["num_hidden_layers"],
-            num_heads=vision_config["num_attention_heads"],
-            intermediate_dim=vision_config["intermediate_size"],
-            intermediate_activation=_activation("vision_config", vision_config, config_path),
-            layer_norm_epsilon=vision_config["layer_norm_eps"],
             image_shape=(vision_config["image_size"], vision_config["image_size"], 3),
-            dtype=dtype,
             name="vision_encoder",
+            **tower("vision_config", vision_config),
         ),
         text_encoder=keras_hub.models.SigLIPTextEncoder(
             vocabulary_size=text_config["vocab_size"],
             embedding_dim=text_config["hidden_size"],
-            hidden_dim=text_config["hidden_size"],
-            num_layers=text_config["num_hidden_layers"],
-            num_heads=text_config["num_attention_heads"],
-            intermediate_dim=text_config["intermediate_size"],
-            intermediate_activation=_activation("text_config", text_config, config_path),
-            layer_norm_epsilon=text_config["layer_norm_eps"],
             max_sequence_length=text_config["max_position_embeddings"],
             projection_dim=text_config.get("projection_size") or text_config["hidden_size"],
-            dtype=dtype,
             name="text_encoder",
+            **tower("text_config", text_config),
         ),
         dtype=dtype,
         name="siglip_backbone",
@@ -199,13 +200,12 @@ def _special_token(settings, field, default):
 
 
 def _tokenizer(directory, text_config):
-    from mmkeras.pretrained.hf_clip import _read_json
     from mmkeras.preprocessing.sentencepiece_tokenizer import SentencePieceTokenizer
 
     path = os.path.join(directory, "spiece.model")
     if not os.path.isfile(path):
         raise ValueError(f"{path} is missing (a SigLIP checkpoint's SentencePiece tokenizer model).")
-    settings = _read_json(os.path.join(directory, "tokenizer_config.json"), required=False) or {}
+    settings = read_json(os.path.join(directory, "tokenizer_config.json"), required=False) or {}
     return SentencePieceTokenizer.from_file(
         path,
         sequence_length=text_config["max_position_embeddings"],
@@ -218,12 +218,9 @@ def _tokenizer(directory, text_config):
 
 
 def _image_converter(directory, vision_config):
-    from mmkeras.pretrained.hf_clip import _read_json
-    from mmkeras.preprocessing.image_preprocessor import ImagePreprocessor
-
     image_size = vision_config["image_size"]
     path = os.path.join(directory, "preprocessor_config.json")
-    settings = _read_json(path, required=False) or {}
+    settings = read_json(path, required=False) or {}
     size = settings.get("size") or {"height": image_size, "width": image_size}
     if settings.get("do_resize", True):
         sides = {size.get(k) for k in ("height", "width")} if isinstance(size, dict) else {size}
@@ -232,14 +229,8 @@ def _image_converter(directory, vision_config):
                 f"{path}: size {size} must be the image tower's image_size {image_size} on both sides "
                 "(SiglipImageProcessor resizes both sides to it)."
             )
-    if settings.get("do_rescale", True) and not math.isclose(settings.get("rescale_factor", 1 / 255), 1 / 255):
-        raise ValueError(f"{path}: rescale_factor {settings['rescale_factor']} is not 1/255.")
-    normalize = settings.get("do_normalize", True)
-    mean = settings.get("image_mean", (0.5, 0.5, 0.5)) if normalize else (0.0, 0.0, 0.0)
-    std = settings.get("image_std", (0.5, 0.5, 0.5)) if normalize else (1.0, 1.0, 1.0)
     # SiglipImageProcessor composites transparent images on white, then resizes both sides (no crop).
-    return ImagePreprocessor(image_size=image_size, resize="stretch", mean=list(mean), std=list(std),
-                             transparency="white", name="image_converter")
+    return hf_image_converter(path, settings, image_size, "stretch", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 
 
 # --- weights ------------------------------------------------------------------

@@ -6,6 +6,7 @@ import keras
 
 from mmkeras.pretrained.keras_hub_loader import KerasHubLoader
 from mmkeras.pretrained.keras_hub_loader import read_hf_config
+from mmkeras.pretrained.checkpoint_files import hf_image_converter, read_json
 
 POOLINGS = ("cls", "pooler")
 # transformers' ViTImageProcessor normalises with ImageNet's "standard" mean and std by default.
@@ -112,25 +113,14 @@ def load_hf_vit(directory, *, pooling="cls", dtype=None, name="image_encoder"):
 
 def _image_converter(directory, config):
     """The `ImagePreprocessor` of transformers' `ViTImageProcessor` settings: both sides resized, mean and std."""
-    import math
-
-    from mmkeras.pretrained.hf_clip import _read_json
-    from mmkeras.preprocessing.image_preprocessor import ImagePreprocessor
-
     image_size = int(config["image_size"])
     path = os.path.join(directory, "preprocessor_config.json")
-    settings = _read_json(path, required=False) or {}
+    settings = read_json(path, required=False) or {}
     if settings.get("do_center_crop"):
         raise ValueError(f"{path}: do_center_crop is true; load_hf_vit reads ViTImageProcessor settings (no crop).")
     size = settings.get("size", image_size) if settings.get("do_resize", True) else image_size
     sides = {size[k] for k in ("height", "width", "shortest_edge") if k in size} if isinstance(size, dict) else {size}
     if sides != {image_size}:
         raise ValueError(f"{path}: size {size} must be the image tower's image_size {image_size} on both sides.")
-    if settings.get("do_rescale", True) and not math.isclose(settings.get("rescale_factor", 1 / 255), 1 / 255):
-        raise ValueError(f"{path}: rescale_factor {settings['rescale_factor']} is not 1/255.")
-    normalize = settings.get("do_normalize", True)
-    mean = settings.get("image_mean", VIT_MEAN) if normalize else (0.0, 0.0, 0.0)
-    std = settings.get("image_std", VIT_STD) if normalize else (1.0, 1.0, 1.0)
     # Like the reference processor: transparent images on white, both sides resized to the square.
-    return ImagePreprocessor(image_size=image_size, resize="stretch", mean=list(mean), std=list(std),
-                             transparency="white", name="image_converter")
+    return hf_image_converter(path, settings, image_size, "stretch", VIT_MEAN, VIT_STD)

@@ -5,6 +5,7 @@ import os
 import numpy as np
 
 from mmkeras.pretrained.safetensors_checkpoint import SafetensorsCheckpoint
+from mmkeras.pretrained.checkpoint_files import checkpoint_directory, read_json
 
 
 class KerasHubLoader:
@@ -82,16 +83,9 @@ def read_hf_config(directory, model_type, loader):
     Returns:
         The parsed `config.json` and its path.
     """
-    from mmkeras.pretrained.hf_clip import _read_json
-
-    directory = os.fspath(directory)
-    if os.path.isfile(directory):
-        SafetensorsCheckpoint(directory)  # a pickle file is refused with how to convert it
-        raise ValueError(f"{directory} is a file; pass the checkpoint directory that holds it and config.json.")
-    if not os.path.isdir(directory):
-        raise ValueError(f"Checkpoint directory not found: {directory}.")
+    directory = checkpoint_directory(directory)
     path = os.path.join(directory, "config.json")
-    config = _read_json(path, required=True)
+    config = read_json(path, required=True)
     architectures = config.get("architectures") or []
     if config.get("model_type") != model_type:
         raise ValueError(

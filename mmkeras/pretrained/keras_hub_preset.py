@@ -5,6 +5,8 @@ import os
 
 import numpy as np
 
+from mmkeras.pretrained.checkpoint_files import read_json
+
 BACKBONES = ("CLIPBackbone", "SigLIPBackbone", "ViTBackbone", "BertBackbone")
 POOLINGS = ("cls", "pooler")
 
@@ -93,13 +95,7 @@ def _backbone_class(directory):
     if not os.path.isdir(directory):
         raise ValueError(f"Preset directory not found: {directory}.")
     path = os.path.join(directory, "config.json")
-    if not os.path.isfile(path):
-        raise ValueError(f"{path} is missing (a keras-hub preset directory has a config.json).")
-    try:
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-    except ValueError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}).") from None
+    config = read_json(path, required=True, missing="a keras-hub preset directory has a config.json")
     if "class_name" not in config and "model_type" in config:
         raise ValueError(f"{path} is a Hugging Face config (model_type {config['model_type']!r}); import it as hf:DIR.")
     class_name = config.get("class_name")

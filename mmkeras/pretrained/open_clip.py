@@ -6,6 +6,7 @@ import os
 
 from mmkeras.pretrained import hf_clip
 from mmkeras.pretrained.safetensors_checkpoint import SafetensorsCheckpoint
+from mmkeras.pretrained.checkpoint_files import checkpoint_directory, read_json
 
 CONFIG_FILE = "open_clip_config.json"
 # The state dict files open_clip's own loader looks for, in its order of preference.
@@ -102,18 +103,13 @@ def load_open_clip(directory, *, pooled_only=True, dtype=None, name="open_clip")
     mmkeras.export.export_model(model, "open_clip_export")
     ```
     """
-    directory = os.fspath(directory)
-    if os.path.isfile(directory):
-        SafetensorsCheckpoint(directory)  # a pickle file is refused with how to convert it
-        raise ValueError(f"{directory} is a file; pass the folder that holds it and {CONFIG_FILE}.")
-    if not os.path.isdir(directory):
-        raise ValueError(f"Checkpoint directory not found: {directory}.")
+    directory = checkpoint_directory(directory, CONFIG_FILE, folder="folder")
     config_path = os.path.join(directory, CONFIG_FILE)
     if not os.path.isfile(config_path):
         raise ValueError(
             f"{config_path} is missing (an open_clip model folder has {CONFIG_FILE} with model_cfg and preprocess_cfg)."
         )
-    config = hf_clip._read_json(config_path, required=True)
+    config = read_json(config_path, required=True)
     model_cfg, preprocess_cfg = _sections(config, config_path)
     vision_cfg, text_cfg = _model_sections(model_cfg, config_path)
     checkpoint = SafetensorsCheckpoint(_checkpoint_file(directory))
