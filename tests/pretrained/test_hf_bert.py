@@ -9,7 +9,6 @@ import pytest
 import tensorflow as tf
 
 from mmkeras.encoders.keras_hub_encoder import KerasHubEncoder
-from mmkeras.export import export_model
 from mmkeras.models import dual_encoder
 from mmkeras.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
 from mmkeras.preprocessing.wordpiece_tokenizer import WordPieceTokenizer
@@ -18,12 +17,8 @@ from mmkeras.pretrained.hf_vit import load_hf_vit
 
 PRETRAINED = os.path.join(os.path.dirname(__file__), "..", "fixtures", "pretrained")
 FIXTURE = os.path.join(PRETRAINED, "hf_bert")
+PHOTOS = os.path.join(PRETRAINED, "hf_vit")  # the dual encoder's raw photos
 TEXTS = ["a photo of a dog", "Two CATS, sleeping!", ""]
-
-
-@pytest.fixture(scope="module")
-def expected():
-    return dict(np.load(os.path.join(FIXTURE, "expected.npz")))
 
 
 @pytest.fixture(scope="module")
@@ -121,29 +116,16 @@ def model(imported):
     )
 
 
-def _raw_bytes():
-    return tf.constant([open(os.path.join(PRETRAINED, "hf_vit", "raw", name), "rb").read() for name in ("0.jpg", "1.png")])
-
-
-def test_dual_encoder_keras_round_trip(model, tmp_path):
-    model.save(tmp_path / "model.keras")
-    loaded = keras.saving.load_model(tmp_path / "model.keras")
-    inputs = model.preprocessor({"image_bytes": _raw_bytes(), "text": tf.constant(TEXTS)})
+def test_dual_encoder_keras_round_trip(model, round_trip, raw_bytes):
+    inputs = model.preprocessor({"image_bytes": raw_bytes, "text": tf.constant(TEXTS)})
     assert inputs["token_ids"].shape == (3, 32) and inputs["images"].shape == (2, 32, 32, 3)
     batch = {"images": inputs["images"], "token_ids": inputs["token_ids"][:2]}
-    for key, value in model(batch).items():
-        np.testing.assert_array_equal(loaded(batch)[key], value)
+    loaded = round_trip(model, batch, TEXTS)
     np.testing.assert_array_equal(loaded.preprocessor.tokenizer(TEXTS), inputs["token_ids"])
 
 
-def test_dual_encoder_export_takes_raw_bytes_and_strings(model, tmp_path):
-    export_model(model, str(tmp_path / "export"))
-    serving = tf.saved_model.load(str(tmp_path / "export"))
-    texts = serving.signatures["embed_text"](text=tf.constant(TEXTS))["embeddings"].numpy()
-    images = serving.signatures["embed_image"](image_bytes=_raw_bytes())["embeddings"].numpy()
-    inputs = model.preprocessor({"image_bytes": _raw_bytes(), "text": tf.constant(TEXTS)})
-    np.testing.assert_allclose(texts, model.text_model(inputs["token_ids"]).numpy(), atol=1e-5)
-    np.testing.assert_allclose(images, model.image_model(inputs["images"]).numpy(), atol=1e-5)
+def test_dual_encoder_export_takes_raw_bytes_and_strings(model, exported, tmp_path):
+    _, texts, _ = exported(model, TEXTS)  # strings and raw images give the model's embeddings
     # Plain TensorFlow and tensorflow_text load it, without mmkeras.
     script = (
         "import sys, numpy as np, tensorflow as tf, tensorflow_text\n"
@@ -189,36 +171,21 @@ def test_bert_prefixed_names_and_tokenizer_json(expected, checkpoint_copy, rewri
     np.testing.assert_array_equal(tokenizer(TEXTS), load_hf_bert(FIXTURE)[1](TEXTS))
 
 
-def test_pickle_checkpoints_are_refused_with_how_to_convert(pickle_checkpoint):
-    folder = pickle_checkpoint(FIXTURE)
-    with pytest.raises(ValueError, match=r"pytorch_model\.bin is a pickle checkpoint.*save_file"):
-        load_hf_bert(folder)
+def test_pickle_checkpoints_are_refused_with_how_to_convert(check_pickle_refused):
+    check_pickle_refused(load_hf_bert, FIXTURE, r"pytorch_model\.bin is a pickle checkpoint.*save_file", file_too=False)
 
 
-def test_missing_and_misshapen_tensors_are_named(checkpoint_copy, rewrite_tensors):
+def test_missing_and_misshapen_tensors_are_named(check_tensor_errors):
+    missing, words = "encoder.layer.0.attention.self.value.bias", "embeddings.word_embeddings.weight"
+    check_tensor_errors(load_hf_bert, FIXTURE, missing, (words, 16), r"\(318, 16\).*\(318, 32\)")
+
+
+def test_other_architectures_and_missing_files(checkpoint_copy, check_folder_errors, check_refused_fields):
+    roberta = r"config\.json: architectures=\['BertModel'\] model_type='roberta'.*not a 'bert'"
+    check_folder_errors(load_hf_bert, checkpoint_copy(FIXTURE), {"model_type": "roberta"}, roberta)
     folder = checkpoint_copy(FIXTURE)
-    path = rewrite_tensors(folder, lambda t: t.pop("encoder.layer.0.attention.self.value.bias"))
-    with pytest.raises(ValueError, match=rf"{path}: tensor 'encoder\.layer\.0\.attention\.self\.value\.bias' is missing"):
-        load_hf_bert(folder)
-    folder = checkpoint_copy(FIXTURE)
-    words = "embeddings.word_embeddings.weight"
-    path = rewrite_tensors(folder, lambda t: t.update({words: t[words][:, :16]}))
-    with pytest.raises(ValueError, match=rf"{path}: tensor 'embeddings\.word_embeddings\.weight' has shape \(318, 16\).*\(318, 32\)"):
-        load_hf_bert(folder)
-
-
-def test_other_architectures_and_missing_files(tmp_path, checkpoint_copy):
-    folder = checkpoint_copy(FIXTURE)
-    config = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps({**config, "model_type": "roberta"}))
-    with pytest.raises(ValueError, match=r"config\.json: architectures=\['BertModel'\] model_type='roberta'.*not a 'bert'"):
-        load_hf_bert(folder)
-    (folder / "config.json").write_text(json.dumps({**config, "hidden_act": "swish"}))
-    with pytest.raises(ValueError, match=r"config\.json: hidden_act 'swish' is not supported"):
-        load_hf_bert(folder)
-    (folder / "config.json").write_text(json.dumps(config))
+    swish = r"config\.json: hidden_act 'swish' is not supported"
+    check_refused_fields(load_hf_bert, folder / "config.json", swish, hidden_act="swish")
     os.remove(folder / "vocab.txt")
     with pytest.raises(ValueError, match="no tokenizer: vocab.txt"):
         load_hf_bert(folder)
-    with pytest.raises(ValueError, match="not found"):
-        load_hf_bert(tmp_path / "nowhere")

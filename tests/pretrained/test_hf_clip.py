@@ -1,29 +1,14 @@
 import json
 import os
-import shutil
 
-import keras
 import numpy as np
 import pytest
-import safetensors.numpy
-import tensorflow as tf
 
-from mmkeras.export import export_model
 from mmkeras.models.dual_encoder import DualEncoder
 from mmkeras.pretrained import load_hf_clip
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "pretrained", "hf_clip")
-RAW = ("0.jpg", "1.png")
 TEXTS = ["a photo of a dog", "Two CATS, sleeping!", ""]
-
-
-def _unit(x):
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
-
-
-@pytest.fixture(scope="module")
-def expected():
-    return dict(np.load(os.path.join(FIXTURE, "expected.npz")))
 
 
 @pytest.fixture(scope="module")
@@ -31,19 +16,11 @@ def model():
     return load_hf_clip(FIXTURE)
 
 
-def _raw_bytes():
-    return tf.constant([open(os.path.join(FIXTURE, "raw", name), "rb").read() for name in RAW])
-
-
 @pytest.mark.parametrize("pooled_only", [True, False])
-def test_embeddings_equal_the_reference(expected, pooled_only, model):
+def test_embeddings_equal_the_reference(expected, pooled_only, model, check_embeddings):
     clip = model if pooled_only else load_hf_clip(FIXTURE, pooled_only=False)
     assert isinstance(clip, DualEncoder)
-    images = clip.image_model(expected["pixel_values"].transpose(0, 2, 3, 1)).numpy()  # NCHW -> NHWC
-    texts = clip.text_model(expected["input_ids"].astype("int32")).numpy()
-    assert np.abs(images - _unit(expected["image_embeds"])).max() < 1e-4
-    assert np.abs(texts - _unit(expected["text_embeds"])).max() < 1e-4
-    np.testing.assert_allclose(float(clip.logit_scale()["logit_scale"]), np.exp(expected["logit_scale"]), rtol=1e-5)
+    check_embeddings(clip, expected, "image_embeds", "text_embeds")
 
 
 def test_the_preprocessor_is_the_checkpoint_s(model, expected):
@@ -57,108 +34,59 @@ def test_the_preprocessor_is_the_checkpoint_s(model, expected):
         np.testing.assert_allclose(converter.mean, json.load(f)["image_mean"])
 
 
-def test_raw_jpeg_through_the_preprocessor_matches_the_reference(model, expected):
-    images = model.preprocessor({"image_bytes": _raw_bytes()})["images"]
-    cosine = (model.image_model(images).numpy() * _unit(expected["raw_image_embeds"])).sum(-1)
+def test_raw_jpeg_through_the_preprocessor_matches_the_reference(model, expected, unit, raw_bytes):
+    images = model.preprocessor({"image_bytes": raw_bytes})["images"]
+    cosine = (model.image_model(images).numpy() * unit(expected["raw_image_embeds"])).sum(-1)
     assert cosine[0] >= 0.99, cosine
 
 
-def test_raw_transparent_png_matches_the_reference(model, expected):
-    images = model.preprocessor({"image_bytes": _raw_bytes()})["images"]
-    cosine = (model.image_model(images).numpy() * _unit(expected["raw_image_embeds"])).sum(-1)
+def test_raw_transparent_png_matches_the_reference(model, expected, unit, raw_bytes):
+    images = model.preprocessor({"image_bytes": raw_bytes})["images"]
+    cosine = (model.image_model(images).numpy() * unit(expected["raw_image_embeds"])).sum(-1)
     assert cosine[1] >= 0.99, cosine
 
 
-def test_keras_file_round_trip(model, expected, tmp_path):
-    model.save(tmp_path / "clip.keras")
-    loaded = keras.saving.load_model(tmp_path / "clip.keras")
+def test_keras_file_round_trip(model, expected, round_trip):
     batch = {"images": expected["pixel_values"].transpose(0, 2, 3, 1), "token_ids": expected["input_ids"][:2].astype("int32")}
-    for key, value in model(batch).items():
-        np.testing.assert_array_equal(loaded(batch)[key], value)
-    np.testing.assert_array_equal(loaded.preprocessor.tokenizer(TEXTS), model.preprocessor.tokenizer(TEXTS))
+    loaded = round_trip(model, batch, TEXTS)
     assert float(loaded.logit_scale()["logit_scale"]) == float(model.logit_scale()["logit_scale"])
 
 
-def test_export_takes_raw_bytes_and_strings(model, tmp_path):
-    export_model(model, str(tmp_path / "export"))
-    serving = tf.saved_model.load(str(tmp_path / "export"))
-    texts = serving.signatures["embed_text"](text=tf.constant(TEXTS))["embeddings"].numpy()
-    images = serving.signatures["embed_image"](image_bytes=_raw_bytes())["embeddings"].numpy()
-    inputs = model.preprocessor({"image_bytes": _raw_bytes(), "text": tf.constant(TEXTS)})
-    np.testing.assert_allclose(texts, model.text_model(inputs["token_ids"]).numpy(), atol=1e-5)
-    np.testing.assert_allclose(images, model.image_model(inputs["images"]).numpy(), atol=1e-5)
+def test_export_takes_raw_bytes_and_strings(model, exported):
+    exported(model, TEXTS)
 
 
-def test_mixed_bfloat16_import(expected):
+def test_mixed_bfloat16_import(expected, unit):
     clip = load_hf_clip(FIXTURE, dtype="mixed_bfloat16")
     texts = clip.text_model(expected["input_ids"].astype("int32")).numpy()
-    assert (texts * _unit(expected["text_embeds"])).sum(-1).min() > 0.98
+    assert (texts * unit(expected["text_embeds"])).sum(-1).min() > 0.98
 
 
 # --- errors -------------------------------------------------------------------
 
 
-def _copy(tmp_path):
-    folder = tmp_path / "clip"
-    shutil.copytree(FIXTURE, folder)
-    return folder
+def test_pickle_checkpoints_are_refused_with_how_to_convert(check_pickle_refused):
+    check_pickle_refused(load_hf_clip, FIXTURE, r"pytorch_model\.bin is a pickle checkpoint.*save_file.*safe_serialization")
 
 
-def _rewrite(folder, change):
-    path = str(folder / "model.safetensors")
-    tensors = safetensors.numpy.load_file(path)
-    change(tensors)
-    safetensors.numpy.save_file(tensors, path)
-    return path
+def test_a_missing_tensor_and_a_wrong_shape_name_the_file_the_tensor_and_both_shapes(check_tensor_errors):
+    missing, projection = "text_model.encoder.layers.1.mlp.fc2.weight", ("visual_projection.weight", 8)
+    check_tensor_errors(load_hf_clip, FIXTURE, missing, projection, r"\(16, 8\), the model needs \(16, 32\)")
 
 
-def test_pickle_checkpoints_are_refused_with_how_to_convert(tmp_path):
-    folder = _copy(tmp_path)
-    os.remove(folder / "model.safetensors")
-    (folder / "pytorch_model.bin").write_bytes(b"pickle")
-    for source in (folder, folder / "pytorch_model.bin"):
-        with pytest.raises(ValueError, match=r"pytorch_model\.bin is a pickle checkpoint.*save_file.*safe_serialization"):
-            load_hf_clip(source)
-
-
-def test_a_missing_tensor_is_named(tmp_path):
-    folder = _copy(tmp_path)
-    path = _rewrite(folder, lambda t: t.pop("text_model.encoder.layers.1.mlp.fc2.weight"))
-    with pytest.raises(ValueError, match=rf"{path}: tensor 'text_model\.encoder\.layers\.1\.mlp\.fc2\.weight' is missing"):
-        load_hf_clip(folder)
-
-
-def test_a_wrong_shape_names_the_file_the_tensor_and_both_shapes(tmp_path):
-    folder = _copy(tmp_path)
-
-    def shrink(tensors):
-        tensors["visual_projection.weight"] = tensors["visual_projection.weight"][:, :8]
-
-    path = _rewrite(folder, shrink)
-    with pytest.raises(ValueError, match=rf"{path}: tensor 'visual_projection\.weight' has shape \(16, 8\), the model needs \(16, 32\)"):
-        load_hf_clip(folder)
-
-
-def test_other_architectures_and_missing_files(tmp_path):
-    folder = _copy(tmp_path)
-    config = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps({**config, "architectures": ["SiglipModel"], "model_type": "siglip"}))
-    with pytest.raises(ValueError, match=r"config\.json: architectures=\['SiglipModel'\].*not a CLIP checkpoint"):
-        load_hf_clip(folder)
-    os.remove(folder / "config.json")
-    with pytest.raises(ValueError, match=r"config\.json is missing"):
-        load_hf_clip(folder)
-    with pytest.raises(ValueError, match="not found"):
-        load_hf_clip(tmp_path / "nowhere")
-    folder = _copy(tmp_path / "again")
+def test_other_architectures_and_missing_files(checkpoint_copy, check_folder_errors):
+    siglip = {"architectures": ["SiglipModel"], "model_type": "siglip"}
+    message = r"config\.json: architectures=\['SiglipModel'\].*not a CLIP checkpoint"
+    check_folder_errors(load_hf_clip, checkpoint_copy(FIXTURE), siglip, message)
+    folder = checkpoint_copy(FIXTURE)
     os.remove(folder / "merges.txt")
     os.remove(folder / "tokenizer.json") if (folder / "tokenizer.json").exists() else None
     with pytest.raises(ValueError, match="no tokenizer"):
         load_hf_clip(folder)
 
 
-def test_legacy_eos_token_id_and_tokenizer_json(tmp_path, expected):
-    folder = _copy(tmp_path)
+def test_legacy_eos_token_id_and_tokenizer_json(checkpoint_copy, expected, unit):
+    folder = checkpoint_copy(FIXTURE)
     config = json.loads((folder / "config.json").read_text())
     config["text_config"]["eos_token_id"] = 2  # configs written before the fix pool at the largest id
     (folder / "config.json").write_text(json.dumps(config))
@@ -170,7 +98,7 @@ def test_legacy_eos_token_id_and_tokenizer_json(tmp_path, expected):
     clip = load_hf_clip(folder)
     assert clip.text_encoder.get_config()["end_token_id"] == max(vocabulary.values())
     texts = clip.text_model(expected["input_ids"].astype("int32")).numpy()
-    assert np.abs(texts - _unit(expected["text_embeds"])).max() < 1e-4
+    assert np.abs(texts - unit(expected["text_embeds"])).max() < 1e-4
     np.testing.assert_array_equal(clip.preprocessor.tokenizer(TEXTS), load_hf_clip(FIXTURE).preprocessor.tokenizer(TEXTS))
 
 
@@ -206,8 +134,8 @@ def test_fine_tunes_under_mirrored_strategy_on_two_cpus():
     assert np.isfinite(results["loss"]) and results["moved"] > 1e-4
 
 
-def test_eos_token_id_outside_the_vocabulary_is_named(tmp_path):
-    folder = _copy(tmp_path)
+def test_eos_token_id_outside_the_vocabulary_is_named(checkpoint_copy):
+    folder = checkpoint_copy(FIXTURE)
     config = json.loads((folder / "config.json").read_text())
     config["text_config"]["eos_token_id"] = 49407
     (folder / "config.json").write_text(json.dumps(config))

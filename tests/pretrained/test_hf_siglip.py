@@ -1,29 +1,17 @@
 import json
 import os
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmkeras.export import export_model
 from mmkeras.models.dual_encoder import DualEncoder
 from mmkeras.pretrained import load_hf_siglip
 from mmkeras.pretrained.load_checkpoint import load_checkpoint
 from mmkeras.preprocessing import SentencePieceTokenizer
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "pretrained", "hf_siglip")
-RAW = ("0.jpg", "1.png")
 TEXTS = ["a photo of a dog", "Two CATS, sleeping!", ""]
-
-
-def _unit(x):
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
-
-
-@pytest.fixture(scope="module")
-def expected():
-    return dict(np.load(os.path.join(FIXTURE, "expected.npz")))
 
 
 @pytest.fixture(scope="module")
@@ -31,19 +19,10 @@ def model():
     return load_hf_siglip(FIXTURE)
 
 
-def _raw_bytes():
-    return tf.constant([open(os.path.join(FIXTURE, "raw", name), "rb").read() for name in RAW])
-
-
-def test_embeddings_logit_scale_and_bias_equal_the_reference(model, expected):
+def test_embeddings_logit_scale_and_bias_equal_the_reference(model, expected, check_embeddings):
     assert isinstance(model, DualEncoder) and model.loss_name == "siglip"
-    images = model.image_model(expected["pixel_values"].transpose(0, 2, 3, 1)).numpy()  # NCHW -> NHWC
-    texts = model.text_model(expected["input_ids"].astype("int32")).numpy()  # no attention mask, as SigLIP is used
-    assert np.abs(images - _unit(expected["image_embeds"])).max() < 1e-4
-    assert np.abs(texts - _unit(expected["text_embeds"])).max() < 1e-4
-    scale = model.logit_scale()
-    np.testing.assert_allclose(float(scale["logit_scale"]), np.exp(expected["logit_scale"]), rtol=1e-5)
-    np.testing.assert_allclose(float(scale["logit_bias"]), expected["logit_bias"], rtol=1e-6)
+    check_embeddings(model, expected, "image_embeds", "text_embeds")
+    np.testing.assert_allclose(float(model.logit_scale()["logit_bias"]), expected["logit_bias"], rtol=1e-6)
 
 
 def test_the_preprocessor_is_the_checkpoint_s(model):
@@ -58,78 +37,52 @@ def test_the_preprocessor_is_the_checkpoint_s(model):
         np.testing.assert_allclose(converter.std, json.load(f)["image_std"])
 
 
-def test_raw_images_through_the_preprocessor_match_the_reference(model, expected):
-    images = model.preprocessor({"image_bytes": _raw_bytes()})["images"]  # a JPEG and a transparent PNG
-    cosine = (model.image_model(images).numpy() * _unit(expected["raw_image_embeds"])).sum(-1)
+def test_raw_images_through_the_preprocessor_match_the_reference(model, expected, unit, raw_bytes):
+    images = model.preprocessor({"image_bytes": raw_bytes})["images"]  # a JPEG and a transparent PNG
+    cosine = (model.image_model(images).numpy() * unit(expected["raw_image_embeds"])).sum(-1)
     assert cosine.min() >= 0.99, cosine
 
 
-def test_keras_file_round_trip(model, expected, tmp_path):
-    model.save(tmp_path / "siglip.keras")
-    loaded = keras.saving.load_model(tmp_path / "siglip.keras")
+def test_keras_file_round_trip(model, expected, round_trip):
     batch = {"images": expected["pixel_values"].transpose(0, 2, 3, 1), "token_ids": expected["input_ids"][:2].astype("int32")}
-    for key, value in model(batch).items():
-        np.testing.assert_array_equal(loaded(batch)[key], value)
-    np.testing.assert_array_equal(loaded.preprocessor.tokenizer(TEXTS), model.preprocessor.tokenizer(TEXTS))
+    loaded = round_trip(model, batch, TEXTS)
     for key, value in model.logit_scale().items():
         assert float(loaded.logit_scale()[key]) == float(value)
 
 
-def test_export_takes_raw_bytes_and_strings(model, tmp_path):
-    export_model(model, str(tmp_path / "export"))
-    serving = tf.saved_model.load(str(tmp_path / "export"))
-    texts = serving.signatures["embed_text"](text=tf.constant(TEXTS))["embeddings"].numpy()
+def test_export_takes_raw_bytes_and_strings(model, exported):
+    serving, texts, _ = exported(model, TEXTS)  # strings and raw images give the model's embeddings
     text_bytes = serving.signatures["embed_text"](text=tf.constant([t.encode() for t in TEXTS]))["embeddings"].numpy()
-    images = serving.signatures["embed_image"](image_bytes=_raw_bytes())["embeddings"].numpy()
-    inputs = model.preprocessor({"image_bytes": _raw_bytes(), "text": tf.constant(TEXTS)})
-    np.testing.assert_allclose(texts, model.text_model(inputs["token_ids"]).numpy(), atol=1e-5)
     np.testing.assert_array_equal(text_bytes, texts)
-    np.testing.assert_allclose(images, model.image_model(inputs["images"]).numpy(), atol=1e-5)
 
 
-def test_load_checkpoint_dispatches_hf_siglip(expected):
+def test_load_checkpoint_dispatches_hf_siglip(expected, unit):
     model = load_checkpoint(f"hf:{FIXTURE}", name="from_source")
     assert isinstance(model, DualEncoder) and model.name == "from_source"
     texts = model.text_model(expected["input_ids"].astype("int32")).numpy()
-    assert np.abs(texts - _unit(expected["text_embeds"])).max() < 1e-4
+    assert np.abs(texts - unit(expected["text_embeds"])).max() < 1e-4
 
 
 # --- errors -------------------------------------------------------------------
 
 
-def test_pickle_checkpoints_are_refused_with_how_to_convert(pickle_checkpoint):
-    folder = pickle_checkpoint(FIXTURE)
-    for source in (folder, folder / "pytorch_model.bin"):
-        with pytest.raises(ValueError, match=r"pytorch_model\.bin is a pickle checkpoint.*save_file.*safe_serialization"):
-            load_hf_siglip(source)
+def test_pickle_checkpoints_are_refused_with_how_to_convert(check_pickle_refused):
+    check_pickle_refused(load_hf_siglip, FIXTURE, r"pytorch_model\.bin is a pickle checkpoint.*save_file.*safe_serialization")
 
 
-def test_missing_and_misshapen_tensors_are_named(checkpoint_copy, rewrite_tensors):
-    folder = checkpoint_copy(FIXTURE)
-    path = rewrite_tensors(folder, lambda t: t.pop("vision_model.head.attention.in_proj_weight"))
-    with pytest.raises(ValueError, match=rf"{path}: tensor 'vision_model\.head\.attention\.in_proj_weight' is missing"):
-        load_hf_siglip(folder)
-    folder = checkpoint_copy(FIXTURE)
-    head = "text_model.head.weight"
-    path = rewrite_tensors(folder, lambda t: t.update({head: t[head][:, :8]}))
-    with pytest.raises(ValueError, match=rf"{path}: tensor 'text_model\.head\.weight' has shape \(32, 8\).*shape \(32, 32\)"):
-        load_hf_siglip(folder)
+def test_missing_and_misshapen_tensors_are_named(check_tensor_errors):
+    missing, head = "vision_model.head.attention.in_proj_weight", "text_model.head.weight"
+    check_tensor_errors(load_hf_siglip, FIXTURE, missing, (head, 8), r"\(32, 8\).*shape \(32, 32\)")
 
 
-def test_missing_files_and_other_architectures(tmp_path, checkpoint_copy):
+def test_missing_files_and_other_architectures(checkpoint_copy, check_folder_errors):
     folder = checkpoint_copy(FIXTURE)
     os.remove(folder / "spiece.model")
     with pytest.raises(ValueError, match=r"spiece\.model is missing"):
         load_hf_siglip(folder)
-    config = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps({**config, "architectures": ["CLIPModel"], "model_type": "clip"}))
-    with pytest.raises(ValueError, match=r"config\.json: .*model_type='clip' is not a 'siglip' checkpoint"):
-        load_hf_siglip(folder)
-    os.remove(folder / "config.json")
-    with pytest.raises(ValueError, match=r"config\.json is missing"):
-        load_hf_siglip(folder)
-    with pytest.raises(ValueError, match="not found"):
-        load_hf_siglip(tmp_path / "nowhere")
+    clip = {"architectures": ["CLIPModel"], "model_type": "clip"}
+    message = r"config\.json: .*model_type='clip' is not a 'siglip' checkpoint"
+    check_folder_errors(load_hf_siglip, folder, clip, message)
 
 
 @pytest.mark.parametrize(
@@ -151,20 +104,17 @@ def test_unsupported_config_fields_are_named(checkpoint_copy, section, field, va
         load_hf_siglip(folder)
 
 
-def test_a_preprocessor_size_other_than_the_tower_s_is_named(checkpoint_copy):
-    folder = checkpoint_copy(FIXTURE)
-    settings = json.loads((folder / "preprocessor_config.json").read_text())
-    (folder / "preprocessor_config.json").write_text(json.dumps({**settings, "size": {"height": 48, "width": 48}}))
-    with pytest.raises(ValueError, match=r"preprocessor_config\.json: size .* image_size 32"):
-        load_hf_siglip(folder)
+def test_a_preprocessor_size_other_than_the_tower_s_is_named(checkpoint_copy, check_refused_fields):
+    settings, message = checkpoint_copy(FIXTURE) / "preprocessor_config.json", r"preprocessor_config\.json: size .* image_size 32"
+    check_refused_fields(load_hf_siglip, settings, message, size={"height": 48, "width": 48})
 
 
-def test_mixed_bfloat16_import(expected):
+def test_mixed_bfloat16_import(expected, unit):
     siglip = load_hf_siglip(FIXTURE, dtype="mixed_bfloat16")
     texts = siglip.text_model(expected["input_ids"].astype("int32")).numpy()
     images = siglip.image_model(expected["pixel_values"].transpose(0, 2, 3, 1)).numpy()
-    assert (texts * _unit(expected["text_embeds"])).sum(-1).min() > 0.98
-    assert (images * _unit(expected["image_embeds"])).sum(-1).min() > 0.98
+    assert (texts * unit(expected["text_embeds"])).sum(-1).min() > 0.98
+    assert (images * unit(expected["image_embeds"])).sum(-1).min() > 0.98
 
 
 FINE_TUNE = """

@@ -2,19 +2,15 @@ import json
 import os
 import re
 
-import keras
 import numpy as np
 import pytest
-import safetensors.numpy
 import tensorflow as tf
 
-from mmkeras.export import export_model
 from mmkeras.models.dual_encoder import DualEncoder
 from mmkeras.pretrained import load_open_clip
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "pretrained", "open_clip")
 CHECKPOINT = "open_clip_model.safetensors"
-RAW = ("0.jpg", "1.png")
 # The fixture's three captions (tests/fixtures/make_pretrained_fixtures.py), then texts open_clip cleans.
 CAPTIONS = [
     "a photo of a cat",
@@ -25,33 +21,16 @@ CAPTIONS = [
 TEXTS = ["a photo of a dog", "Two CATS, ﬁne “quotes” &amp; ＡＢＣ!", ""]
 
 
-def _unit(x):
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
-
-
-@pytest.fixture(scope="module")
-def expected():
-    return dict(np.load(os.path.join(FIXTURE, "expected.npz")))
-
-
 @pytest.fixture(scope="module")
 def model():
     return load_open_clip(FIXTURE)
 
 
-def _raw_bytes():
-    return tf.constant([open(os.path.join(FIXTURE, "raw", name), "rb").read() for name in RAW])
-
-
 @pytest.mark.parametrize("pooled_only", [True, False])
-def test_embeddings_equal_the_reference(expected, pooled_only, model):
+def test_embeddings_equal_the_reference(expected, pooled_only, model, check_embeddings):
     clip = model if pooled_only else load_open_clip(FIXTURE, pooled_only=False)
     assert isinstance(clip, DualEncoder) and clip.name == "open_clip"
-    images = clip.image_model(expected["pixel_values"].transpose(0, 2, 3, 1)).numpy()  # NCHW -> NHWC
-    texts = clip.text_model(expected["input_ids"].astype("int32")).numpy()
-    assert np.abs(images - _unit(expected["encode_image"])).max() < 1e-4
-    assert np.abs(texts - _unit(expected["encode_text"])).max() < 1e-4
-    np.testing.assert_allclose(float(clip.logit_scale()["logit_scale"]), np.exp(expected["logit_scale"]), rtol=1e-5)
+    check_embeddings(clip, expected, "encode_image", "encode_text")
 
 
 def test_the_towers_are_the_checkpoint_s(model):
@@ -83,52 +62,34 @@ def test_the_preprocessor_is_the_checkpoint_s(model, expected):
     np.testing.assert_allclose(converter.std, preprocess_cfg["std"])
 
 
-def test_raw_images_through_the_preprocessor_match_the_reference(model, expected):
+def test_raw_images_through_the_preprocessor_match_the_reference(model, expected, unit, raw_bytes):
     # open_clip drops the PNG's alpha (convert("RGB")), as ImagePreprocessor does: both images match.
-    images = model.preprocessor({"image_bytes": _raw_bytes()})["images"]
-    cosine = (model.image_model(images).numpy() * _unit(expected["raw_image_embeds"])).sum(-1)
+    images = model.preprocessor({"image_bytes": raw_bytes})["images"]
+    cosine = (model.image_model(images).numpy() * unit(expected["raw_image_embeds"])).sum(-1)
     assert cosine.min() >= 0.99, cosine
 
 
-def test_keras_file_round_trip(model, expected, tmp_path):
-    model.save(tmp_path / "open_clip.keras")
-    loaded = keras.saving.load_model(tmp_path / "open_clip.keras")
+def test_keras_file_round_trip(model, expected, round_trip):
     batch = {"images": expected["pixel_values"].transpose(0, 2, 3, 1), "token_ids": expected["input_ids"][:2].astype("int32")}
-    for key, value in model(batch).items():
-        np.testing.assert_array_equal(loaded(batch)[key], value)
-    np.testing.assert_array_equal(loaded.preprocessor.tokenizer(TEXTS), model.preprocessor.tokenizer(TEXTS))
+    loaded = round_trip(model, batch, TEXTS)
     assert loaded.preprocessor.tokenizer.cleaning == "open_clip"
     assert float(loaded.logit_scale()["logit_scale"]) == float(model.logit_scale()["logit_scale"])
 
 
-def test_export_takes_raw_bytes_and_strings(model, tmp_path):
-    export_model(model, str(tmp_path / "export"))
-    serving = tf.saved_model.load(str(tmp_path / "export"))
-    inputs = model.preprocessor({"image_bytes": _raw_bytes(), "text": tf.constant(TEXTS)})
+def test_export_takes_raw_bytes_and_strings(model, exported):
+    serving, _, inputs = exported(model, TEXTS)  # strings and raw images give the model's embeddings
     expected_texts = model.text_model(inputs["token_ids"]).numpy()
-    texts = serving.signatures["embed_text"](text=tf.constant(TEXTS))["embeddings"].numpy()
     as_bytes = serving.signatures["embed_text"](text=tf.constant([t.encode("utf-8") for t in TEXTS]))["embeddings"]
-    images = serving.signatures["embed_image"](image_bytes=_raw_bytes())["embeddings"].numpy()
-    np.testing.assert_allclose(texts, expected_texts, atol=1e-5)
     np.testing.assert_allclose(as_bytes.numpy(), expected_texts, atol=1e-5)
-    np.testing.assert_allclose(images, model.image_model(inputs["images"]).numpy(), atol=1e-5)
 
 
-def test_mixed_bfloat16_import(expected):
+def test_mixed_bfloat16_import(expected, unit):
     clip = load_open_clip(FIXTURE, dtype="mixed_bfloat16")
     texts = clip.text_model(expected["input_ids"].astype("int32")).numpy()
-    assert (texts * _unit(expected["encode_text"])).sum(-1).min() > 0.98
+    assert (texts * unit(expected["encode_text"])).sum(-1).min() > 0.98
 
 
 # --- errors -------------------------------------------------------------------
-
-
-def _rewrite(folder, change):
-    path = str(folder / CHECKPOINT)
-    tensors = safetensors.numpy.load_file(path)
-    change(tensors)
-    safetensors.numpy.save_file(tensors, path)
-    return path
 
 
 def _set_config(folder, change):
@@ -163,22 +124,9 @@ def test_pickle_checkpoints_are_refused_with_how_to_convert(checkpoint_copy, nam
             load_open_clip(source)
 
 
-def test_a_missing_tensor_is_named(checkpoint_copy):
-    folder = checkpoint_copy(FIXTURE)
-    path = _rewrite(folder, lambda t: t.pop("transformer.resblocks.1.attn.in_proj_weight"))
-    with pytest.raises(ValueError, match=rf"{path}: tensor 'transformer\.resblocks\.1\.attn\.in_proj_weight' is missing"):
-        load_open_clip(folder)
-
-
-def test_a_wrong_shape_names_the_file_the_tensor_and_both_shapes(checkpoint_copy):
-    folder = checkpoint_copy(FIXTURE)
-
-    def shrink(tensors):
-        tensors["visual.proj"] = tensors["visual.proj"][:, :8]
-
-    path = _rewrite(folder, shrink)
-    with pytest.raises(ValueError, match=rf"{path}: tensor 'visual\.proj' has shape \(32, 8\), the model needs \(32, 16\)"):
-        load_open_clip(folder)
+def test_a_missing_tensor_and_a_wrong_shape_name_the_file_the_tensor_and_both_shapes(check_tensor_errors):
+    missing = "transformer.resblocks.1.attn.in_proj_weight"
+    check_tensor_errors(load_open_clip, FIXTURE, missing, ("visual.proj", 8), r"\(32, 8\), the model needs \(32, 16\)", CHECKPOINT)
 
 
 @pytest.mark.parametrize(
