@@ -361,8 +361,7 @@ class ClipTokenizer(TokenizerBase):
                 raise ValueError(
                     f"`merges[{i}]` = {rule!r} must be two symbols that, and whose join, are in `vocabulary`."
                 )
-        if isinstance(sequence_length, bool) or not isinstance(sequence_length, int) or sequence_length < 2:
-            raise ValueError(f"`sequence_length` must be an int of at least 2 (start and end tokens); got {sequence_length!r}.")
+        check_min_int("sequence_length", sequence_length, 2, "start and end tokens")
         check_min_int("max_text_bytes", max_text_bytes, 4)
         if cleaning not in CLEANINGS:
             raise ValueError(f"`cleaning` must be one of {CLEANINGS}; got {cleaning!r}.")

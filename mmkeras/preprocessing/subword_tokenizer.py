@@ -25,6 +25,7 @@ from mmkeras.preprocessing.special_tokens import EOS_ID
 from mmkeras.preprocessing.special_tokens import PAD_ID
 from mmkeras.preprocessing.special_tokens import SPECIAL_TOKENS
 from mmkeras.preprocessing.special_tokens import UNK_ID
+from mmkeras.preprocessing.text_limits import check_min_int
 
 DEFAULT_MAX_TEXT_BYTES = 65536
 
@@ -181,8 +182,7 @@ class SubwordTokenizer(keras.layers.Layer):
             raise ValueError(
                 f"`sequence_length` must exceed the {num_special} [BOS]/[EOS] slots; got {sequence_length}."
             )
-        if isinstance(max_text_bytes, bool) or not isinstance(max_text_bytes, int) or max_text_bytes < 4:
-            raise ValueError(f"`max_text_bytes` must be an int of at least 4; got {max_text_bytes!r}.")
+        check_min_int("max_text_bytes", max_text_bytes, 4)
         self.vocabulary = vocabulary
         self.sequence_length = sequence_length
         self.max_text_bytes = max_text_bytes

@@ -6,13 +6,14 @@ import os
 import tensorflow as tf
 
 
-def check_min_int(field, value, minimum):
+def check_min_int(field, value, minimum, why=None):
     """Refuses a tokenizer argument that is not an int (bools excluded) of at least `minimum`.
 
     Args:
         field: the argument's name, for the message.
         value: the argument.
         minimum: the smallest value allowed.
+        why: optional reason for the minimum, put in brackets after it.
 
     Raises:
         ValueError: naming the field, the minimum and the value.
@@ -25,7 +26,8 @@ def check_min_int(field, value, minimum):
     ValueError: `max_text_bytes` must be an int of at least 4; got 3.
     """
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{field}` must be an int of at least {minimum}; got {value!r}.")
+        reason = f" ({why})" if why else ""
+        raise ValueError(f"`{field}` must be an int of at least {minimum}{reason}; got {value!r}.")
 
 
 def read_tokenizer_file(path, binary=False):
