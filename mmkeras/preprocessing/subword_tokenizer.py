@@ -257,16 +257,8 @@ class SubwordTokenizer(keras.layers.Layer):
             )
         except StopIteration:  # the learner reads the first word of an empty count
             raise ValueError("`corpus` contains no words to learn a vocabulary from.") from None
-        return cls(
-            vocabulary,
-            sequence_length=sequence_length,
-            lowercase=lowercase,
-            strip_accents=strip_accents,
-            split_on_cjk=split_on_cjk,
-            add_bos=add_bos,
-            add_eos=add_eos,
-            **kwargs,
-        )
+        return cls(vocabulary, sequence_length=sequence_length, lowercase=lowercase, strip_accents=strip_accents,
+                   split_on_cjk=split_on_cjk, add_bos=add_bos, add_eos=add_eos, **kwargs)
 
     # --- vocabulary -------------------------------------------------------
 

@@ -360,17 +360,9 @@ class RecordTask(Task):
         if not training:
             arguments.pop("augment", None)
         dataset = reader.dataset(
-            self.family,
-            self.tokenizer,
-            preprocessor=self.preprocessor,
-            batch_size=batch,
-            drop_remainder=True,
-            shuffle=training,
-            shuffle_buffer=SHUFFLE_BUFFER,
-            seed=seed,
-            deterministic=True,
+            self.family, self.tokenizer, preprocessor=self.preprocessor, batch_size=batch, drop_remainder=True,
+            shuffle=training, shuffle_buffer=SHUFFLE_BUFFER, seed=seed, deterministic=True, prefetch=False,
             repeat=True,  # an image failing at read time never shortens the epoch
-            prefetch=False,
             # Converted shards hold fully decoded-and-checked images: the cheap check is enough.
             errors="catch" if self.config["data"]["dataset"] == "tfrecord" else "check",
             **arguments,

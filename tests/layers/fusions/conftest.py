@@ -177,10 +177,6 @@ def _seed():
 @pytest.fixture
 def kit():
     return types.SimpleNamespace(
-        make_inputs=make_inputs,
-        presence_of=presence_of,
-        replaced=replaced,
-        run_checks=run_checks,
-        check_absent_has_no_influence=check_absent_has_no_influence,
-        check_gradient_step=check_gradient_step,
+        make_inputs=make_inputs, presence_of=presence_of, replaced=replaced, run_checks=run_checks,
+        check_absent_has_no_influence=check_absent_has_no_influence, check_gradient_step=check_gradient_step,
     )
