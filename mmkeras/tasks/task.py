@@ -193,14 +193,11 @@ class Task:
         if not self.config["train"]["init"]:
             return
         init = self.init_model(fresh=False)
-        preprocessor = getattr(init, "preprocessor", None)
-        if preprocessor is None or preprocessor.image_converter is None:
-            raise ValueError(f"`train.init` {self.config['train']['init']!r}: its model has no image preprocessor.")
-        self.preprocessor = preprocessor.image_converter
-        if self.init_uses_tokenizer:
-            if preprocessor.tokenizer is None:
-                raise ValueError(f"`train.init` {self.config['train']['init']!r}: its model has no tokenizer.")
-            self._tokenizer = preprocessor.tokenizer
+        needed = ("image_converter", "tokenizer") if self.init_uses_tokenizer else ("image_converter",)
+        for part in needed:
+            if getattr(getattr(init, "preprocessor", None), part, None) is None:
+                raise ValueError(f"`train.init` {self.config['train']['init']!r}: its model has no {part}.")
+        self.use_preprocessing_of(init, tokenizer=self.init_uses_tokenizer)
 
     def export_options(self):
         """Extra `export_model` arguments (the captioner's decoding settings)."""
@@ -469,13 +466,13 @@ class Task:
         self.use_preprocessing_of(model)
         return model
 
-    def use_preprocessing_of(self, model):
-        """Makes the task read data with `model.preprocessor`'s tokenizer and image converter (an imported
-        checkpoint's own, for instance), where the model has them."""
+    def use_preprocessing_of(self, model, tokenizer=True):
+        """Makes the task read data with `model.preprocessor`'s image converter and (with `tokenizer`) its
+        tokenizer (an imported checkpoint's own, for instance), where the model has them."""
         preprocessor = getattr(model, "preprocessor", None)
         if preprocessor is None:
             return
-        if preprocessor.tokenizer is not None:
+        if tokenizer and preprocessor.tokenizer is not None:
             self._tokenizer = preprocessor.tokenizer
         if preprocessor.image_converter is not None:
             self.preprocessor = preprocessor.image_converter
