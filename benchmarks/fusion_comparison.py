@@ -52,7 +52,7 @@ def run_one(fusion, overrides, root):
     return {
         "parameters": int(model.count_params()),
         "train_seconds": train_seconds,
-        "examples_per_epoch": int(len(task.examples("train")["scene"])),
+        "examples_per_epoch": int(len(task.data.examples("train")["scene"])),
         "metrics": metrics,
     }
 

@@ -3,7 +3,7 @@
 Writes Shapes images as 128 px JPEGs into TFRecord shards (`mmkeras.data.write_shards`), then,
 in one process:
 
-1. the input pipeline: `ShardReader.dataset("matching", ...)`: interleaved shard reading, JPEG
+1. the input pipeline: `ShardReader.dataset(...)`: interleaved shard reading, JPEG
    decode + resize (`ImagePreprocessor`, with bad-image checks), `RandomResizedCrop` augmentation
    and `SubwordTokenizer` tokenization (context 32), batched, in examples/s;
 2. the bench-small dual-encoder train step (model code imported from
@@ -73,7 +73,7 @@ def main():
 
     reader = ShardReader(work)
     pipeline = reader.dataset(
-        "matching", tokenizer, image_size=IMAGE_SIZE, batch_size=args.batch, drop_remainder=True,
+        tokenizer, image_size=IMAGE_SIZE, batch_size=args.batch, drop_remainder=True,
         augment=RandomResizedCrop(IMAGE_SIZE, seed=0), shuffle=True, shuffle_buffer=256, repeat=True,
         errors=args.errors, seed=0,
     )

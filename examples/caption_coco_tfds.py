@@ -109,7 +109,7 @@ def main(argv=None):
     with tfds.testing.mock_data(as_dataset_fn=shapes_as_coco_captions(), data_dir=args.data_dir):
         model = task.train(verbose=0)
         metrics = task.evaluate(model)
-    print(task.skip_report().summary())
+    print(task.data.skip_report().summary())
     print(json.dumps({"bleu_4": metrics["bleu_4"], "cider_d": metrics["cider_d"],
                       "num_train_records": metrics["num_train_records"],
                       "num_held_out_records": metrics["num_held_out_records"],

@@ -123,10 +123,10 @@ def main(argv=None):
         print(task.describe(task.run()))
         return 0
     model = task.train(verbose=0)
-    print(task.skip_report().summary())
+    print(task.data.skip_report().summary())
     history = task.run_dir.read_json("history.json")
     print(json.dumps({"family": args.family, "image_tower": config["image_encoder"]["type"],
-                      "loss": history["loss"], "num_train_records": task.num_train_records,
+                      "loss": history["loss"], "num_train_records": task.data.num_records("train"),
                       "num_params": int(model.count_params())}))
     return 0
 

@@ -82,8 +82,8 @@ def probe_run(run_dir, train_scenes=4000):
     model = task.load_model()
     splits = {}
     for split, count in (("train", train_scenes), ("test", None)):
-        scenes = task.shapes.scenes(split)[:count]
-        tokens = image_tokens(task, model, task.shapes.images(split)[: len(scenes)])
+        scenes = task.data.shapes.scenes(split)[:count]
+        tokens = image_tokens(task, model, task.data.shapes.images(split)[: len(scenes)])
         if tokens.shape[1] != GRID * GRID:
             raise ValueError(f"The run's image tokens must be one per grid cell ({GRID * GRID}), got "
                              f"{tokens.shape[1]} (image_size / patch_size must be {GRID}).")

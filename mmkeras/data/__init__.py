@@ -11,18 +11,23 @@ from mmkeras.data.open_source import open_source
 # Exported name -> the module of this package that defines it.
 _MODULES = {
     "CocoCaptions": "coco_captions",
+    "ConvertedData": "converted_data",
     "FlickrCaptions": "flickr_captions",
     "ImageFolder": "image_folder",
     "Manifest": "manifest",
     "RecordCleaner": "record_cleaner",
     "RecordSource": "record_source",
     "Shapes": "shapes",
+    "ShapesData": "shapes_data",
     "ShapesSource": "shapes_source",
     "ShardReader": "shard_reader",
     "ShardWriter": "shard_writer",
     "SkipReport": "skip_report",
+    "TaskData": "task_data",
     "TfdsSource": "tfds_source",
     "caption_pairs": "caption_pairs",
+    "model_inputs": "model_inputs",
+    "open_task_data": "open_task_data",
     "read_shards": "read_shards",
     "write_shards": "write_shards",
 }

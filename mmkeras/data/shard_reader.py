@@ -1,4 +1,4 @@
-"""Reads TFRecord shards into `tf.data` pipelines feeding the three model families."""
+"""Reads TFRecord shards into `tf.data` pipelines of records: decoded images, a text, the label."""
 
 import json
 
@@ -9,7 +9,6 @@ from mmkeras.data import _gfile
 from mmkeras.data.shard_writer import INFO_FILE, _read_info
 from mmkeras.validation import check_int
 
-FAMILIES = ("matching", "captioning", "fusion")
 CAPTION_CHOICES = ("sample", "first")
 ERROR_MODES = ("catch", "check")
 _AUTOTUNE = tf.data.AUTOTUNE
@@ -46,15 +45,12 @@ class ShardReader:
 
     `dataset()` reads the files with a parallel `interleave`, parses, decodes
     images with `ImagePreprocessor` (in parallel), skips and counts bad ones,
-    picks one caption per image, batches, tokenizes per batch and prefetches,
-    all with `AUTOTUNE`; it maps records to the inputs of a model family:
-
-    - "matching": `{"images": [B, H, W, 3], "token_ids": [B, L]}`;
-    - "captioning": `({"images", "token_ids": ids[:, :-1]}, ids[:, 1:])`
-      (give a tokenizer of length model length + 1);
-    - "fusion": `({"images", "token_ids", "image_present", "text_present"},
-      label)` (or `{label_head: label}`); records without a caption get
-      `text_present = 0`.
+    picks one text per record, batches, tokenizes per batch and prefetches,
+    all with `AUTOTUNE`. Its elements are records ready for any family:
+    `{"images": [B, H, W, 3], "token_ids": [B, L], "text_present": [B],
+    "label": [B]}` (`text_present` 0 for a record without text, kept with
+    `require_text=False`); `mmkeras.data.model_inputs` maps them to a
+    family's model inputs.
 
     Distribution. Under `tf.distribute`, with `experimental_distribute_dataset`
     the dataset's auto-shard policy is FILE when there are at least as many
@@ -72,7 +68,8 @@ class ShardReader:
     decoding error is caught, costing about 1 ms per image; with
     `errors="check"` only what `check_image_bytes` detects is, which is all
     truncations and malformed headers). For matching and captioning, records
-    without captions are dropped and counted in `num_without_text`. The counts
+    without text are dropped and counted in `num_without_text` unless
+    `require_text=False`. The counts
     are variables updated as the pipeline runs (they are exact once an epoch
     has been consumed).
 
@@ -90,11 +87,10 @@ class ShardReader:
     >>> _ = write_shards(ShapesSource("train", image_size=32, num_examples=6), out, 3)
     >>> tokenizer = SubwordTokenizer.train(["two red circles"], 50, sequence_length=8)
     >>> reader = ShardReader(out)
-    >>> dataset = reader.dataset("matching", tokenizer, image_size=32, batch_size=4,
-    ...                          deterministic=True)
+    >>> dataset = reader.dataset(tokenizer, image_size=32, batch_size=4, deterministic=True)
     >>> batch = next(iter(dataset))  # deterministic: the full batch comes first
-    >>> batch["images"].shape, batch["token_ids"].shape
-    (TensorShape([4, 32, 32, 3]), TensorShape([4, 8]))
+    >>> batch["images"].shape, batch["token_ids"].shape, batch["label"].shape
+    (TensorShape([4, 32, 32, 3]), TensorShape([4, 8]), TensorShape([4]))
     >>> bad = reader.num_bad_images  # images skipped so far (none here)
     """
 
@@ -228,26 +224,26 @@ class ShardReader:
 
     # --- model inputs -----------------------------------------------------------
 
-    def dataset(self, family="matching", tokenizer=None, image_size=224, batch_size=None,
-                drop_remainder=False, caption="sample", augment=None, label_head=None, preprocessor=None,
-                errors="catch", prefetch=True, **record_kwargs):
-        """A dataset of model inputs for one family (see the class docstring).
+    def dataset(self, tokenizer=None, image_size=224, batch_size=None, drop_remainder=False, caption="sample",
+                augment=None, preprocessor=None, errors="catch", prefetch=True, require_text=True,
+                **record_kwargs):
+        """A dataset of decoded, tokenized records (see the class docstring).
 
         Args:
-            family: "matching", "captioning" or "fusion".
             tokenizer: maps a string vector `[N]` to int32 ids `[N, L]`
                 (e.g. `SubwordTokenizer`).
             image_size: output image size (ignored with `preprocessor`).
             batch_size: batch size (`None`: unbatched elements).
             drop_remainder: drop the last partial batch (static shapes, TPU).
-            caption: "sample" (one caption per image, drawn with the seed) or
+            caption: "sample" (one text per record, drawn with the seed) or
                 "first".
             augment: optional callable on a float image batch `[B, H, W, 3]`
                 (e.g. `RandomResizedCrop`; Keras layers get `training=True`).
-            label_head: fusion only: the target becomes `{label_head: label}`.
             preprocessor: an `ImagePreprocessor` (default: one of `image_size`).
             errors: "catch" or "check" (see the class docstring).
             prefetch: end with `prefetch(AUTOTUNE)`.
+            require_text: drop (and count) records without text; with False
+                they are kept with `text_present` 0 (a missing modality).
             **record_kwargs: arguments of `records()` (`shuffle`,
                 `shuffle_buffer`, `seed`, `repeat`, `deterministic`,
                 `input_context`, `num_workers`, `cycle_length`).
@@ -257,8 +253,6 @@ class ShardReader:
         """
         from mmkeras.preprocessing import ImagePreprocessor, map_with_error_flags
 
-        if family not in FAMILIES:
-            raise ValueError(f"`family` must be one of {FAMILIES}, got {family!r}.")
         if caption not in CAPTION_CHOICES:
             raise ValueError(f"`caption` must be one of {CAPTION_CHOICES}, got {caption!r}.")
         if errors not in ERROR_MODES:
@@ -266,8 +260,6 @@ class ShardReader:
         if tokenizer is None or not callable(tokenizer):
             raise ValueError("`tokenizer` must be a callable mapping strings [N] to ids [N, L].")
         batch_size = check_int("batch_size", batch_size, minimum=1, allow_none=True)
-        if label_head is not None and family != "fusion":
-            raise ValueError("`label_head` applies to the 'fusion' family only.")
         preprocessor = preprocessor or ImagePreprocessor(image_size)
         deterministic = bool(record_kwargs.get("deterministic", False))
         seed = record_kwargs.get("seed")
@@ -288,13 +280,12 @@ class ShardReader:
         else:
             dataset = dataset.map(decode, **parallel)
         bad, without_text = self._bad_images, self._without_text
-        needs_text = family != "fusion"
 
         def count(fields, image, ok):
             has_text = tf.size(fields["texts"]) > 0
-            keep = ok & (has_text | (not needs_text))
+            keep = ok & (has_text | (not require_text))
             updates = [bad.assign_add(tf.cast(~ok, tf.int64))]
-            if needs_text:
+            if require_text:
                 updates.append(without_text.assign_add(tf.cast(ok & ~has_text, tf.int64)))
             with tf.control_dependencies(updates):
                 keep = tf.identity(keep)
@@ -309,42 +300,25 @@ class ShardReader:
             size = tf.cast(tf.size(texts), tf.int64)
             index = tf.math.floormod(draw, tf.maximum(size, 1)) if caption == "sample" else 0
             text = tf.cond(size > 0, lambda: tf.gather(texts, index), lambda: tf.constant(""))
-            return {
-                "images": image,
-                "text": text,
-                "has_text": tf.cast(size > 0, tf.float32),
-                "label": fields["label"],
-            }
+            return {"images": image, "text": text, "text_present": tf.cast(size > 0, tf.float32),
+                    "label": fields["label"]}
 
         dataset = tf.data.Dataset.zip((dataset, draws)).map(pick, **parallel)
         if batch_size is not None:
             dataset = dataset.batch(batch_size, drop_remainder=drop_remainder, **parallel)
 
-        def to_inputs(element):
-            texts = element["text"]
+        def tokenize(element):
+            texts = element.pop("text")
             ids = tf.cast(tokenizer(texts if batch_size is not None else texts[None]), tf.int32)
             ids = tf.ensure_shape(ids, [texts.shape[0] if batch_size is not None else 1, None])
-            ids = ids if batch_size is not None else ids[0]
-            images = element["images"]
+            element["token_ids"] = ids if batch_size is not None else ids[0]
             if augment is not None:
-                if isinstance(augment, keras.layers.Layer):
-                    images = augment(images, training=True)
-                else:
-                    images = augment(images)
-            if family == "matching":
-                return {"images": images, "token_ids": ids}
-            if family == "captioning":
-                return {"images": images, "token_ids": ids[..., :-1]}, ids[..., 1:]
-            features = {
-                "images": images,
-                "token_ids": ids,
-                "image_present": tf.ones_like(element["has_text"]),
-                "text_present": element["has_text"],
-            }
-            label = element["label"]
-            return features, (label if label_head is None else {label_head: label})
+                images = element["images"]
+                element["images"] = augment(images, training=True) if isinstance(augment, keras.layers.Layer) \
+                    else augment(images)
+            return element
 
-        dataset = dataset.map(to_inputs, **parallel)
+        dataset = dataset.map(tokenize, **parallel)
         if prefetch:
             dataset = dataset.prefetch(_AUTOTUNE)
         return dataset

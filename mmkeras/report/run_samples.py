@@ -1,10 +1,10 @@
 """What a run's report shows of it, computed from its task and model, on Shapes or real data.
 
 Captioning samples come from the run's `samples.json`; retrieval examples and
-confusion matrices are computed with the trained model on the task's held-out
-split (Shapes: the test split; real data: `task.held_out_batches()`, whose
-images are shown scaled down). Every function returns plain NumPy / Python
-data for `DemoReport`.
+confusion matrices are computed with the trained model on the task's
+evaluation split (`task.data.evaluation_batches`: Shapes' test split, or the
+held-out records of real data, whose images are shown scaled down). Every
+function returns plain NumPy / Python data for `DemoReport`.
 """
 
 import numpy as np
@@ -42,8 +42,8 @@ def confusion_matrix(y_true, y_pred, num_classes):
 def caption_samples(task, limit=8):
     """Held-out images with their generated and reference captions, from the run's `samples.json`.
 
-    Shapes: the images of the test split. Real data: the held-out images that have a caption, in
-    the order `task.held_out_batches()` yields them (the order the evaluation captioned them in).
+    The evaluation images that have a caption, in the order `task.data.evaluation_batches` yields
+    them (the order the evaluation captioned them in).
 
     Args:
         task: a trained captioning task (its run directory holds `samples{evaluation_suffix}.json`).
@@ -60,13 +60,12 @@ def caption_samples(task, limit=8):
     ```
     """
     samples = task.run_dir.read_json(f"samples{getattr(task, 'evaluation_suffix', '')}.json")[:limit]
-    if not _on_records(task):
-        images = task.shapes.images("test")
-    elif samples:  # the captioned held-out images, read as far as the samples go
-        needed, images = 1 + max(s["image_id"] for s in samples), []
-        for batch, captions, _ in task.held_out_batches():
-            captioned = [i for i, c in enumerate(captions) if c]
-            images += list(_thumbnails(task, batch[captioned], CAPTION_IMAGE_SIZE)) if captioned else []
+    images = []
+    if samples:  # the captioned evaluation images, read as far as the samples go
+        needed = 1 + max(s["image_id"] for s in samples)
+        for records in _evaluation_batches(task):
+            captioned = [i for i, c in enumerate(records["texts"]) if c]
+            images += list(_thumbnails(task, records["images"][captioned], CAPTION_IMAGE_SIZE)) if captioned else []
             if len(images) >= needed:
                 break
     return [
@@ -80,7 +79,7 @@ def retrieval_samples(task, model, num_queries=4, k=5):
 
     The queries are the first captions of evenly spaced held-out images (those with a caption),
     embedded with the trained model's `text_model` and ranked against every held-out image embedded
-    with its `image_model`. Shapes: the test split; real data: `task.held_out_batches()`.
+    with its `image_model` (`task.data.evaluation_batches`).
 
     Args:
         task: a matching task (Shapes or real data).
@@ -133,7 +132,7 @@ def fusion_confusion(task, model, head=None):
 
     Args:
         task: a fusion task: Shapes (heads `"answer"` and / or `"match"`, test split) or real data
-            (one head, `"label"`, over `task.held_out_batches()`).
+            (one head, `"label"`, held-out records).
         model: its trained fusion classifier.
         head: the head (default: the task's first).
 
@@ -152,38 +151,32 @@ def fusion_confusion(task, model, head=None):
     if head not in heads:
         raise ValueError(f"`head` must be one of the task's heads {heads}, got {head!r}.")
     labels = list(task.heads[head]["labels"])
-    if _on_records(task):
-        y_true, y_pred = _record_fusion_predictions(task, model, head, len(labels))
-    else:
-        examples = task.examples("test")
-        rows = examples["task"] == head
-        probabilities = np.asarray(task.predict(model, "test")[head])[rows]
-        truth = examples["answer_id"] if probabilities.ndim == 2 else examples["match_label"]
-        y_true, y_pred = truth[rows], _predicted_labels(probabilities)
+    predicted = task.predictions(model)
+    rows = predicted["labels"][head] >= 0
+    y_true = predicted["labels"][head][rows]
+    y_pred = _predicted_labels(np.asarray(predicted["probabilities"]["both"][head])[rows])
     return {"head": head, "labels": labels, "matrix": confusion_matrix(y_true, y_pred, len(labels))}
 
 
 def fusion_heads(task):
-    """The heads of a fusion task: Shapes `task.tasks` ("answer", "match"), real data its `task.heads`.
+    """The heads of a fusion task (Shapes: "answer" and / or "match"; real data: "label", set from the data).
 
     Args:
-        task: a Shapes or real-data fusion task.
+        task: a fusion task.
 
     Example:
 
     >>> import types
-    >>> fusion_heads(types.SimpleNamespace(tasks=["answer", "match"], heads={}))
+    >>> fusion_heads(types.SimpleNamespace(heads={"answer": {}, "match": {}}))
     ['answer', 'match']
     """
-    if _on_records(task):
-        task.prepare_data()  # sets the head from the training labels
-        return list(task.heads)
-    return list(getattr(task, "tasks", ()))
+    if task.heads is None:
+        task.prepare()  # real data: the head comes from the training labels
+    return list(task.heads)
 
 
-def _on_records(task):
-    """Whether `task` trains on real data (a `RecordTask`) rather than on Shapes."""
-    return hasattr(task, "held_out_batches")
+def _evaluation_batches(task):
+    return task.data.evaluation_batches(task.preprocessor, task.config["eval"]["batch_size"])
 
 
 def _predicted_labels(probabilities):
@@ -205,42 +198,14 @@ def _thumbnails(task, images, size):
 
 
 def _embedded_held_out(task, model, batch):
-    """`(uint8 images, image embeddings, captions per image)` of the held-out split."""
+    """`(uint8 images, image embeddings, captions per image)` of the evaluation split."""
     from mmkeras.training.full_batches import predict_full_batches
 
-    if not _on_records(task):
-        images = task.shapes.images("test")
-        embeddings = predict_full_batches(model.image_model, task.preprocessor(images), batch)
-        return images, embeddings, [s["captions"] for s in task.shapes.scenes("test")]
     images, embeddings, captions = [], [], []
-    for pixels, texts, _ in task.held_out_batches():
-        images.append(_thumbnails(task, pixels, GRID_IMAGE_SIZE))
-        embeddings.append(predict_full_batches(model.image_model, pixels, batch))
-        captions += texts
+    for records in _evaluation_batches(task):
+        images.append(_thumbnails(task, records["images"], GRID_IMAGE_SIZE))
+        embeddings.append(predict_full_batches(model.image_model, records["images"], batch))
+        captions += records["texts"]
     if not images:
-        raise ValueError("The held-out split has no decodable image: raise `data.val_fraction`.")
+        raise ValueError("The evaluation split has no decodable image: raise `data.val_fraction`.")
     return np.concatenate(images), np.concatenate(embeddings), captions
-
-
-def _record_fusion_predictions(task, model, head, num_classes):
-    """`(y_true, y_pred)` of a real-data fusion classifier on its labelled held-out records (image and
-    first text given, as in the evaluation)."""
-    import tensorflow as tf
-
-    from mmkeras.training.full_batches import predict_full_batches
-
-    batch = task.config["eval"]["batch_size"]
-    y_true, y_pred = [], []
-    for images, texts, labels in task.held_out_batches():
-        keep = np.flatnonzero((labels >= 0) & (labels < num_classes))
-        if keep.size:
-            first = [texts[i][0] if texts[i] else "" for i in keep]
-            inputs = {"images": images[keep], "token_ids": task.tokenizer(tf.constant(first)),
-                      "image_present": np.ones(len(keep), "float32"),
-                      "text_present": np.array([float(bool(t)) for t in first], "float32")}
-            probabilities = np.asarray(model.probabilities(predict_full_batches(model, inputs, batch))[head])
-            y_true.append(labels[keep])
-            y_pred.append(_predicted_labels(probabilities))
-    if not y_true:
-        raise ValueError("The held-out split has no labelled example: raise `data.val_fraction`.")
-    return np.concatenate(y_true), np.concatenate(y_pred)

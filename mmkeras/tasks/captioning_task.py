@@ -1,6 +1,7 @@
 import tensorflow as tf
 
 from mmkeras.config import merge
+from mmkeras.data.model_inputs import model_inputs
 from mmkeras.data.shapes import Shapes
 from mmkeras.generation.caption_generator import CaptionGenerator
 from mmkeras.losses.masked_sequence_loss import MaskedSequenceLoss
@@ -9,9 +10,7 @@ from mmkeras.metrics.cider import cider_d
 from mmkeras.metrics.masked_perplexity import MaskedPerplexity
 from mmkeras.metrics.masked_token_accuracy import MaskedTokenAccuracy
 from mmkeras.models import build_from_config
-from mmkeras.models.captioner import split_for_teacher_forcing
-from mmkeras.tasks.shapes_caption_task import ShapesCaptionTask
-from mmkeras.tasks.task import init_tower
+from mmkeras.tasks.task import Task, init_tower
 from mmkeras.training.full_batches import pad_to_full_batches
 
 NUM_SAMPLES = 24
@@ -63,22 +62,25 @@ def caption_scores(hypotheses, references, prefix=""):
     return scores
 
 
-class CaptioningTask(ShapesCaptionTask):
-    """Trains and evaluates an image captioner on Shapes.
+class CaptioningTask(Task):
+    """Trains and evaluates an image captioner on any records.
 
-    Data: every epoch each training image is paired with one of its reference
-    captions, drawn from (seed, epoch) — one optimizer step sees a batch of
-    distinct images, never one step per caption. The tokenizer (WordPiece,
-    trained on the training captions) makes `[BOS] ... [EOS] [PAD]` sequences of
+    Data: every epoch pairs each training image with one of its texts, drawn
+    with the seed (one optimizer step sees a batch of distinct images, never
+    one step per caption); on Shapes, `data.captions_per_image=K` gives each
+    image K distinct reference captions in a step. The tokenizer (WordPiece,
+    trained on the training texts) makes `[BOS] ... [EOS] [PAD]` sequences of
     `data.sequence_length + 1` tokens, split for teacher forcing.
 
     Evaluation: beam search (`eval.num_beams`, `eval.length_penalty`) on the
-    held-out split; corpus BLEU-1..4 and CIDEr-D against all reference captions;
-    the same scores for a nearest-neighbour baseline (each test image gets the
-    first caption of its nearest training image in pixel space); sample
-    captions in `samples.json`. `caption_accuracy` is the fraction of captions
-    that are true of their scene (`Shapes.true_captions`): n-gram scores
-    reward wording, this rewards being right about counts, colours and places.
+    data's evaluation split (Shapes: test; real data: held out); corpus
+    BLEU-1..4 and CIDEr-D against all reference captions; sample captions in
+    `samples.json`. Where the data holds the images in memory (Shapes), the
+    same scores for a nearest-neighbour baseline (each test image gets the
+    first caption of its nearest training image in pixel space). Where the
+    records carry `true_captions` (Shapes), `caption_accuracy` is the fraction
+    of captions true of their scene: n-gram scores reward wording, this
+    rewards being right about counts, colours and places;
     `shape_caption_share` is the share of captions that name a shape and
     `shape_caption_accuracy` the `caption_accuracy` on those alone: a
     captioner can be right more often by only counting or naming colours.
@@ -99,6 +101,7 @@ class CaptioningTask(ShapesCaptionTask):
     ```
     """
 
+    family = "captioning"
     extra_tokens = 1  # inputs and targets are shifted by one token
     per_image_fields = ("captions_per_image",)
 
@@ -120,16 +123,16 @@ class CaptioningTask(ShapesCaptionTask):
     def compile_arguments(self):
         return {"loss": MaskedSequenceLoss(), "metrics": [MaskedTokenAccuracy(), MaskedPerplexity()]}
 
+    @property
+    def steps_per_epoch(self):
+        return self.data.caption_steps(self.batch_size())
+
     def epoch_dataset(self, epoch, split="train"):
-        preprocessor = self.preprocessor
-
-        def to_model_inputs(images, token_ids):
-            # [B, K, L] -> [B * K, L]: image i's captions side by side
-            token_ids = tf.reshape(token_ids, [-1, token_ids.shape[-1]])
-            return split_for_teacher_forcing({"images": preprocessor(images), "token_ids": token_ids})
-
-        batches = self.caption_batches(epoch, self.config["data"]["captions_per_image"], split)
-        return self.with_static_batch(batches.map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE))
+        batch = self.batch_size(split)
+        records = self.data.caption_batches(epoch, split, self.tokenizer, self.preprocessor, batch,
+                                            self.config["data"]["captions_per_image"])
+        inputs = records.map(model_inputs("captioning"), num_parallel_calls=tf.data.AUTOTUNE)
+        return self.with_static_batch(inputs, batch)
 
     # --- evaluation ---------------------------------------------------------
     def generator(self, model, jit_compile=None):
@@ -154,38 +157,44 @@ class CaptioningTask(ShapesCaptionTask):
         batch = min(self.config["eval"]["batch_size"], len(images))
         return full_batch_captions(self.generator(model), images, batch, prepare=self.preprocessor)
 
-    def nearest_neighbour_captions(self, split="test"):
-        """Baseline: the first caption of the nearest training image (8x8 pixel space)."""
-        def small(images):
-            return tf.image.resize(tf.cast(images, tf.float32), (8, 8)).numpy().reshape(len(images), -1)
-
-        train = small(self.shapes.images("train"))
-        test = small(self.shapes.images(split))
-        train_scenes = self.shapes.scenes("train")
-        distances = (test**2).sum(1)[:, None] - 2 * test @ train.T + (train**2).sum(1)[None]
-        return [train_scenes[i]["captions"][0] for i in distances.argmin(axis=1)]
-
     def evaluate(self, model):
-        scenes = self.shapes.scenes("test")
-        references = {i: list(s["captions"]) for i, s in enumerate(scenes)}
-        generated = self.caption(model, self.shapes.images("test"))
-        baseline = self.nearest_neighbour_captions()
-        true_captions = [Shapes.true_captions(scene) for scene in scenes]
+        generator, batch = self.generator(model), self.config["eval"]["batch_size"]
+        generated, references, truths = [], [], []
+        for records in self.data.evaluation_batches(self.preprocessor, batch):
+            keep = [i for i, texts in enumerate(records["texts"]) if texts]
+            if not keep:
+                continue
+            generated += full_batch_captions(generator, records["images"][keep], batch)
+            references += [records["texts"][i] for i in keep]
+            truths += [records["metadata"][i].get("true_captions") for i in keep]
+        if not generated:
+            raise ValueError(
+                f"The evaluation split of {self.data.describe()} has no usable image with a caption: "
+                "raise `data.val_fraction`."
+            )
+        candidates = {"": generated}
+        baseline = self.data.nearest_neighbour_captions()
+        if baseline is not None:
+            candidates["baseline_nearest_"] = baseline
+        judged = all(t is not None for t in truths)
         metrics = {}
-        for prefix, hypotheses in (("", generated), ("baseline_nearest_", baseline)):
-            metrics.update(caption_scores(hypotheses, list(references.values()), prefix))
-            correct = [h in true for h, true in zip(hypotheses, true_captions)]
-            metrics[f"{prefix}caption_accuracy"] = sum(correct) / max(len(correct), 1)
-            # The same on the captions that name a shape: counting or naming colours is easier.
-            naming = [ok for h, ok in zip(hypotheses, correct) if Shapes.names_a_shape(h)]
-            metrics[f"{prefix}shape_caption_share"] = len(naming) / max(len(correct), 1)
-            metrics[f"{prefix}shape_caption_accuracy"] = sum(naming) / max(len(naming), 1)
-        metrics["num_test_images"] = len(scenes)
-        samples = [
-            {"image_id": i, "generated": generated[i], "correct": generated[i] in true_captions[i],
-             "references": references[i]}
-            for i in range(min(NUM_SAMPLES, len(scenes)))
-        ]
+        for prefix, hypotheses in candidates.items():
+            metrics.update(caption_scores(hypotheses, references, prefix))
+            if judged:
+                correct = [h in true for h, true in zip(hypotheses, truths)]
+                metrics[f"{prefix}caption_accuracy"] = sum(correct) / max(len(correct), 1)
+                # The same on the captions that name a shape: counting or naming colours is easier.
+                naming = [ok for h, ok in zip(hypotheses, correct) if Shapes.names_a_shape(h)]
+                metrics[f"{prefix}shape_caption_share"] = len(naming) / max(len(correct), 1)
+                metrics[f"{prefix}shape_caption_accuracy"] = sum(naming) / max(len(naming), 1)
+        metrics["num_test_images"] = len(generated)
+        metrics.update(self.data.metrics())
+        samples = []
+        for i in range(min(NUM_SAMPLES, len(generated))):
+            sample = {"image_id": i, "generated": generated[i], "references": references[i]}
+            if judged:
+                sample["correct"] = generated[i] in truths[i]
+            samples.append(sample)
         self.write_evaluation_file("samples", samples)
         return metrics
 

@@ -1,24 +1,28 @@
 import numpy as np
 import tensorflow as tf
 
+from mmkeras.data.model_inputs import model_inputs
 from mmkeras.metrics.retrieval import retrieval_metrics
-from mmkeras.models.dual_encoder import DualEncoder
 from mmkeras.metrics.zero_shot import zero_shot_accuracy, zero_shot_classifier
-from mmkeras.tasks.shapes_caption_task import ShapesCaptionTask
+from mmkeras.models.dual_encoder import DualEncoder
+from mmkeras.tasks.task import Task
 from mmkeras.training.full_batches import predict_full_batches
 
 ZERO_SHOT_TEMPLATES = ("a {}", "a picture with a {}", "an image of a {}")
 
 
-class MatchingTask(ShapesCaptionTask):
-    """Trains and evaluates an image–text dual encoder (CLIP / SigLIP).
+class MatchingTask(Task):
+    """Trains and evaluates an image–text dual encoder (CLIP / SigLIP) on any records.
 
-    Data: each training image is paired, every epoch, with one of its reference
-    captions drawn at random. Evaluation: retrieval R@1/5/10 and median rank both
-    ways over the held-out split with all reference captions (an image-to-text
-    hit counts when any of its captions is retrieved), plus zero-shot
-    classification of the largest shape. Export: a SavedModel with
-    `embed_image`, `embed_text` and `similarity` signatures.
+    Data: every epoch pairs each training image with one of its texts, drawn
+    with the seed (`TaskData.caption_batches`); Shapes or real data alike (with
+    `data.augment`, real images get `RandomResizedCrop`). Evaluation on the
+    data's evaluation split (Shapes: test; real data: held out): retrieval
+    R@1/5/10, median and mean rank both ways with all texts of each image (an
+    image-to-text query is a hit when any of its texts is retrieved), and, when
+    the labels have names (Shapes' shapes, `folder:` classes), zero-shot
+    accuracy from the class names. Export: a SavedModel with `embed_image`,
+    `embed_text` and `similarity` signatures.
 
     Args:
         config: a resolved run config with `task="matching"`.
@@ -27,10 +31,15 @@ class MatchingTask(ShapesCaptionTask):
     Example:
 
     ```python
+    from mmkeras import zoo
+    from mmkeras.tasks.matching_task import MatchingTask
+
     task = MatchingTask(zoo.config("shapes-clip-tiny", **{"train.epochs": 2}), "runs/clip")
     image_embeddings, text_embeddings, text_to_image, labels = task.embed(task.train())
     ```
     """
+
+    family = "matching"
 
     def build_from_init(self, init):
         """The init dual encoder itself (towers, projections, logit scale, preprocessing) is trained;
@@ -45,40 +54,51 @@ class MatchingTask(ShapesCaptionTask):
             init.freeze_image_encoder = True
         return init
 
+    @property
+    def steps_per_epoch(self):
+        return self.data.caption_steps(self.batch_size())
+
     def epoch_dataset(self, epoch, split="train"):
-        preprocessor = self.preprocessor
-
-        def to_model_inputs(images, token_ids):
-            return {"images": preprocessor(images), "token_ids": token_ids}
-
-        return self.with_static_batch(
-            self.caption_batches(epoch, split=split).map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
-        )
+        batch = self.batch_size(split)
+        records = self.data.caption_batches(epoch, split, self.tokenizer, self.preprocessor, batch)
+        return self.with_static_batch(records.map(model_inputs("matching"), num_parallel_calls=tf.data.AUTOTUNE),
+                                      batch)
 
     # --- evaluation ---------------------------------------------------------
-    def embed(self, model, split="test"):
-        """Embeds a split: returns (image_embeddings, text_embeddings, text_to_image, labels)."""
+    def embed(self, model):
+        """Embeds the evaluation split: returns (image_embeddings, text_embeddings, text_to_image, labels)."""
         batch = self.config["eval"]["batch_size"]
-        scenes = self.shapes.scenes(split)
-        images = self.preprocessor(self.shapes.images(split))
-        texts = [c for s in scenes for c in s["captions"]]
-        text_to_image = np.repeat(np.arange(len(scenes)), [len(s["captions"]) for s in scenes])
-        image_embeddings = predict_full_batches(model.image_model, images, batch)
+        image_embeddings, texts, text_to_image, labels = [], [], [], []
+        for records in self.data.evaluation_batches(self.preprocessor, batch):
+            start = sum(len(e) for e in image_embeddings)
+            # Every batch padded to `batch` rows: the predict function is traced once.
+            image_embeddings.append(predict_full_batches(model.image_model, records["images"], batch))
+            for i, image_texts in enumerate(records["texts"]):
+                texts += image_texts
+                text_to_image += [start + i] * len(image_texts)
+            labels.append(records["labels"])
+        if not image_embeddings or not texts:
+            raise ValueError(
+                f"The evaluation split of {self.data.describe()} has no usable image with a text: "
+                "raise `data.val_fraction`."
+            )
         text_embeddings = predict_full_batches(model.text_model, self.tokenizer(tf.constant(texts)), batch)
-        labels = np.array([s["label"] for s in scenes])
-        return image_embeddings, text_embeddings, text_to_image, labels
+        return np.concatenate(image_embeddings), text_embeddings, np.array(text_to_image), np.concatenate(labels)
 
     def evaluate(self, model):
         image_embeddings, text_embeddings, text_to_image, labels = self.embed(model)
         metrics = {k: float(v) for k, v in retrieval_metrics(image_embeddings, text_embeddings, text_to_image).items()}
-        text_model, batch = model.text_model, self.config["eval"]["batch_size"]
+        known = labels >= 0
+        if self.data.named_classes and known.any():
+            text_model, batch = model.text_model, self.config["eval"]["batch_size"]
 
-        def embed_text(strings):
-            return predict_full_batches(text_model, self.tokenizer(tf.constant(list(strings))), batch)
+            def embed_text(strings):
+                return predict_full_batches(text_model, self.tokenizer(tf.constant(list(strings))), batch)
 
-        classes = zero_shot_classifier(embed_text, list(self.shapes.class_names), ZERO_SHOT_TEMPLATES)
-        zero_shot = zero_shot_accuracy(image_embeddings, labels, classes)
-        metrics.update({f"zero_shot_{k}": float(v) for k, v in zero_shot.items()})
-        metrics["num_test_images"] = int(len(labels))
+            classes = zero_shot_classifier(embed_text, list(self.data.class_names), ZERO_SHOT_TEMPLATES)
+            zero_shot = zero_shot_accuracy(image_embeddings[known], labels[known], classes)
+            metrics.update({f"zero_shot_{k}": float(v) for k, v in zero_shot.items()})
+        metrics["num_test_images"] = int(len(image_embeddings))
         metrics["num_test_captions"] = int(len(text_to_image))
+        metrics.update(self.data.metrics())
         return metrics

@@ -10,8 +10,11 @@ import warnings
 import keras
 import tensorflow as tf
 
-from mmkeras.config import config_differences
+from mmkeras.config import config_differences, merge
+from mmkeras.data.open_task_data import open_task_data
 from mmkeras.models import build_from_config
+from mmkeras.preprocessing.image_preprocessor import ImagePreprocessor
+from mmkeras.preprocessing.subword_tokenizer import SubwordTokenizer
 from mmkeras.tasks.run_directory import RunDirectory
 from mmkeras.training.best_epoch import BestEpoch
 from mmkeras.training.default_optimizer import default_optimizer
@@ -26,10 +29,14 @@ BEST_EPOCH_FILE = "best_epoch.json"  # which epoch that is, and whether training
 class Task:
     """What `mmkeras train` runs: data, model, fit, evaluation, export.
 
-    The base class owns everything the three families share: the strategy and
-    precision policy, the run directory, the optimizer, the callbacks (progress
-    bar, TensorBoard, periodic backups for resume after a kill) and saving.
-    Subclasses provide `epoch_dataset`, `steps_per_epoch`, `evaluate` and `export`.
+    The base class owns everything the three families share: the records
+    (`self.data`, a `mmkeras.data.TaskData` from `data.dataset`: Shapes or any
+    real source, read the same way), the image preprocessor and the tokenizer
+    trained on the training texts, the strategy and precision policy, the run
+    directory, the optimizer, the callbacks (progress bar, TensorBoard,
+    periodic backups for resume after a kill) and saving. Each family
+    (`MatchingTask`, `CaptioningTask`, `FusionTask`) maps the records to its
+    model's inputs (`epoch_dataset`, `steps_per_epoch`) and evaluates.
 
     Resuming: checkpoints (`ResumableCheckpoint`) record how many batches were
     consumed; on restart the same command restores the newest good checkpoint,
@@ -58,6 +65,8 @@ class Task:
     ```
     """
 
+    family = None  # "matching", "captioning" or "fusion": which records-to-inputs mapping and evaluation
+
     # The `data.<field>` options for several texts per image in one step that this task honours
     # (`captions_per_image`: Shapes captioning; `texts_per_image`: Shapes fusion).
     per_image_fields = ()
@@ -69,12 +78,6 @@ class Task:
     def __init__(self, config, output_dir):
         self.config = config
         self.model = None  # the trained model, once `run` has trained it
-        for field, family in (("captions_per_image", "captioning"), ("texts_per_image", "fusion")):
-            if config["data"].get(field, 1) != 1 and field not in self.per_image_fields:
-                raise ValueError(
-                    f"`data.{field}` must be 1 for {type(self).__name__}: only the Shapes {family} "
-                    "task trains on several texts per image in one step."
-                )
         train = config["train"]
         if config.get("pretrained") and not train["init"]:
             raise ValueError(
@@ -110,10 +113,22 @@ class Task:
             tokenizer = self.shared_run_dir.file("tokenizer.json")  # written atomically by the chief
             if tf.io.gfile.exists(tokenizer):
                 tf.io.gfile.copy(tokenizer, self.run_dir.file("tokenizer.json"), overwrite=True)
+        data = config["data"]
+        self.data = open_task_data(config, self.run_dir, self.family)
+        for field, family in (("captions_per_image", "captioning"), ("texts_per_image", "fusion")):
+            several = field in self.per_image_fields and self.data.several_texts_per_image
+            if data.get(field, 1) != 1 and not several:
+                raise ValueError(
+                    f"`data.{field}` must be 1 for {type(self).__name__} on {data['dataset']!r} data: only the "
+                    f"{family} task on records that hold several texts (Shapes) trains on several per image."
+                )
+        self.preprocessor = ImagePreprocessor(image_size=data["image_size"], resize="pad", max_pixels=data["max_pixels"])
+        self._tokenizer = None
+        self.use_init_preprocessing()
 
     # --- to implement -----------------------------------------------------
-    def epoch_dataset(self, epoch):
-        """The batched training data of one epoch (`epoch` is a scalar int64 tensor).
+    def epoch_dataset(self, epoch, split="train"):
+        """The batched model inputs of one epoch of `split` (`epoch`: an int or a scalar int64 tensor).
 
         Its order must depend only on the config's seed and `epoch`, and its
         batches must have static shapes (`drop_remainder=True`).
@@ -133,9 +148,51 @@ class Task:
         raise NotImplementedError
 
     # --- shared -----------------------------------------------------------
+    # Tokens per text beyond `data.sequence_length` (captioning needs one more, for the teacher-forcing shift).
+    extra_tokens = 0
+
+    @property
+    def tokenizer(self):
+        """The WordPiece tokenizer trained on the training texts (`data.tokenizer_corpus()`) on first use and
+        saved as `tokenizer.json`, so `mmkeras eval` and a resumed run reuse the very same vocabulary (or
+        the init model's or loaded model's own, see `use_preprocessing_of`)."""
+        if self._tokenizer is None:
+            path = self.run_dir.file("tokenizer.json")
+            if tf.io.gfile.exists(path):
+                with tf.io.gfile.GFile(path) as f:
+                    self._tokenizer = SubwordTokenizer.from_config(json.load(f))
+            else:
+                data = self.config["data"]
+                self.data.prepare()
+                self._tokenizer = SubwordTokenizer.train(
+                    self.data.tokenizer_corpus(),
+                    vocabulary_size=data["vocabulary_size"],
+                    sequence_length=data["sequence_length"] + self.extra_tokens,
+                )
+                self.run_dir.write_json("tokenizer.json", self._tokenizer.get_config())
+        return self._tokenizer
+
     def model_config(self):
-        """The config the model is built from (subclasses add the sizes the trained tokenizer fixes)."""
-        return self.config
+        """The config the model is built from: the text tower's vocabulary is the trained tokenizer's (at
+        most `data.vocabulary_size`)."""
+        if not self.config.get("text_encoder"):
+            return self.config
+        return merge(self.config, {"data": {"vocabulary_size": self.tokenizer.vocabulary_size()}})
+
+    def batch_size(self, split="train"):
+        """`train.global_batch_size`, or for "val" the data's validation batch (`TaskData.validation_batch_size`)."""
+        batch = self.config["train"]["global_batch_size"]
+        if split == "train":
+            return batch
+        return self.data.validation_batch_size(batch, self.strategy.num_replicas_in_sync)
+
+    def prepare(self, show_progress=True):
+        """Makes the data ready (a source is converted on first use); `prepared` then sees it."""
+        self.data.prepare(show_progress)
+        self.prepared()
+
+    def prepared(self):
+        """Hook called once the data is ready (the fusion task sets its heads from it)."""
 
     def model_preprocessor(self):
         """The `MultimodalPreprocessor` the model carries: the task's tokenizer and image converter."""
@@ -256,8 +313,8 @@ class Task:
         return stream.skip(skip_batches).prefetch(tf.data.AUTOTUNE)
 
     def has_validation_split(self):
-        """Whether the data has a validation split (subclasses: whether it is empty)."""
-        return True
+        """Whether the data has a validation split of at least one batch."""
+        return self.batch_size("val") > 0
 
     def validation_data(self):
         """The validation split in the training data's form, evaluated after every epoch, or None.
@@ -307,9 +364,15 @@ class Task:
         for pattern in ("*.json", "*.keras", "*.weights.h5", "*.html"):
             for path in tf.io.gfile.glob(self.run_dir.file(pattern)):
                 tf.io.gfile.remove(path)
+        self.data.remove_stale()
 
     def train(self, verbose="auto"):
-        """Builds the data and model, fits (resuming if a checkpoint exists), saves `model.keras`."""
+        """Makes the data ready and prints its summary, builds the model, fits (resuming if a checkpoint
+        exists), saves `model.keras`."""
+        self.prepare(show_progress=verbose != 0)
+        summary = self.data.summary()
+        if summary:
+            print(f"mmkeras: {summary}.", flush=True)
         with self.holding_run():
             self.check_resumable()
             return self._train(verbose)
@@ -450,6 +513,7 @@ class Task:
                 self.write_evaluation_file("metrics", metrics)
             if export:
                 self.export(model, self.run_dir.export)
+            self.data.finish(self.run_dir)
             return metrics
 
     def write_evaluation_file(self, stem, data):

@@ -3,7 +3,8 @@ import pytest
 import tensorflow as tf
 from tensorflow.python.data.experimental.ops.distribute import _AutoShardDataset
 
-from mmkeras.data import ShapesSource, ShardReader, ShardWriter, write_shards
+from mmkeras.data import ShapesSource, ShardReader, ShardWriter, read_shards, write_shards
+from mmkeras.data.model_inputs import model_inputs
 from mmkeras.preprocessing import SubwordTokenizer
 
 AutoShardPolicy = tf.data.experimental.AutoShardPolicy
@@ -40,7 +41,7 @@ def test_determinism_and_shuffling(shapes_shards):
     first, second = _ids(reader.records(**kwargs)), _ids(ShardReader(out).records(**kwargs))
     assert first == second and sorted(first) == sorted(r["id"] for r in records)
     assert first != sorted(first)
-    data = reader.dataset("matching", tokenizer, image_size=32, batch_size=4, **kwargs)
+    data = reader.dataset(tokenizer, image_size=32, batch_size=4, **kwargs)
     assert data.options().deterministic  # every parallel stage keeps its order
 
 
@@ -87,24 +88,29 @@ def test_bad_images_are_skipped_and_counted_and_families(tmp_path, image_set, sh
         writer.write({"id": "crc", "image": _bad_png(files["good.png"]), "texts": ["z"], "label": "cat"})
     reader = ShardReader(str(tmp_path))
     assert reader.class_names == ["cat", "dog"]
-    fusion = list(reader.dataset("fusion", tokenizer, image_size=16, batch_size=2, deterministic=True))
-    assert reader.num_bad_images == 3
-    features, labels = fusion[0]
-    assert features["images"].shape == (2, 16, 16, 3) and features["token_ids"].shape == (2, 10)
-    all_labels = np.concatenate([y.numpy() for _, y in fusion]).tolist()
-    present = np.concatenate([x["text_present"].numpy() for x, _ in fusion]).tolist()
+    # Records without text kept (`require_text=False`), marked missing: what fusion reads.
+    fusion = list(reader.dataset(tokenizer, image_size=16, batch_size=2, deterministic=True, require_text=False))
+    assert reader.num_bad_images == 3 and reader.num_without_text == 0
+    assert sorted(fusion[0]) == ["images", "label", "text_present", "token_ids"]
+    assert fusion[0]["images"].shape == (2, 16, 16, 3) and fusion[0]["token_ids"].shape == (2, 10)
+    all_labels = np.concatenate([r["label"].numpy() for r in fusion]).tolist()
+    present = np.concatenate([r["text_present"].numpy() for r in fusion]).tolist()
     assert sorted(all_labels) == [0, 0, 1, 1] and sorted(present) == [0.0, 1.0, 1.0, 1.0]
+    features, labels = model_inputs("fusion")(fusion[0])
+    assert features["images"].shape == (2, 16, 16, 3) and features["token_ids"].shape == (2, 10)
+    np.testing.assert_array_equal(features["text_present"], fusion[0]["text_present"])
+    np.testing.assert_array_equal(labels, fusion[0]["label"])
     reader.reset_counts()
-    matching = list(reader.dataset("matching", tokenizer, image_size=16, batch_size=3, drop_remainder=True))
+    matching = list(reader.dataset(tokenizer, image_size=16, batch_size=3, drop_remainder=True))
     assert len(matching) == 1 and matching[0]["images"].shape == (3, 16, 16, 3)
     assert reader.num_bad_images == 3 and reader.num_without_text == 1
-    captioning = reader.dataset("captioning", tokenizer, image_size=16, batch_size=2, drop_remainder=True,
-                                caption="first", deterministic=True)
+    captioning = reader.dataset(tokenizer, image_size=16, batch_size=2, drop_remainder=True,
+                                caption="first", deterministic=True).map(model_inputs("captioning"))
     assert captioning.element_spec[0]["token_ids"].shape == (2, 9) and captioning.element_spec[1].shape == (2, 9)
     x, y = next(iter(captioning))
     assert (x["token_ids"].numpy()[:, 0] == tokenizer.bos_id).all()
     np.testing.assert_array_equal(x["token_ids"].numpy()[:, 1:], y.numpy()[:, :-1])
-    spec = reader.dataset("fusion", tokenizer, image_size=16, label_head="shape").element_spec
+    spec = read_shards(str(tmp_path), "fusion", tokenizer, image_size=16, label_head="shape").element_spec
     assert set(spec[1]) == {"shape"} and set(spec[0]) == {"images", "token_ids", "image_present", "text_present"}
 
 
@@ -114,7 +120,7 @@ def test_bad_arguments(tmp_path, shapes_shards):
         ShardReader(str(tmp_path))
     reader = ShardReader(out)
     with pytest.raises(ValueError, match="family"):
-        reader.dataset("retrieval", tokenizer)
+        read_shards(out, "retrieval", tokenizer)
     with pytest.raises(ValueError, match="tokenizer"):
-        reader.dataset("matching", None)
+        reader.dataset(None)
     assert len(ShardReader(out + "/train-*.tfrecord").files) == 4

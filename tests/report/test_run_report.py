@@ -20,12 +20,15 @@ class _Predictor:
 def _task(run_dir, suffix=""):
     # Six held-out images, image i all `i`, each with the caption "scene i"; both embed to e_(i mod 4).
     images = np.stack([np.full((2, 2, 3), i, np.float32) for i in range(6)])
-    batches = [(images[:4], [[f"scene {i}"] for i in range(4)], np.zeros(4)),
-               (images[4:], [[f"scene {i}"] for i in range(4, 6)], np.zeros(2))]
+    batches = [{"images": images[:4], "texts": [[f"scene {i}"] for i in range(4)], "labels": np.zeros(4, np.int64),
+                "metadata": [{"id": str(i)} for i in range(4)]},
+               {"images": images[4:], "texts": [[f"scene {i}"] for i in range(4, 6)], "labels": np.zeros(2, np.int64),
+                "metadata": [{"id": str(i)} for i in range(4, 6)]}]
     return types.SimpleNamespace(
         config={"name": "clip-csv", "task": "matching", "data": {"dataset": "csv", "path": "pairs.csv"},
                 "eval": {"batch_size": 4}},
-        run_dir=run_dir, evaluation_suffix=suffix, held_out_batches=lambda: iter(batches),
+        run_dir=run_dir, evaluation_suffix=suffix,
+        data=types.SimpleNamespace(evaluation_batches=lambda preprocessor, batch: iter(batches)),
         preprocessor=types.SimpleNamespace(denormalize=lambda x: np.asarray(x).astype(np.uint8)),
         tokenizer=lambda texts: np.array([int(t.decode().split()[1]) for t in texts.numpy()]),
     )

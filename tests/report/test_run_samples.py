@@ -5,7 +5,11 @@ import types
 import numpy as np
 import pytest
 
-from mmkeras.report.run_samples import caption_samples, confusion_matrix, fusion_confusion, retrieval_samples
+from mmkeras.data.converted_data import ConvertedData
+from mmkeras.data.shapes_data import ShapesData
+from mmkeras.report.run_samples import (caption_samples, confusion_matrix, fusion_confusion, fusion_heads,
+                                        retrieval_samples)
+from mmkeras.tasks.fusion_task import FusionTask
 
 
 def test_confusion_matrix_counts_and_checks():
@@ -26,20 +30,35 @@ class _Predictor:
         return self.fn(np.asarray(x))
 
 
+class _Preprocessor:
+    """Pixels as float32 (what the model sees); `denormalize` gives them back as uint8 (what the report shows)."""
+
+    def __call__(self, images):
+        return np.asarray(images).astype(np.float32)
+
+    def denormalize(self, images):
+        return np.asarray(images).astype(np.uint8)
+
+
 def _matching_fakes(num_scenes=6, dim=4):
     # Image i embeds to e_(i mod dim); the caption "scene i" embeds to e_(i mod dim) too, so
-    # scenes i and i + dim tie and the stable ranking puts the lower index first.
+    # scenes i and i + dim tie and the stable ranking puts the lower index first. The test split is
+    # read as `ShapesData.evaluation_batches` reads it, from fake Shapes scenes.
     images = np.stack([np.full((2, 2, 3), i, np.uint8) for i in range(num_scenes)])
-    scenes = [{"captions": [f"scene {i}", f"other {i}"]} for i in range(num_scenes)]
+    scenes = [{"captions": [f"scene {i}", f"other {i}"], "label": i % 2} for i in range(num_scenes)]
+    shapes = types.SimpleNamespace(scenes=lambda split: scenes if split == "test" else None,
+                                   images=lambda split: images if split == "test" else None)
+    data = types.SimpleNamespace(shapes=shapes, family="matching")
+    data.evaluation_batches = lambda preprocessor, batch: ShapesData.evaluation_batches(data, preprocessor, batch)
     eye = np.eye(dim, dtype=np.float32)
     task = types.SimpleNamespace(
-        shapes=types.SimpleNamespace(scenes=lambda split: scenes, images=lambda split: images),
-        preprocessor=lambda x: np.asarray(x)[:, 0, 0, 0],
+        data=data,
+        preprocessor=_Preprocessor(),
         tokenizer=lambda texts: np.array([int(t.decode().split()[1]) for t in texts.numpy()]),
         config={"eval": {"batch_size": 8}},
     )
     model = types.SimpleNamespace(
-        image_model=_Predictor(lambda ids: eye[ids.astype(int) % dim]),
+        image_model=_Predictor(lambda x: eye[x[:, 0, 0, 0].astype(int) % dim]),
         text_model=_Predictor(lambda ids: eye[ids.astype(int) % dim]),
     )
     return task, model
@@ -51,6 +70,7 @@ def test_retrieval_samples_rank_the_test_images_for_test_captions():
     assert [s["query"] for s in samples] == ["scene 0", "scene 2", "scene 5"]
     first, _, last = samples
     assert first["images"].shape == (2, 2, 2, 3) and first["correct"] == [True, False] and first["rank"] == 1
+    assert first["images"].dtype == np.uint8 and first["images"][:, 0, 0, 0].tolist() == [0, 4]
     assert first["scores"] == [1.0, 1.0]
     # "scene 5" ties with scene 1, which comes first: its own image ranks 2.
     assert last["rank"] == 2 and last["correct"] == [False, True]
@@ -60,18 +80,17 @@ def test_retrieval_samples_rank_the_test_images_for_test_captions():
 
 
 def test_fusion_confusion_of_each_head():
-    examples = {
-        "task": np.array(["answer", "answer", "match", "answer", "match"]),
-        "answer_id": np.array([0, 2, -1, 1, -1]),
-        "match_label": np.array([-1, -1, 1, -1, 0]),
-    }
+    # Each example trains one head: its label for the other head is -1 (left out of that head's matrix).
+    labels = {"answer": np.array([0, 2, -1, 1, -1]), "match": np.array([-1, -1, 1, -1, 0])}
     answer_probs = np.array([[0.8, 0.1, 0.1], [0.1, 0.2, 0.7], [0.3, 0.3, 0.4], [0.6, 0.3, 0.1], [1, 0, 0]])
+    both = {"answer": answer_probs, "match": np.array([0, 0, 0.9, 0, 0.7])}
+    text_missing = {"answer": answer_probs[:, ::-1], "match": 1 - both["match"]}  # never what the matrix reads
     task = types.SimpleNamespace(
-        tasks=["answer", "match"],
         heads={"answer": {"labels": ["no", "yes", "two"]}, "match": {"labels": ["no", "yes"]}},
-        examples=lambda split: examples,
-        predict=lambda model, split: {"answer": answer_probs, "match": np.array([0, 0, 0.9, 0, 0.7])},
+        predictions=lambda model: {"labels": labels, "probabilities": {"both": both, "text_missing": text_missing},
+                                   "metadata": {}},
     )
+    assert fusion_heads(task) == ["answer", "match"]
     answer = fusion_confusion(task, None, "answer")
     assert answer["labels"] == ["no", "yes", "two"]
     np.testing.assert_array_equal(answer["matrix"], [[1, 0, 0], [1, 0, 0], [0, 0, 1]])
@@ -83,18 +102,23 @@ def test_fusion_confusion_of_each_head():
 
 def _record_fakes(batches, dim=4, samples=None):
     """A real-data task whose held-out image i is all `i` (pixels shown as they are) and whose
-    caption "scene i" embeds like image i: to e_(i mod dim)."""
+    caption "scene i" embeds like image i: to e_(i mod dim). `batches`: `(images, texts, labels)`,
+    yielded by `task.data.evaluation_batches` as its dicts."""
     consumed = []
+    preprocessor = types.SimpleNamespace(denormalize=lambda x: np.asarray(x).astype(np.uint8))
 
-    def held_out_batches():
-        for batch in batches:
+    def evaluation_batches(given, batch_size):
+        assert given is preprocessor and batch_size == 4  # the task's preprocessor, `eval.batch_size`
+        for number, (images, texts, labels) in enumerate(batches):
+            batch = {"images": images, "texts": texts, "labels": np.asarray(labels, np.int64),
+                     "metadata": [{"id": f"{number}-{i}"} for i in range(len(images))]}
             consumed.append(batch)
             yield batch
 
     eye = np.eye(dim, dtype=np.float32)
     task = types.SimpleNamespace(
-        held_out_batches=held_out_batches,
-        preprocessor=types.SimpleNamespace(denormalize=lambda x: np.asarray(x).astype(np.uint8)),
+        data=types.SimpleNamespace(evaluation_batches=evaluation_batches),
+        preprocessor=preprocessor,
         tokenizer=lambda texts: np.array([int((t.decode().split() or ["0"])[-1]) for t in texts.numpy()]),
         config={"eval": {"batch_size": 4}},
         run_dir=types.SimpleNamespace(read_json=lambda name: {"samples-num_beams=2.json": samples}[name]),
@@ -149,13 +173,18 @@ def test_fusion_confusion_on_real_data_leaves_out_unknown_labels():
         seen.append(inputs["text_present"].tolist())
         return {"label": np.eye(3, dtype=np.float32)[inputs["images"][:, 0, 0, 0].astype(int)]}
 
-    task.heads = {"label": {"labels": ["a", "b", "c"]}}
-    task.prepare_data = lambda: None
+    # The real-data examples and the task's predictions as `ConvertedData` and `FusionTask` make them.
+    task.data.class_names = ["a", "b", "c"]
+    task.data.evaluation_examples = lambda *args: ConvertedData.evaluation_examples(task.data, *args)
+    task.predictions = lambda model: FusionTask.predictions(task, model)
+    task.heads = None
+    task.prepare = lambda: setattr(task, "heads", {"label": {"labels": ["a", "b", "c"]}})  # heads from the data
     model = types.SimpleNamespace(predict=predict, probabilities=lambda outputs: outputs)
     confusion = fusion_confusion(task, model)
     assert confusion["head"] == "label" and confusion["labels"] == ["a", "b", "c"]
     # Kept: (true 0, image 0), (true 2, image 1), (true 1, image 1); -1 and 3 are no training class.
     np.testing.assert_array_equal(confusion["matrix"], [[1, 0, 0], [0, 1, 0], [0, 1, 0]])
     assert seen[0][:2] == [1.0, 0.0]  # the record without a text is predicted with its text marked missing
+    assert seen[2] == [0.0] * 4  # and the text-missing condition marks every text missing
     with pytest.raises(ValueError, match="head"):
         fusion_confusion(task, model, "answer")

@@ -1,4 +1,5 @@
-"""`mmkeras train` / `mmkeras eval` of a fusion preset end to end on a few Shapes scenes (tiny budget)."""
+"""`FusionTask` end to end: `mmkeras train` / `mmkeras eval` of a fusion preset on a few Shapes scenes, and a
+Hateful-Memes-style JSONL of real records (tiny budget); the example streams and config errors."""
 
 import json
 
@@ -8,7 +9,11 @@ import tensorflow as tf
 
 from mmkeras import zoo
 from mmkeras.cli import main
+from mmkeras.data import Shapes
+from mmkeras.data.converted_data import ConvertedData
 from mmkeras.data.shapes import ANSWER_VOCABULARY, QUESTION_TYPES
+from mmkeras.data.shapes_data import ShapesData
+from mmkeras.tasks import task_for_config
 from mmkeras.tasks.fusion_task import FusionTask
 
 TINY = ["--set", "data.num_train=24", "--set", "data.num_test=12", "--set", "data.num_val=4",
@@ -54,14 +59,28 @@ def test_train_evaluate_export_and_eval_again(tmp_path, capsys):
     for key in ("answer_accuracy", "match_auroc", "answer_accuracy_text_missing"):
         assert again[key] == metrics[key]
 
-    # The evaluation's single pass over all missing-modality conditions equals one pass per condition.
+    # The evaluation's single pass over all missing-modality conditions equals one pass per condition,
+    # over the test examples in `task.data.examples("test")` order.
     task = FusionTask(json.loads((run / "config.json").read_text()), str(run))
+    assert isinstance(task.data, ShapesData) and list(task.heads) == ["answer", "match"]
     model = task.load_model()
-    together = task.predict_conditions(model, "test")
-    for name, absent in (("image_missing", ("image",)), ("text_missing", ("text",))):
-        alone = task.predict(model, "test", absent)
+    predicted = task.predictions(model)
+    together = predicted["probabilities"]
+    examples = task.data.examples("test")
+    for head in ("answer", "match"):
+        np.testing.assert_array_equal(predicted["labels"][head], examples["labels"][head])
+    for column in ("question_type", "negative_kind", "pair_set"):
+        np.testing.assert_array_equal(predicted["metadata"][column], examples[column])
+    images = task.preprocessor(task.data.shapes.images("test")[examples["scene"]])
+    token_ids = task.tokenizer(tf.constant(list(examples["text"])))
+    count = len(examples["scene"])
+    for name, absent in (("both", ()), ("image_missing", ("image",)), ("text_missing", ("text",))):
+        inputs = {"images": images, "token_ids": token_ids,
+                  "image_present": np.full(count, 0.0 if "image" in absent else 1.0, "float32"),
+                  "text_present": np.full(count, 0.0 if "text" in absent else 1.0, "float32")}
+        alone = model.probabilities(model.predict(inputs, batch_size=count, verbose=0))
         for head in ("answer", "match"):
-            np.testing.assert_allclose(together[name][head], alone[head], atol=1e-6)
+            np.testing.assert_allclose(together[name][head], np.asarray(alone[head]), atol=1e-5)
     assert not np.allclose(together["both"]["answer"], together["text_missing"]["answer"])
 
 
@@ -70,10 +89,16 @@ def test_training_stream_masks_each_example_to_its_own_head(tmp_path):
                                                           "data.num_val": 2, "train.global_batch_size": 8,
                                                           "data.texts_per_image": 1})  # (image, text) pairs
     task = FusionTask(config, str(tmp_path))
-    examples = task.examples("train")
+    examples = task.data.examples("train")
+    assert task.data.tasks == list(task.heads) == ["answer", "match"]
     # 5 questions and 4 hard matching pairs per scene, plus one easy negative and one more true caption.
     assert len(examples["scene"]) == 8 * 11 and task.steps_per_epoch == 11
     assert np.sum(examples["negative_kind"] == "easy") == 8
+    # Each example trains one head: its label for the other head is -1.
+    is_answer = examples["head"] == "answer"
+    assert is_answer.sum() == 8 * 5 and np.all((examples["head"] == "match") == ~is_answer)
+    assert np.all((examples["labels"]["answer"] >= 0) == is_answer)
+    assert np.all((examples["labels"]["match"] >= 0) == ~is_answer)
     x, y, w = next(iter(task.epoch_dataset(tf.constant(0, tf.int64))))
     assert x["images"].shape == (8, 64, 64, 3) and x["token_ids"].shape == (8, 24)
     np.testing.assert_array_equal(w["answer"].numpy() + w["match"].numpy(), np.ones(8))
@@ -92,8 +117,9 @@ def test_several_texts_per_image_stream(tmp_path):
                                                           "data.texts_per_image": k})
     task = FusionTask(config, str(tmp_path))
     assert task.steps_per_epoch == 2  # every scene once an epoch
-    examples = task.examples("train")
-    scenes = task.preprocessor(task.shapes.images("train")).numpy()
+    examples = task.data.examples("train")
+    token_ids = task.tokenizer(tf.constant(list(examples["text"]))).numpy()
+    scenes = task.preprocessor(task.data.shapes.images("train")).numpy()
 
     def epoch(number):
         rows = []
@@ -103,7 +129,7 @@ def test_several_texts_per_image_stream(tmp_path):
             np.testing.assert_array_equal(w["answer"].numpy() + w["match"].numpy(), np.ones(batch * k))
             for i, image in enumerate(x["images"].numpy()):
                 scene = int(np.flatnonzero(np.all(np.abs(scenes - image) < 1e-6, axis=(1, 2, 3)))[0])
-                own = examples["token_ids"][examples["scene"] == scene]
+                own = token_ids[examples["scene"] == scene]
                 for ids in x["token_ids"].numpy()[i * k:(i + 1) * k]:  # image i's texts side by side
                     assert np.any(np.all(own == ids, axis=1)), "a text beside an image that is not its own"
                 rows.append((scene, x["token_ids"].numpy()[i * k:(i + 1) * k].tobytes()))
@@ -131,3 +157,54 @@ def test_bad_configs_name_the_field(tmp_path):
                    str(tmp_path / "b"))
     with pytest.raises(ValueError, match="data.dataset"):
         FusionTask(zoo.config("shapes-fusion-late-tiny", **{"data.dataset": "coco"}), str(tmp_path / "c"))
+
+
+
+
+@pytest.fixture(scope="module")
+def memes_file(tmp_path_factory):
+    """A Hateful-Memes-style JSONL (`id, img, label, text`) of Shapes matching pairs, with bad rows."""
+    root = tmp_path_factory.mktemp("memes")
+    (root / "img").mkdir()
+    shapes = Shapes(image_size=32, num_train=24, num_val=1, num_test=1)
+    rows = []
+    for i, scene in enumerate(shapes.scenes("train")):
+        (root / "img" / f"{i:05d}.png").write_bytes(tf.io.encode_png(scene["image"]).numpy())
+        for j, pair in enumerate(scene["match"]):
+            rows.append({"id": f"{i:05d}{j}", "img": f"img/{i:05d}.png", "label": pair["label"], "text": pair["text"]})
+    rows[0]["img"] = "img/missing.png"                                          # missing image file
+    (root / "img" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 30)
+    rows[1]["img"] = "img/corrupt.png"                                          # corrupt PNG
+    del rows[2]["label"]                                                        # no label: skipped for fusion
+    rows[3]["text"] = ""                                                        # no text: kept, text missing
+    path = root / "train.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return str(path), len(rows)
+
+
+def test_fusion_trains_and_evaluates_on_memes_jsonl(memes_file, tmp_path, capsys, tiny_record_run, text_tower):
+    path, num_rows = memes_file
+    config = zoo.config("shapes-fusion-late-tiny", **tiny_record_run, **text_tower, **{
+        "data.dataset": "jsonl", "data.path": path, "model.fusion_kwargs": {"combine": "mean", "hidden_dim": 16}})
+    capsys.readouterr()
+    task = task_for_config(config, tmp_path / "run")
+    assert "`data.texts_per_image`=11 does not apply to jsonl records" in capsys.readouterr().out
+    assert isinstance(task, FusionTask) and isinstance(task.data, ConvertedData)
+    assert task.heads is None  # set from the training labels once the data is ready
+    model = task.train(verbose=0)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["model"]["heads"] == {"label": {"type": "binary", "labels": ["0", "1"]}}
+    assert task.heads == saved["model"]["heads"]
+    assert saved["data"]["texts_per_image"] == 1  # the preset's 11 texts per Shapes scene do not apply
+    report = task.data.skip_report()
+    assert dict(report.skipped) == {"missing image": 1, "corrupt image": 1, "missing label": 1}
+    assert report.kept == num_rows - 3
+    metrics = task.evaluate(model)
+    for key in ("accuracy", "macro_f1", "accuracy_image_missing", "accuracy_text_missing",
+                "baseline_majority_accuracy"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert metrics["num_test_examples"] == task.data.num_records("val") > 0
+    assert isinstance(metrics["num_test_examples"], int)
+    assert metrics["num_skipped_records"] == 3
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert len(history["loss"]) == 1 and np.isfinite(history["loss"][0])

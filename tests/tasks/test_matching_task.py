@@ -1,11 +1,16 @@
-"""`mmkeras train` / `mmkeras eval` end to end on a few Shapes scenes (tiny budget)."""
+"""`MatchingTask`: `mmkeras train` / `mmkeras eval` end to end on a few Shapes scenes (tiny budget); settings
+it refuses."""
 
 import json
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
+from mmkeras import zoo
 from mmkeras.cli import main
+from mmkeras.data.shapes_data import ShapesData
+from mmkeras.tasks.matching_task import MatchingTask
 
 
 def test_train_evaluate_export_and_eval_again(tmp_path, capsys):
@@ -33,3 +38,14 @@ def test_train_evaluate_export_and_eval_again(tmp_path, capsys):
     again = json.loads((run / "metrics.json").read_text())
     for key in ("t2i_r1", "i2t_r5", "zero_shot_top1"):
         assert again[key] == metrics[key]
+
+
+def test_tasks_that_pair_one_caption_per_image_refuse_captions_per_image(tmp_path):
+    overrides = {"data.num_train": 16, "data.num_val": 4, "data.num_test": 4, "train.global_batch_size": 8}
+    assert isinstance(MatchingTask(zoo.config("shapes-clip-tiny", **overrides), str(tmp_path)).data, ShapesData)
+    config = zoo.config("shapes-clip-tiny", **overrides, **{"data.captions_per_image": 2})
+    with pytest.raises(ValueError, match="`data.captions_per_image` must be 1 for MatchingTask on 'shapes' data"):
+        MatchingTask(config, str(tmp_path))
+    config = zoo.config("shapes-clip-tiny", **overrides, **{"data.texts_per_image": 2})
+    with pytest.raises(ValueError, match="`data.texts_per_image` must be 1 for MatchingTask on 'shapes' data"):
+        MatchingTask(config, str(tmp_path))

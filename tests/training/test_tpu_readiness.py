@@ -98,7 +98,7 @@ def test_caption_decoding_compiles_to_hlo(tasks, strategy):
     model = task.build_model()
     generator = CaptionGenerator(model, max_length=6, strategy=strategy, num_beams=2, seed=0)
     assert generator.jit_compile
-    images = task.preprocessor(task.shapes.images("test")[:2])
+    images = task.preprocessor(task.data.shapes.images("test")[:2])
     seed = tf.constant([0, 0], tf.int32)
     hlo = generator.generate_fn.experimental_get_compiler_ir(images, seed)(stage="hlo")
     _assert_no_host_round_trips(hlo, f"{strategy} decoding")

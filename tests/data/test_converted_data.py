@@ -1,29 +1,20 @@
-"""Real-data tasks: conversion of broken real-layout files, skip reports, training, evaluation, errors."""
+"""`ConvertedData`: real data converted into the run directory: broken real-layout files, skip reports, the
+held-out split (a hash of the id, a Flickr split JSON, a TFDS val split), split lists, errors."""
 
 import io
 import json
 
 import numpy as np
 import pytest
-import tensorflow as tf
+import tensorflow_datasets as tfds
 from PIL import Image
 
 from mmkeras import zoo
 from mmkeras.data import Shapes
+from mmkeras.data.converted_data import ConvertedData, is_held_out
 from mmkeras.tasks import task_for_config
-from mmkeras.tasks.record_fusion_task import RecordFusionTask
-from mmkeras.tasks.record_matching_task import RecordMatchingTask
-from mmkeras.tasks.record_task import is_held_out
+from mmkeras.tasks.matching_task import MatchingTask
 
-TOWER = {"num_layers": 1, "hidden_dim": 16, "mlp_dim": 32, "num_heads": 2}
-TINY = {
-    "data.image_size": 32, "data.vocabulary_size": 60, "data.val_fraction": 0.25,
-    "image_encoder.patch_size": 16,
-    **{f"image_encoder.{k}": v for k, v in TOWER.items()},
-    "train.epochs": 1, "train.global_batch_size": 8, "train.jit_compile": False, "train.strategy": "cpu",
-    "eval.batch_size": 16,
-}
-TEXT_TOWER = {f"text_encoder.{k}": v for k, v in TOWER.items()}
 
 
 def _pil(array, mode):
@@ -54,38 +45,22 @@ def coco_files(tmp_path_factory):
     return paths
 
 
-@pytest.fixture(scope="module")
-def memes_file(tmp_path_factory):
-    """A Hateful-Memes-style JSONL (`id, img, label, text`) of Shapes matching pairs, with bad rows."""
-    root = tmp_path_factory.mktemp("memes")
-    (root / "img").mkdir()
-    shapes = Shapes(image_size=32, num_train=24, num_val=1, num_test=1)
-    rows = []
-    for i, scene in enumerate(shapes.scenes("train")):
-        (root / "img" / f"{i:05d}.png").write_bytes(tf.io.encode_png(scene["image"]).numpy())
-        for j, pair in enumerate(scene["match"]):
-            rows.append({"id": f"{i:05d}{j}", "img": f"img/{i:05d}.png", "label": pair["label"], "text": pair["text"]})
-    rows[0]["img"] = "img/missing.png"                                          # missing image file
-    (root / "img" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 30)
-    rows[1]["img"] = "img/corrupt.png"                                          # corrupt PNG
-    del rows[2]["label"]                                                        # no label: skipped for fusion
-    rows[3]["text"] = ""                                                        # no text: kept, text missing
-    path = root / "train.jsonl"
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return str(path), len(rows)
+@pytest.fixture
+def coco_config(coco_files, tiny_record_run, text_tower):
+    """`zoo.config(preset, **extra)` of a tiny matching run on the COCO fixture files."""
+    def make(preset="shapes-clip-tiny", **extra):
+        overrides = {**tiny_record_run, **text_tower, "model.embed_dim": 16, "data.dataset": "coco",
+                     "data.path": coco_files["captions_json"], "data.images": coco_files["image_dir"]}
+        return zoo.config(preset, **{**overrides, **extra})
+
+    return make
 
 
-def _coco_config(coco_files, preset="shapes-clip-tiny", **extra):
-    overrides = {**TINY, **TEXT_TOWER, "model.embed_dim": 16, "data.dataset": "coco",
-                 "data.path": coco_files["captions_json"], "data.images": coco_files["image_dir"]}
-    return zoo.config(preset, **{**overrides, **extra})
-
-
-def test_conversion_skips_counts_and_reports_broken_records(coco_files, tmp_path):
-    task = task_for_config(_coco_config(coco_files), tmp_path / "run")
-    assert isinstance(task, RecordMatchingTask)
-    info = task.prepare_data()
-    report = task.skip_report()
+def test_conversion_skips_counts_and_reports_broken_records(coco_files, tmp_path, coco_config):
+    task = task_for_config(coco_config(), tmp_path / "run")
+    assert isinstance(task, MatchingTask) and isinstance(task.data, ConvertedData)
+    info = task.data.prepare()
+    report = task.data.skip_report()
     assert dict(report.skipped) == {"corrupt image": 1, "missing image": 1, "empty caption": 1}
     assert report.repaired["cmyk image"] == 1 and report.repaired["grayscale image"] == 1
     assert report.kept == 33 == info["train"]["num_records"] + info["val"]["num_records"]
@@ -93,43 +68,18 @@ def test_conversion_skips_counts_and_reports_broken_records(coco_files, tmp_path
     coco = json.loads(open(coco_files["captions_json"]).read())
     ids = [str(image["id"]) for image in coco["images"][5:]] + [str(coco["images"][i]["id"]) for i in (2, 3)]
     assert info["val"]["num_records"] == sum(is_held_out(i, 0.25) for i in ids) > 0
-    assert len(task.tokenizer_corpus()) == 5 * info["train"]["num_records"]
-    data = task.data_report()
+    assert len(task.data.tokenizer_corpus()) == 5 * info["train"]["num_records"]
+    data = task.data.data_report()
     assert data["num_train_records"] == info["train"]["num_records"]
     assert data["conversion"]["skipped"]["missing image"] == 1
     # A second task on the same run directory reuses the shards; another source is refused.
-    again = task_for_config(_coco_config(coco_files), tmp_path / "run")
-    assert again.prepare_data()["train"]["files"] == info["train"]["files"]
-    other = task_for_config(_coco_config(coco_files, **{"data.val_fraction": 0.5}), tmp_path / "run")
+    again = task_for_config(coco_config(), tmp_path / "run")
+    assert again.data.prepare()["train"]["files"] == info["train"]["files"]
+    other = task_for_config(coco_config(**{"data.val_fraction": 0.5}), tmp_path / "run")
     with pytest.raises(ValueError, match="holds data converted from.*or `--overwrite` to start afresh"):
-        other.prepare_data()
+        other.data.prepare()
     other.remove_previous_run()  # what `--overwrite` does first: the other source's data is converted anew
-    assert other.prepare_data()["val"]["num_records"] == sum(is_held_out(i, 0.5) for i in ids)
-
-
-def test_fusion_trains_and_evaluates_on_memes_jsonl(memes_file, tmp_path, capsys):
-    path, num_rows = memes_file
-    config = zoo.config("shapes-fusion-late-tiny", **TINY, **TEXT_TOWER, **{
-        "data.dataset": "jsonl", "data.path": path, "model.fusion_kwargs": {"combine": "mean", "hidden_dim": 16}})
-    capsys.readouterr()
-    task = task_for_config(config, tmp_path / "run")
-    assert "`data.texts_per_image`=11 does not apply to jsonl records" in capsys.readouterr().out
-    assert isinstance(task, RecordFusionTask)
-    model = task.train(verbose=0)
-    saved = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert saved["model"]["heads"] == {"label": {"type": "binary", "labels": ["0", "1"]}}
-    assert saved["data"]["texts_per_image"] == 1  # the preset's 11 texts per Shapes scene do not apply
-    report = task.skip_report()
-    assert dict(report.skipped) == {"missing image": 1, "corrupt image": 1, "missing label": 1}
-    assert report.kept == num_rows - 3
-    metrics = task.evaluate(model)
-    for key in ("accuracy", "macro_f1", "accuracy_image_missing", "accuracy_text_missing",
-                "baseline_majority_accuracy"):
-        assert 0.0 <= metrics[key] <= 1.0
-    assert metrics["num_test_examples"] == task.num_val_records > 0
-    assert metrics["num_skipped_records"] == 3
-    history = json.loads((tmp_path / "run" / "history.json").read_text())
-    assert len(history["loss"]) == 1 and np.isfinite(history["loss"][0])
+    assert other.data.prepare()["val"]["num_records"] == sum(is_held_out(i, 0.5) for i in ids)
 
 
 @pytest.mark.parametrize(
@@ -144,17 +94,17 @@ def test_fusion_trains_and_evaluates_on_memes_jsonl(memes_file, tmp_path, capsys
         ({"data.dataset": "csv", "data.path": "{csv}", "train.global_batch_size": 64}, "fewer than `train.global_batch_size`=64"),
     ],
 )
-def test_errors_name_the_field(coco_files, tmp_path, overrides, message):
+def test_errors_name_the_field(coco_files, tmp_path, overrides, message, tiny_record_run):
     root = coco_files["captions_json"].rsplit("/", 1)[0]
     overrides = {k: v.format(csv=coco_files["csv"], root=root) if isinstance(v, str) else v
                  for k, v in overrides.items()}
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
-        task = task_for_config(zoo.config("shapes-captioner-tiny", **{**TINY, **overrides}), tmp_path / "run")
+        task = task_for_config(zoo.config("shapes-captioner-tiny", **{**tiny_record_run, **overrides}), tmp_path / "run")
         task.steps_per_epoch
 
 
-def test_fusion_needs_labels(coco_files, tmp_path):
-    fusion = {**TINY, **TEXT_TOWER}
+def test_fusion_needs_labels(coco_files, tmp_path, tiny_record_run, text_tower):
+    fusion = {**tiny_record_run, **text_tower}
     with pytest.raises(ValueError, match="`data.dataset`='coco' has no labels"):
         task_for_config(zoo.config("shapes-fusion-late-tiny", **fusion, **{
             "data.dataset": "coco", "data.path": coco_files["captions_json"]}), tmp_path / "a")
@@ -165,22 +115,70 @@ def test_fusion_needs_labels(coco_files, tmp_path):
         "data.dataset": "csv", "data.path": str(unlabelled),
         "data.images": coco_files["image_dir"].rsplit("/images/", 1)[0]}), tmp_path / "b")
     with pytest.raises(ValueError, match="needs a `label` field"):
-        task.prepare_data()
+        task.prepare()
     info = json.loads((tmp_path / "b" / "data" / "dataset_info.json").read_text())
     assert info["splits"]["train"]["skip_report"]["skipped"] == {"missing label": 15}
 
 
-def test_data_summary_comes_before_training_and_the_split_lists_are_written(coco_files, tmp_path, capsys):
-    task = task_for_config(_coco_config(coco_files, **{"train.global_batch_size": 4}), tmp_path / "run")
+def test_data_summary_comes_before_training_and_the_split_lists_are_written(coco_files, tmp_path, capsys, coco_config):
+    task = task_for_config(coco_config(**{"train.global_batch_size": 4}), tmp_path / "run")
     task.train(verbose=1)
     out = capsys.readouterr().out
     assert out.index("mmkeras: converting coco:") < out.index("kept 33 records") < out.index("loss:")
     lists = {split: (tmp_path / "run" / "splits" / f"{split}.txt").read_text().splitlines() for split in ("train", "val")}
-    for split, reader in (("train", task.train_reader), ("val", task.val_reader)):
+    for split, reader in (("train", task.data.train_reader), ("val", task.data.val_reader)):
         ids = [i.decode() for i in reader.records(deterministic=True).map(lambda r: r["id"]).as_numpy_iterator()]
-        assert sorted(lists[split]) == sorted(ids) and len(ids) == task.prepare_data()[split]["num_records"]
+        assert sorted(lists[split]) == sorted(ids) and len(ids) == task.data.prepare()[split]["num_records"]
+        assert task.data.split_list(split) == str(tmp_path / "run" / "splits" / f"{split}.txt")
     assert str(tmp_path / "run" / "splits" / "val.txt") in out
     assert not set(lists["train"]) & set(lists["val"])
     # Validation ran on the held-out split after the epoch.
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert len(history["val_loss"]) == 1 and len(history["val_batch_accuracy"]) == 1
+
+
+# The captioner's decoder at the size of `tiny_record_run`'s towers; a short beam search.
+CAPTIONER_MODEL = {"data.sequence_length": 12, "model.num_layers": 1, "model.hidden_dim": 16, "model.mlp_dim": 32,
+                   "model.num_heads": 2, "eval.num_beams": 2, "eval.max_length": 6}
+SHAPES = Shapes(image_size=32, num_train=16, num_val=8, num_test=4)
+
+
+def _reader_ids(reader):
+    return sorted(r["id"].decode() for r in reader.records(deterministic=True).as_numpy_iterator())
+
+
+class ShapesCaptionsForTest(tfds.core.GeneratorBasedBuilder):
+    """A real, locally built TFDS dataset with its own "val" split (no mock, no download)."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return self.dataset_info_from_configs(features=tfds.features.FeaturesDict({
+            "image": tfds.features.Image(shape=(32, 32, 3)),
+            "image/id": np.int64,
+            "captions": tfds.features.Sequence({"text": tfds.features.Text()}),
+        }))
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples("train"), "val": self._generate_examples("val")}
+
+    def _generate_examples(self, split):
+        for scene in SHAPES.scenes(split):
+            key = f"{split}-{scene['image_id']}"
+            yield key, {"image": scene["image"], "image/id": (1000 if split == "val" else 0) + scene["image_id"],
+                        "captions": {"text": scene["captions"]}}
+
+
+def test_a_tfds_val_split_is_the_held_out_split(tmp_path, tiny_record_run):
+    from mmkeras.tasks.captioning_task import CaptioningTask
+
+    data_dir = str(tmp_path / "tfds")
+    ShapesCaptionsForTest(data_dir=data_dir).download_and_prepare()
+    config = zoo.config("shapes-captioner-tiny", **tiny_record_run, **CAPTIONER_MODEL, **{
+        "data.dataset": "tfds", "data.path": "shapes_captions_for_test", "data.data_dir": data_dir})
+    task = CaptioningTask(config, str(tmp_path / "run"))
+    assert isinstance(task.data, ConvertedData)
+    info = task.data.prepare()
+    assert info["train"]["num_records"] == 16 and info["val"]["num_records"] == 8
+    assert _reader_ids(task.data.val_reader) == sorted(str(1000 + s["image_id"]) for s in SHAPES.scenes("val"))
+    assert task.data.skip_report().num_skipped == 0

@@ -1,0 +1,89 @@
+"""`TaskData`: what a family trainer reads, whatever the source (Shapes in memory, or converted shards)."""
+
+
+class TaskData:
+    """The records a run trains and is evaluated on, in the form every family reads them.
+
+    A family trainer (`mmkeras.tasks.MatchingTask`, `CaptioningTask`, `FusionTask`) holds one
+    `TaskData` and never asks where the records came from. Two kinds implement it:
+    `mmkeras.data.ShapesData` (the built-in scenes, generated in memory; train / val / test)
+    and `mmkeras.data.ConvertedData` (any other source, converted once into TFRecord shards in
+    the run directory; train / held-out val). `open_task_data` picks one from `data.dataset`.
+
+    Records are `{"id", "image", "texts", "label", ...metadata}`. Batches come in two forms:
+
+    - caption batches (matching, captioning): `{"images": float [B, H, W, 3], "token_ids":
+      int32 [B, L]}` (`[B, K, L]` with K texts per image);
+    - example batches (fusion): `({"images", "token_ids", "image_present", "text_present"},
+      {head: label}, {head: sample weight})`: one text and its label per example, a weight of 0
+      where an example does not train a head.
+
+    Evaluation reads `evaluation_batches` (`{"images", "texts", "labels", "metadata"}`, the
+    metadata a list of per-record dicts such as Shapes' `true_captions`) and, for fusion,
+    `evaluation_examples` (per-example labels by head and metadata columns such as
+    `question_type`), so a family's extra figures come from record fields.
+
+    Args:
+        config: the resolved run config.
+        family: "matching", "captioning" or "fusion".
+
+    Example:
+
+    ```python
+    from mmkeras import zoo
+    from mmkeras.data.open_task_data import open_task_data
+    data = open_task_data(zoo.config("shapes-clip-tiny"), "runs/clip", "matching")
+    data.prepare()
+    print(data.summary(), data.num_records("train"))
+    ```
+    """
+
+    evaluation_split = "val"  # the split `evaluation_batches` reads
+    # Fusion: the metadata column whose per-value accuracies become flat metric keys, by head.
+    summary_groups = {}
+
+    def __init__(self, config, family):
+        self.config = config
+        self.family = family
+
+    def prepare(self, show_progress=True):
+        """Makes the records ready (converts a source on first use); called before anything is read."""
+
+    def remove_stale(self):
+        """Removes stored data that no longer matches the config (`--overwrite`)."""
+
+    # Whether `prepare` has work to do (a conversion); without it, what the records hold is known at once.
+    needs_preparation = True
+
+    # Whether a step may train on several texts of one image (`data.captions_per_image`,
+    # `data.texts_per_image`): the records hold them all.
+    several_texts_per_image = False
+
+    def summary(self):
+        """A line on the data printed before training (None: nothing to say)."""
+        return None
+
+    def metrics(self):
+        """Data counts that go into `metrics.json` beside the scores."""
+        return {}
+
+    def finish(self, run_dir):
+        """Writes and prints what the run's data report holds, after evaluation."""
+
+    def validation_batch_size(self, batch_size, replicas):
+        """The batch the `val` split is validated in after every epoch (0: no validation)."""
+        return batch_size if self.num_records("val") >= batch_size else 0
+
+    def num_records(self, split):
+        raise NotImplementedError
+
+    def check_batch(self, batch_size, what="training records"):
+        """Raises a clear error when the training split holds fewer records than a batch."""
+        count = self.num_records("train")
+        if count < batch_size:
+            raise ValueError(
+                f"{self.describe()} gives {count} {what}, fewer than `train.global_batch_size`={batch_size}."
+            )
+
+    def describe(self):
+        raise NotImplementedError

@@ -1,0 +1,80 @@
+"""`ShapesData`: the Shapes image-caption stream shared by matching and captioning (one or K captions per
+image), and the tokenizer corpus of each family."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mmkeras import zoo
+from mmkeras.data.shapes_data import ShapesData
+from mmkeras.preprocessing import SubwordTokenizer
+
+OVERRIDES = {"data.num_train": 16, "data.num_val": 4, "data.num_test": 4, "train.global_batch_size": 8}
+BATCH = 8
+
+
+def _data(family="captioning", preset="shapes-captioner-tiny", **overrides):
+    config = zoo.config(preset, **OVERRIDES, **overrides)
+    data = ShapesData(config, family)
+    tokenizer = SubwordTokenizer.train(data.tokenizer_corpus(), vocabulary_size=config["data"]["vocabulary_size"],
+                                       sequence_length=config["data"]["sequence_length"] + 1)
+    return data, tokenizer
+
+
+def test_k_distinct_reference_captions_per_image_redrawn_each_epoch():
+    data, tokenizer = _data()
+    # Every scene's captions as token-id rows, tokenized here independently of the stream.
+    references = [
+        {tuple(row) for row in tokenizer(tf.constant(s["captions"])).numpy().tolist()}
+        for s in data.shapes.scenes("train")
+    ]
+
+    def first_batch(epoch):
+        return next(iter(data.caption_pairs(tf.constant(epoch, tf.int64), "train", tokenizer, BATCH,
+                                            captions_per_image=3)))
+
+    epochs = []
+    for epoch in (0, 1):
+        images, token_ids = first_batch(epoch)
+        assert images.shape[0] == 8 and token_ids.shape[:2] == (8, 3)
+        assert images.dtype == tf.uint8 and token_ids.dtype == tf.int32
+        rows = [[tuple(c) for c in row] for row in token_ids.numpy().tolist()]
+        for row in rows:
+            assert len(set(row)) == 3  # distinct captions ...
+            assert any(set(row) <= ref for ref in references)  # ... of one scene
+        epochs.append(rows)
+    assert epochs[0] != epochs[1]
+    again = first_batch(0)[1]
+    assert [[tuple(c) for c in row] for row in again.numpy().tolist()] == epochs[0]  # pure function of (seed, epoch)
+
+
+def test_one_caption_per_image_pairs_each_image_with_one_of_its_own_captions():
+    data, tokenizer = _data()
+    scenes, all_images = data.shapes.scenes("train"), data.shapes.images("train")
+    images, token_ids = next(iter(data.caption_pairs(tf.constant(0, tf.int64), "train", tokenizer, BATCH)))
+    assert token_ids.shape[0] == 8 and token_ids.shape.rank == 2
+    for image, ids in zip(images.numpy(), token_ids.numpy().tolist()):
+        index = int(np.flatnonzero((all_images == image).all(axis=(1, 2, 3)))[0])
+        own = tokenizer(tf.constant(scenes[index]["captions"])).numpy().tolist()
+        assert ids in own
+
+
+def test_captions_per_image_out_of_range_is_a_clear_error():
+    data, tokenizer = _data()
+    with pytest.raises(ValueError, match="captions_per_image"):
+        data.caption_pairs(tf.constant(0, tf.int64), "train", tokenizer, BATCH, captions_per_image=99)
+
+
+def test_tokenizer_corpus_of_fusion_holds_questions_and_matching_texts_and_of_matching_captions_only():
+    config = zoo.config("shapes-clip-tiny", **OVERRIDES)
+    matching = ShapesData(config, "matching").tokenizer_corpus()
+    fusion = ShapesData(config, "fusion").tokenizer_corpus()
+    scenes = ShapesData(config, "matching").shapes.scenes("train")
+    captions = [c for s in scenes for c in s["captions"]]
+    questions = [q["question"] for s in scenes for q in s["questions"]]
+    texts = [m["text"] for s in scenes for m in s["match"]]
+    assert matching == captions
+    assert sorted(fusion) == sorted(captions + questions + texts)
+    assert set(questions) - set(captions) and set(questions) <= set(fusion)
+    assert set(texts) <= set(fusion)
+    assert not set(questions) & set(matching)  # a question is never a caption
