@@ -77,6 +77,10 @@ class TaskData:
     def num_records(self, split):
         raise NotImplementedError
 
+    def metadata_orders(self):
+        """The order each fusion metadata column's values are reported in (default: sorted)."""
+        return {}
+
     def check_batch(self, batch_size, what="training records"):
         """Raises a clear error when the training split holds fewer records than a batch."""
         count = self.num_records("train")

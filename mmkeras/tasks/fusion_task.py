@@ -174,7 +174,7 @@ class FusionTask(Task):
 
     def evaluate(self, model):
         predicted = self.predictions(model)
-        orders = getattr(self.data, "metadata_orders", dict)()
+        orders = self.data.metadata_orders()
         single = list(self.heads) == ["label"]  # real data: flat keys without a head prefix
         metrics, scored = {}, np.zeros(len(next(iter(predicted["labels"].values()))), bool)
         for head, spec in self.heads.items():
