@@ -44,7 +44,7 @@ SECTION_DEFAULTS = {
         "learning_rate": 1e-3,
         "weight_decay": 0.05,
         "warmup_fraction": 0.1,
-        "precision": "float32",
+        "precision": "auto",
         "jit_compile": True,
         "steps_per_execution": 1,
         "strategy": "auto",
@@ -61,6 +61,10 @@ SECTION_DEFAULTS = {
         "monitor": "val_loss",
         "early_stopping_patience": 0,
         "restore_best": False,
+        "lora_rank": 0,
+        "lora_alpha": None,
+        "lora_targets": ["attention", "mlp"],
+        "remat": False,
     },
     "eval": {
         "batch_size": 128,
@@ -73,7 +77,7 @@ SECTION_DEFAULTS = {
 
 CHOICES = {
     "task": TASKS,
-    "train.precision": ("float32", "mixed_bfloat16", "mixed_float16"),
+    "train.precision": ("auto", "float32", "mixed_bfloat16", "mixed_float16"),
     "train.strategy": ("auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu"),
     "data.dataset": DATASET_KINDS,
 }
@@ -101,6 +105,7 @@ BOUNDS = {
     "train.checkpoint_every": "[0, inf)",
     "train.keep_checkpoints": "[1, inf)",
     "train.early_stopping_patience": "[0, inf)",
+    "train.lora_rank": "[0, inf)",
     "eval.batch_size": "[1, inf)",
     "eval.num_beams": "[1, inf)",
     "eval.max_length": "[1, inf)",
@@ -195,6 +200,18 @@ def validate_config(config):
     if "model" in config:
         _check_builder_arguments(config["task"], config["model"])
     _check_sizes_agree(config)
+    _check_lora(config.get("train", {}))
+
+
+def _check_lora(train):
+    """`train.lora_alpha` a positive number (or null: the rank); `train.lora_targets` a subset of the kinds."""
+    alpha = train.get("lora_alpha")
+    if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0):
+        raise ValueError(f"Config field `train.lora_alpha` must be a positive number or null, got {alpha!r}.")
+    targets = train.get("lora_targets", ["attention", "mlp"])
+    if not targets or any(t not in ("attention", "mlp") for t in targets):
+        raise ValueError(
+            f"Config field `train.lora_targets` must be a non-empty list of 'attention' and 'mlp', got {targets!r}.")
 
 
 def _check_sizes_agree(config):

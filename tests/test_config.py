@@ -7,7 +7,7 @@ def test_defaults_fill_in_and_overrides_apply():
     config = resolve_config({"task": "matching", "train": {"epochs": 3}}, {"train.learning_rate": 0.01})
     assert config["train"]["epochs"] == 3
     assert config["train"]["learning_rate"] == 0.01
-    assert config["train"]["precision"] == "float32"
+    assert config["train"]["precision"] == "auto"  # the default: chosen per device at run time
 
 
 def test_an_int_given_for_a_float_field_becomes_a_float():

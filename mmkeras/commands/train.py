@@ -37,7 +37,8 @@ def add_arguments(parser):
     parser.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")
     parser.add_argument("--strategy", help="auto, cpu, gpu, mirrored, multi_worker or tpu")
     parser.add_argument("--tpu", help="TPU name or address (with --strategy tpu)")
-    parser.add_argument("--precision", help="float32, mixed_bfloat16 or mixed_float16")
+    parser.add_argument("--precision", help="auto (the default: bf16 where the device has bf16 units), float32, "
+                        "mixed_bfloat16 or mixed_float16")
     parser.add_argument("--global-batch", type=int, help="global batch size (split over replicas)")
     parser.add_argument("--steps-per-execution", type=int)
     parser.add_argument("--accumulate", type=int, help="gradient accumulation over N micro-batches")

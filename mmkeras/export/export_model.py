@@ -18,7 +18,9 @@ def export_model(model, path, **generation):
       model has).
 
     The signatures take raw image bytes and raw strings; loading needs only
-    TensorFlow and `import tensorflow_text`.
+    TensorFlow and `import tensorflow_text`. A model trained with LoRA is
+    exported with each update merged into its kernel (`merge_lora`): the
+    same outputs, no LoRA weights or ops in the SavedModel.
 
     Args:
         model: a `DualEncoder`, `Captioner` or `FusionClassifier` whose
@@ -43,6 +45,9 @@ def export_model(model, path, **generation):
     from mmkeras.models.captioner import Captioner
     from mmkeras.models.dual_encoder import DualEncoder
     from mmkeras.models.fusion_classifier import FusionClassifier
+    from mmkeras.training.lora import merge_lora
+
+    model = merge_lora(model)  # LoRA updates folded into the kernels: no extra ops served
 
     if isinstance(model, Captioner):
         from mmkeras.generation.caption_generator import CaptionGenerator

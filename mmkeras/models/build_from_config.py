@@ -52,7 +52,9 @@ def build_from_config(config, preprocessor=None, towers=None):
     """
     from mmkeras.encoders.build_encoder import build_encoder, encoder_arguments
 
-    precision = config.get("train", {}).get("precision", "float32")
+    from mmkeras.training.precision import resolve_precision
+
+    precision = resolve_precision(config.get("train", {}).get("precision", "float32"))[0]  # "auto": this device's
     dtype = None if precision == "float32" else precision
     data = config.get("data", {})
     kwargs = dict(config.get("model", {}))

@@ -110,7 +110,7 @@ class CaptioningTask(Task):
             "vocabulary_size": self.tokenizer.vocabulary_size(),
             "sequence_length": self.config["data"]["sequence_length"],
         }
-        return merge(self.config, {"model": sizes})
+        return merge(super().model_config(), {"model": sizes})
 
     init_uses_tokenizer = False  # the new decoder learns the task's own vocabulary
 

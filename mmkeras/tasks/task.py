@@ -19,6 +19,8 @@ from mmkeras.tasks.run_directory import RunDirectory
 from mmkeras.training.best_epoch import BestEpoch
 from mmkeras.training.default_optimizer import default_optimizer
 from mmkeras.training.epoch_progress import EpochProgress
+from mmkeras.training.lora import enable_lora, trainable_parameter_count
+from mmkeras.training.precision import resolve_precision
 from mmkeras.training.resumable_checkpoint import ResumableCheckpoint
 from mmkeras.training.strategy import get_strategy, is_chief, per_replica_batch_size
 
@@ -90,7 +92,6 @@ class Task:
                 "`train.run_eagerly` and `train.jit_compile` are both true: an eager train step runs op by "
                 "op and is never XLA-compiled. Set `train.jit_compile` to false (`--no-jit`)."
             )
-        keras.config.set_dtype_policy(train["precision"])
         keras.utils.set_random_seed(train["seed"])
         if train["deterministic"]:
             tf.config.experimental.enable_op_determinism()
@@ -98,6 +99,10 @@ class Task:
         # or serving function, repaid only over many steps (off for smoke runs).
         tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": not train["graph_optimization"]})
         self.strategy = get_strategy(train["strategy"], train["tpu"])
+        # "auto": bf16 where the device has bf16 units, with the compile setting fastest there.
+        self.precision, self.jit_compile, self.precision_reason = resolve_precision(
+            train["precision"], train["jit_compile"], self.strategy)
+        keras.config.set_dtype_policy(self.precision)
         self.per_replica_batch = per_replica_batch_size(train["global_batch_size"], self.strategy)
         # Multi-worker: every worker runs the same saves, only the chief's files
         # are kept. The others write to a scratch directory (removed at exit) and
@@ -173,11 +178,12 @@ class Task:
         return self._tokenizer
 
     def model_config(self):
-        """The config the model is built from: the text tower's vocabulary is the trained tokenizer's (at
-        most `data.vocabulary_size`)."""
-        if not self.config.get("text_encoder"):
-            return self.config
-        return merge(self.config, {"data": {"vocabulary_size": self.tokenizer.vocabulary_size()}})
+        """The config the model is built from: the precision chosen (`train.precision="auto"` resolved) and
+        the text tower's vocabulary, the trained tokenizer's (at most `data.vocabulary_size`)."""
+        sizes = {"train": {"precision": self.precision}}
+        if self.config.get("text_encoder"):
+            sizes["data"] = {"vocabulary_size": self.tokenizer.vocabulary_size()}
+        return merge(self.config, sizes)
 
     def batch_size(self, split="train"):
         """`train.global_batch_size`, or for "val" the data's validation batch (`TaskData.validation_batch_size`)."""
@@ -206,11 +212,21 @@ class Task:
 
     def build_model(self):
         """The untrained model, carrying its preprocessor (saved in `model.keras`, used by the export);
-        with `train.init`, the family's model on the init run's towers (`build_from_init`)."""
+        with `train.init`, the family's model on the init run's towers (`build_from_init`); with
+        `train.lora_rank`, the towers' and decoder's projections adapted with LoRA, the rest of them frozen
+        (`mmkeras.training.lora`)."""
         init = self.init_model()
         if init is not None:
-            return self.build_from_init(init)
-        return build_from_config(self.model_config(), preprocessor=self.model_preprocessor())
+            model = self.build_from_init(init)
+        else:
+            model = build_from_config(self.model_config(), preprocessor=self.model_preprocessor())
+        train = self.config["train"]
+        if train["lora_rank"]:
+            count = enable_lora(model, train["lora_rank"], train["lora_alpha"], train["lora_targets"])
+            trainable, total = trainable_parameter_count(model)
+            print(f"mmkeras: LoRA of rank {train['lora_rank']} on {count} {' and '.join(train['lora_targets'])} "
+                  f"projections: {trainable:,} of {total:,} parameters train ({100 * trainable / total:.2f}%).")
+        return model
 
     # The parts of the init model's preprocessing a family reads its data with (captioning keeps its own
     # tokenizer: a new decoder learns the task's vocabulary).
@@ -275,11 +291,11 @@ class Task:
             warmup_fraction=train["warmup_fraction"],
             accumulate=train["accumulate"],
         )
-        if train["precision"] == "mixed_float16":
+        if self.precision == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         model.compile(
             optimizer=optimizer,
-            jit_compile=train["jit_compile"],
+            jit_compile=self.jit_compile,
             steps_per_execution=train["steps_per_execution"],
             **self.compile_arguments(),
         )
@@ -402,6 +418,8 @@ class Task:
                 save=lambda model: self.run_dir.save_weights(model, BEST_WEIGHTS),
             )
         if verbose:
+            print(f"mmkeras: precision {self.precision}, {'with' if self.jit_compile else 'without'} XLA "
+                  f"({'auto: ' if train['precision'] == 'auto' else ''}{self.precision_reason}).")
             print(f"mmkeras: {epochs} epoch(s) of {steps} steps (batch {train['global_batch_size']}); "
                   + ("validation on the 'val' split after every epoch, best epoch by "
                      f"{train['monitor']}" if best else "no validation (`train.validate` off or no full "
