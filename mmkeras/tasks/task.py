@@ -21,6 +21,7 @@ from mmkeras.training.default_optimizer import default_optimizer
 from mmkeras.training.epoch_progress import EpochProgress
 from mmkeras.training.lora import enable_lora, trainable_parameter_count
 from mmkeras.training.precision import resolve_precision
+from mmkeras.training.remat import apply_remat
 from mmkeras.training.resumable_checkpoint import ResumableCheckpoint
 from mmkeras.training.strategy import get_strategy, is_chief, per_replica_batch_size
 
@@ -214,13 +215,17 @@ class Task:
         """The untrained model, carrying its preprocessor (saved in `model.keras`, used by the export);
         with `train.init`, the family's model on the init run's towers (`build_from_init`); with
         `train.lora_rank`, the towers' and decoder's projections adapted with LoRA, the rest of them frozen
-        (`mmkeras.training.lora`)."""
+        (`mmkeras.training.lora`); with `train.remat`, every Transformer block rematerialised."""
         init = self.init_model()
         if init is not None:
             model = self.build_from_init(init)
         else:
             model = build_from_config(self.model_config(), preprocessor=self.model_preprocessor())
         train = self.config["train"]
+        if train["remat"]:
+            blocks = apply_remat(model)
+            print(f"mmkeras: {len(blocks)} Transformer blocks recompute their activations in the backward pass "
+                  "(`train.remat`).")
         if train["lora_rank"]:
             count = enable_lora(model, train["lora_rank"], train["lora_alpha"], train["lora_targets"])
             trainable, total = trainable_parameter_count(model)
