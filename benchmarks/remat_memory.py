@@ -19,13 +19,13 @@ Default model ("bench-small", as benchmarks/dual_encoder_train_step.py): image
 context 32, width 256 x 4 layers; projection 256; batch 64.
 
 `--preset clip-vit-b16` builds the zoo's CLIP ViT-B/16 (224 px, 12 + 12
-layers) instead; the issue's figure (the largest batch that fits in 24 GB,
-with and without remat) needs a GPU: run there with increasing `--batch N`
-(a setting that does not fit reports "OOM").
+layers) instead; the largest batch that fits in a 24 GB GPU, with and
+without remat, needs a GPU: run there with increasing `--batch N` (a setting
+that does not fit reports "OOM").
 
     python benchmarks/remat_memory.py                       # bench-small, batch 64
     python benchmarks/remat_memory.py --steps 3 --rounds 2  # shorter
-    python benchmarks/remat_memory.py --preset clip-vit-b16 --batch 256 --settings fp32-jit
+    python benchmarks/remat_memory.py --preset clip-vit-b16 --batch 256 --xla on
 """
 
 import argparse
@@ -121,8 +121,7 @@ def main():
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--settings", default=",".join(_setting_name(*s) for s in SETTINGS),
-                        help="comma-separated subset of " + ", ".join(_setting_name(*s) for s in SETTINGS))
+    parser.add_argument("--xla", choices=("both", "on", "off"), default="both", help="the XLA settings to run")
     parser.add_argument("--child", nargs=2, metavar=("REMAT", "JIT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -130,12 +129,8 @@ def main():
                              args.rounds)
         print(json.dumps(result))
         return
-    wanted = args.settings.split(",")
-    unknown = set(wanted) - {_setting_name(*s) for s in SETTINGS}
-    if unknown:
-        parser.error(f"unknown --settings {sorted(unknown)}")
     print(f"{args.preset}, batch {args.batch}, fp32; best of {args.rounds} rounds of {args.steps} steps")
-    for remat, jit in (s for s in SETTINGS if _setting_name(*s) in wanted):
+    for remat, jit in (s for s in SETTINGS if args.xla == "both" or s[1] == (args.xla == "on")):
         command = [sys.executable, __file__, "--preset", args.preset, "--batch", str(args.batch),
                    "--steps", str(args.steps), "--rounds", str(args.rounds), "--child", str(int(remat)), str(int(jit))]
         out = subprocess.run(command, capture_output=True, text=True)
