@@ -51,6 +51,10 @@ SPLITS = ("train", "val", "test")
 TASKS = ("captions", "qa", "match")
 QUESTION_TYPES = ("exists", "count", "color", "position")
 NEGATIVE_KINDS = ("color", "shape", "count", "relation", "position")
+# The claim a caption makes, by the grammar's claim kind: every object listed with exact counts, the total
+# count, the count of one shape or one colour, an object's grid position, a relation between two objects.
+CAPTION_KINDS = {"inventory": "inventory", "total": "total", "shape_count": "shape_count",
+                 "color_count": "color_count", "at": "position", "relation": "relation"}
 ANSWER_VOCABULARY = ("no", "yes") + NUMBER_WORDS + COLORS + POSITIONS
 
 MIN_IMAGE_SIZE = 32
@@ -733,7 +737,8 @@ class Shapes:
       "two red circles and a blue star", "there are three shapes in the picture",
       "a small green triangle in the top left", "a blue star left of a green square".
       Count words are exact ("two circles" means exactly two); relations compare grid cells
-      ("left of": smaller column, "above": smaller row).
+      ("left of": smaller column, "above": smaller row). `caption_kinds` names the claim each
+      caption makes (`CAPTION_KINDS`: inventory, total, shape_count, color_count, position, relation).
     * `questions`: five per scene, dicts {"question", "answer", "question_type"}; one
       existence question answered "yes" and one answered "no", one count question (answers
       "zero" to "four"), one colour question about an unambiguous object and one position
@@ -929,10 +934,11 @@ class Shapes:
             flat[index] = pixels.astype(np.uint8)
 
     def _captions(self, objs, rng):
+        """`(captions, caption_kinds)`: the kind of claim each caption makes (`CAPTION_KINDS`)."""
         kinds = ["inventory", "total", "shape_count", "color_count", "at", "at"]
         if len(objs) > 1:
             kinds += ["relation", "relation"]
-        captions, seen = [], set()
+        captions, caption_kinds, seen = [], [], set()
         attempts = 0
         while len(captions) < self.num_captions:
             if attempts % len(kinds) == 0:
@@ -943,7 +949,8 @@ class Shapes:
             if text not in seen or attempts > 50 * self.num_captions:
                 seen.add(text)
                 captions.append(text)
-        return captions
+                caption_kinds.append(CAPTION_KINDS[kind])
+        return captions, caption_kinds
 
     def _match(self, objs, rng):
         pairs = []
@@ -1004,7 +1011,7 @@ class Shapes:
                         for o, (k, _, y0, x0, _) in zip(objs, placed)
                     ],
                     "label": SHAPES.index((large or objs)[0].shape),
-                    "captions": self._captions(objs, rng),
+                    **dict(zip(("captions", "caption_kinds"), self._captions(objs, rng))),
                     "questions": _questions(objs, rng),
                     "match": self._match(objs, rng),
                 }
@@ -1034,8 +1041,9 @@ class Shapes:
         Returns:
             A list of dicts with keys "image" (uint8 [H, W, 3]), "image_id" (int, index in the
             split), "objects" (list of dicts: shape, color, size, row, col, bbox), "label" (int),
-            "captions" (list of str), "questions" (list of dicts) and "match" (list of dicts);
-            see the class docstring.
+            "captions" (list of str), "caption_kinds" (the kind of claim of each caption, a value of
+            `CAPTION_KINDS`), "questions" (list of dicts) and "match" (list of dicts); see the class
+            docstring.
         """
         images, records = self._data(split)
         return [dict(record, image=images[i]) for i, record in enumerate(records)]

@@ -27,7 +27,9 @@ class ShapesData(TaskData):
     """The Shapes splits (train / val / test) as records with their metadata, for any family.
 
     A record is a scene: its image, its reference captions as `texts`, the shape of its largest
-    object as `label`, and metadata: for captioning the set of every caption true of the scene
+    object as `label`, and metadata: the kind of claim each caption makes (`text_kinds`: inventory,
+    position, relation, ...), which splits text-to-image retrieval by kind; for captioning the set of
+    every caption true of the scene
     (`true_captions`, which scores the generated captions), for fusion one example per question
     (head `"answer"`, with its `question_type`) and per matching text (head `"match"`, with its
     `negative_kind` and `pair_set`). Evaluation reads the test split.
@@ -165,7 +167,8 @@ class ShapesData(TaskData):
         scenes, images = self.shapes.scenes("test"), self.shapes.images("test")
         for start in range(0, len(scenes), batch_size):
             chunk = scenes[start : start + batch_size]
-            metadata = [{"true_captions": Shapes.true_captions(s)} if self.family == "captioning" else {}
+            metadata = [{"text_kinds": list(s["caption_kinds"]),
+                         **({"true_captions": Shapes.true_captions(s)} if self.family == "captioning" else {})}
                         for s in chunk]
             yield {
                 "images": np.asarray(preprocessor(images[start : start + len(chunk)])),

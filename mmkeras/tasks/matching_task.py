@@ -2,7 +2,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmkeras.data.model_inputs import model_inputs
-from mmkeras.metrics.retrieval import retrieval_metrics
+from mmkeras.metrics.retrieval import retrieval_metrics, retrieval_ranks
 from mmkeras.metrics.zero_shot import zero_shot_accuracy, zero_shot_classifier
 from mmkeras.models.dual_encoder import DualEncoder
 from mmkeras.tasks.task import Task
@@ -19,7 +19,9 @@ class MatchingTask(Task):
     `data.augment`, real images get `RandomResizedCrop`). Evaluation on the
     data's evaluation split (Shapes: test; real data: held out): retrieval
     R@1/5/10, median and mean rank both ways with all texts of each image (an
-    image-to-text query is a hit when any of its texts is retrieved), and, when
+    image-to-text query is a hit when any of its texts is retrieved), text-to-image
+    R@1/5/10 by the kind of claim a query makes where the records say it (Shapes:
+    `t2i_by_text_kind`: inventory, position, relation, ...), and, when
     the labels have names (Shapes' shapes, `folder:` classes), zero-shot
     accuracy from the class names. Export: a SavedModel with `embed_image`,
     `embed_text` and `similarity` signatures.
@@ -40,6 +42,7 @@ class MatchingTask(Task):
     """
 
     family = "matching"
+    text_kinds = None  # the kind of each evaluation text, where the records carry `text_kinds` (set by `embed`)
 
     def build_from_init(self, init):
         """The init dual encoder itself (towers, projections, logit scale, preprocessing) is trained;
@@ -66,9 +69,12 @@ class MatchingTask(Task):
 
     # --- evaluation ---------------------------------------------------------
     def embed(self, model):
-        """Embeds the evaluation split: returns (image_embeddings, text_embeddings, text_to_image, labels)."""
+        """Embeds the evaluation split: returns (image_embeddings, text_embeddings, text_to_image, labels).
+
+        `self.text_kinds` is then the kind of each text where the records carry `text_kinds` (else None).
+        """
         batch = self.config["eval"]["batch_size"]
-        image_embeddings, texts, text_to_image, labels = [], [], [], []
+        image_embeddings, texts, text_to_image, labels, kinds = [], [], [], [], []
         for records in self.data.evaluation_batches(self.preprocessor, batch):
             start = sum(len(e) for e in image_embeddings)
             # Every batch padded to `batch` rows: the predict function is traced once.
@@ -76,7 +82,9 @@ class MatchingTask(Task):
             for i, image_texts in enumerate(records["texts"]):
                 texts += image_texts
                 text_to_image += [start + i] * len(image_texts)
+                kinds += records["metadata"][i].get("text_kinds") or [None] * len(image_texts)
             labels.append(records["labels"])
+        self.text_kinds = kinds if kinds and None not in kinds else None
         if not image_embeddings or not texts:
             raise ValueError(
                 f"The evaluation split of {self.data.describe()} has no usable image with a text: "
@@ -88,6 +96,14 @@ class MatchingTask(Task):
     def evaluate(self, model):
         image_embeddings, text_embeddings, text_to_image, labels = self.embed(model)
         metrics = {k: float(v) for k, v in retrieval_metrics(image_embeddings, text_embeddings, text_to_image).items()}
+        if self.text_kinds is not None:  # text-to-image recall by the kind of claim the query makes
+            _, t2i_ranks = retrieval_ranks(image_embeddings, text_embeddings, text_to_image)
+            kinds = np.array(self.text_kinds)
+            metrics["t2i_by_text_kind"] = {
+                kind: {**{f"r{k}": float(np.mean(t2i_ranks[kinds == kind] <= k)) for k in (1, 5, 10)},
+                       "num_queries": int(np.sum(kinds == kind))}
+                for kind in sorted(set(self.text_kinds))
+            }
         known = labels >= 0
         if self.data.named_classes and known.any():
             text_model, batch = model.text_model, self.config["eval"]["batch_size"]

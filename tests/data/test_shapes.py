@@ -414,11 +414,14 @@ def test_every_caption_is_true_for_its_scene(train):
     for scene in train:
         captions = scene["captions"]
         assert len(captions) == 5 and len(set(captions)) == 5
-        for caption in captions:
+        assert len(scene["caption_kinds"]) == len(captions)
+        for caption, stated_kind in zip(captions, scene["caption_kinds"]):
             claim = parse_caption(caption)
             assert claim is not None, f"caption outside the grammar: {caption!r}"
             assert claim_is_true(claim, scene["objects"]), (caption, scene["objects"])
             kinds[claim["kind"]] += 1
+            # The scene names each caption's kind as this independent parser reads it.
+            assert stated_kind == shapes_module.CAPTION_KINDS[claim["kind"]], (caption, stated_kind)
     # Every template family is used, counting and spatial relations included.
     assert set(kinds) == {"inventory", "total", "shape_count", "color_count", "at", "relation"}
     assert any(re.search(r"\b(two|three|four) (red|green|blue|yellow|purple|orange|white|cyan) ", c)

@@ -49,3 +49,18 @@ def test_tasks_that_pair_one_caption_per_image_refuse_captions_per_image(tmp_pat
     config = zoo.config("shapes-clip-tiny", **overrides, **{"data.texts_per_image": 2})
     with pytest.raises(ValueError, match="`data.texts_per_image` must be 1 for MatchingTask on 'shapes' data"):
         MatchingTask(config, str(tmp_path))
+
+
+def test_text_to_image_recall_by_caption_kind_adds_up_to_the_overall_recall(tmp_path):
+    config = zoo.config("shapes-clip-tiny", **{"data.num_train": 16, "data.num_val": 8, "data.num_test": 24,
+                                               "data.image_size": 32, "image_encoder.num_layers": 1,
+                                               "text_encoder.num_layers": 1, "train.global_batch_size": 8})
+    task = MatchingTask(config, str(tmp_path))
+    metrics = task.evaluate(task.build_model())  # untrained: the ranks still spread over the gallery
+    by_kind = metrics["t2i_by_text_kind"]
+    assert set(by_kind) <= {"inventory", "total", "shape_count", "color_count", "position", "relation"}
+    assert len(by_kind) >= 4 and sum(v["num_queries"] for v in by_kind.values()) == metrics["num_test_captions"]
+    for k in (1, 5, 10):
+        overall = sum(v[f"r{k}"] * v["num_queries"] for v in by_kind.values()) / metrics["num_test_captions"]
+        assert overall == pytest.approx(metrics[f"t2i_r{k}"], abs=1e-9)
+
