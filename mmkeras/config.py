@@ -291,7 +291,7 @@ def resolve_config(preset_config, overrides=None, *, validate=True):
 
     >>> cfg = resolve_config({"task": "matching"}, {"train.epochs": 2})
     >>> cfg["train"]["epochs"], cfg["train"]["precision"]
-    (2, 'float32')
+    (2, 'auto')
     >>> resolve_config({"task": "captioning"}, {"eval.length_penalty": 0})["eval"]["length_penalty"]
     0.0
     """

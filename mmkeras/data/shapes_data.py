@@ -167,7 +167,7 @@ class ShapesData(TaskData):
         scenes, images = self.shapes.scenes("test"), self.shapes.images("test")
         for start in range(0, len(scenes), batch_size):
             chunk = scenes[start : start + batch_size]
-            metadata = [{"text_kinds": list(s["caption_kinds"]),
+            metadata = [{**({"text_kinds": list(s["caption_kinds"])} if "caption_kinds" in s else {}),
                          **({"true_captions": Shapes.true_captions(s)} if self.family == "captioning" else {})}
                         for s in chunk]
             yield {
