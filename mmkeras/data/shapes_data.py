@@ -167,15 +167,22 @@ class ShapesData(TaskData):
         scenes, images = self.shapes.scenes("test"), self.shapes.images("test")
         for start in range(0, len(scenes), batch_size):
             chunk = scenes[start : start + batch_size]
-            metadata = [{**({"text_kinds": list(s["caption_kinds"])} if "caption_kinds" in s else {}),
-                         **({"true_captions": Shapes.true_captions(s)} if self.family == "captioning" else {})}
-                        for s in chunk]
+            metadata = [self._scene_metadata(s) for s in chunk]
             yield {
                 "images": np.asarray(preprocessor(images[start : start + len(chunk)])),
                 "texts": [list(s["captions"]) for s in chunk],
                 "labels": np.array([s["label"] for s in chunk], np.int64),
                 "metadata": metadata,
             }
+
+    def _scene_metadata(self, scene):
+        """What evaluation reads of a scene beside its texts (hand-made scenes may lack the fields)."""
+        metadata = {}
+        if "caption_kinds" in scene:
+            metadata["text_kinds"] = list(scene["caption_kinds"])
+        if self.family != "fusion" and "objects" in scene:
+            metadata["true_captions"] = Shapes.true_captions(scene)
+        return metadata
 
     def nearest_neighbour_captions(self):
         """Baseline: each test image gets the first caption of its nearest training image (8x8 pixels)."""

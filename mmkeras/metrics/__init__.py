@@ -1,4 +1,4 @@
-"""Evaluation metrics: captioning (BLEU, CIDEr-D), retrieval, zero-shot and classification.
+"""Evaluation metrics: captioning (BLEU, CIDEr-D), retrieval (exact and semantic), zero-shot and classification.
 
 These are plain functions over NumPy arrays / Python strings (not Keras metrics):
 run them on the outputs of a whole evaluation split.
@@ -16,6 +16,7 @@ from mmkeras.metrics.masked_token_accuracy import MaskedTokenAccuracy
 from mmkeras.metrics.masked_token_metric import MaskedTokenMetric
 from mmkeras.metrics.retrieval import retrieval_metrics
 from mmkeras.metrics.retrieval import retrieval_ranks
+from mmkeras.metrics.semantic_retrieval import semantic_retrieval_metrics
 from mmkeras.metrics.zero_shot import DEFAULT_TEMPLATES
 from mmkeras.metrics.zero_shot import zero_shot_accuracy
 from mmkeras.metrics.zero_shot import zero_shot_classifier
@@ -34,6 +35,7 @@ __all__ = [
     "per_class_report",
     "retrieval_metrics",
     "retrieval_ranks",
+    "semantic_retrieval_metrics",
     "zero_shot_accuracy",
     "zero_shot_classifier",
 ]

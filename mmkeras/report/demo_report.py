@@ -86,6 +86,9 @@ def _metric_rows(task, m):
             else:
                 ref = _i2t_chance(k, images, captions or images)
             rows.append((label, key, "chance", ref, None))
+        # Semantic recall (a retrieved item true of the query counts), where the records say what is true.
+        rows += [(f"{d} sR@{k}", f"{d}_sr{k}", "chance", m.get(f"chance_{d}_sr{k}"), None)
+                 for d in ("i2t", "t2i") for k in (1, 5, 10) if f"{d}_sr{k}" in m]
         return rows
     if task == "captioning":
         return [(label, key, "nearest-neighbour", m.get(f"baseline_nearest_{key}"), None)
@@ -283,7 +286,8 @@ class DemoReport:
         )
         report.paragraph(
             "R@K: recall at K over the held-out images (i2t: any of an image's captions in the top K; "
-            "t2i: the caption's image in the top K), beside the chance level of a random ranking. BLEU-4 and "
+            "t2i: the caption's image in the top K), beside the chance level of a random ranking; sR@K "
+            "(Shapes): a hit when a top-K item makes the caption true, ties broken at random. BLEU-4 and "
             "CIDEr-D: beam-search captions against all reference captions, beside captioning each image with "
             "the first caption of its nearest training image (Shapes). Fusion accuracies on held-out examples, "
             f"beside always predicting the majority class. {NO_REFERENCE}: no chance level or baseline.",

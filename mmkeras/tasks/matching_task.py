@@ -3,6 +3,7 @@ import tensorflow as tf
 
 from mmkeras.data.model_inputs import model_inputs
 from mmkeras.metrics.retrieval import retrieval_metrics, retrieval_ranks
+from mmkeras.metrics.semantic_retrieval import semantic_retrieval_metrics
 from mmkeras.metrics.zero_shot import zero_shot_accuracy, zero_shot_classifier
 from mmkeras.models.dual_encoder import DualEncoder
 from mmkeras.tasks.task import Task
@@ -21,7 +22,10 @@ class MatchingTask(Task):
     R@1/5/10, median and mean rank both ways with all texts of each image (an
     image-to-text query is a hit when any of its texts is retrieved), text-to-image
     R@1/5/10 by the kind of claim a query makes where the records say it (Shapes:
-    `t2i_by_text_kind`: inventory, position, relation, ...), and, when
+    `t2i_by_text_kind`: inventory, position, relation, ...), semantic recall and
+    precision both ways where the records hold each image's true captions
+    (Shapes: `t2i_sr5`, `i2t_p5`, ... beside their chance levels; see
+    `mmkeras.metrics.semantic_retrieval`), and, when
     the labels have names (Shapes' shapes, `folder:` classes), zero-shot
     accuracy from the class names. Export: a SavedModel with `embed_image`,
     `embed_text` and `similarity` signatures.
@@ -42,7 +46,9 @@ class MatchingTask(Task):
     """
 
     family = "matching"
-    text_kinds = None  # the kind of each evaluation text, where the records carry `text_kinds` (set by `embed`)
+    # Set by `embed`: the evaluation texts, and where the records carry them, each text's kind and each
+    # image's set of true captions.
+    texts = text_kinds = true_captions = None
 
     def build_from_init(self, init):
         """The init dual encoder itself (towers, projections, logit scale, preprocessing) is trained;
@@ -74,7 +80,7 @@ class MatchingTask(Task):
         `self.text_kinds` is then the kind of each text where the records carry `text_kinds` (else None).
         """
         batch = self.config["eval"]["batch_size"]
-        image_embeddings, texts, text_to_image, labels, kinds = [], [], [], [], []
+        image_embeddings, texts, text_to_image, labels, kinds, truths = [], [], [], [], [], []
         for records in self.data.evaluation_batches(self.preprocessor, batch):
             start = sum(len(e) for e in image_embeddings)
             # Every batch padded to `batch` rows: the predict function is traced once.
@@ -83,19 +89,25 @@ class MatchingTask(Task):
                 texts += image_texts
                 text_to_image += [start + i] * len(image_texts)
                 kinds += records["metadata"][i].get("text_kinds") or [None] * len(image_texts)
+                truths.append(records["metadata"][i].get("true_captions"))
             labels.append(records["labels"])
         self.text_kinds = kinds if kinds and None not in kinds else None
+        self.true_captions = truths if truths and None not in truths else None
         if not image_embeddings or not texts:
             raise ValueError(
                 f"The evaluation split of {self.data.describe()} has no usable image with a text: "
                 "raise `data.val_fraction`."
             )
         text_embeddings = predict_full_batches(model.text_model, self.tokenizer(tf.constant(texts)), batch)
+        self.texts = texts
         return np.concatenate(image_embeddings), text_embeddings, np.array(text_to_image), np.concatenate(labels)
 
     def evaluate(self, model):
         image_embeddings, text_embeddings, text_to_image, labels = self.embed(model)
         metrics = {k: float(v) for k, v in retrieval_metrics(image_embeddings, text_embeddings, text_to_image).items()}
+        if self.true_captions is not None:  # a hit: any retrieved image the caption is true of, and back
+            truth = np.array([[text in true for true in self.true_captions] for text in self.texts], bool)
+            metrics.update(semantic_retrieval_metrics(image_embeddings, text_embeddings, truth))
         if self.text_kinds is not None:  # text-to-image recall by the kind of claim the query makes
             _, t2i_ranks = retrieval_ranks(image_embeddings, text_embeddings, text_to_image)
             kinds = np.array(self.text_kinds)
@@ -104,6 +116,11 @@ class MatchingTask(Task):
                        "num_queries": int(np.sum(kinds == kind))}
                 for kind in sorted(set(self.text_kinds))
             }
+            if self.true_captions is not None:
+                for kind, figures in metrics["t2i_by_text_kind"].items():
+                    by_kind = semantic_retrieval_metrics(image_embeddings, text_embeddings[kinds == kind],
+                                                         truth[kinds == kind], ks=(1, 5))
+                    figures.update({key: by_kind[key] for key in ("t2i_sr1", "t2i_sr5", "chance_t2i_sr5")})
         known = labels >= 0
         if self.data.named_classes and known.any():
             text_model, batch = model.text_model, self.config["eval"]["batch_size"]

@@ -64,3 +64,24 @@ def test_text_to_image_recall_by_caption_kind_adds_up_to_the_overall_recall(tmp_
         overall = sum(v[f"r{k}"] * v["num_queries"] for v in by_kind.values()) / metrics["num_test_captions"]
         assert overall == pytest.approx(metrics[f"t2i_r{k}"], abs=1e-9)
 
+
+
+def test_semantic_recall_counts_any_image_the_caption_is_true_of(tmp_path):
+    from mmkeras.data.shapes import Shapes
+
+    config = zoo.config("shapes-clip-tiny", **{"data.num_train": 16, "data.num_val": 8, "data.num_test": 24,
+                                               "data.image_size": 32, "image_encoder.num_layers": 1,
+                                               "text_encoder.num_layers": 1, "train.global_batch_size": 8})
+    task = MatchingTask(config, str(tmp_path))
+    metrics = task.evaluate(task.build_model())
+    # Each caption is true of its own image, so a semantic hit includes every exact hit, and often more.
+    for k in (1, 5, 10):
+        assert metrics[f"t2i_sr{k}"] >= metrics[f"t2i_r{k}"] and metrics[f"i2t_sr{k}"] >= metrics[f"i2t_r{k}"]
+        assert 0 < metrics[f"chance_t2i_sr{k}"] < 1
+    # The chance level follows from how many test images each caption is true of.
+    scenes = task.data.shapes.scenes("test")
+    truth = np.array([[c in Shapes.true_captions(s) for s in scenes] for t in scenes for c in t["captions"]])
+    assert metrics["chance_t2i_sr1"] == pytest.approx(np.mean(truth.sum(axis=1) / len(scenes)))
+    assert metrics["t2i_queries_without_truth"] == 0
+    for figures in metrics["t2i_by_text_kind"].values():
+        assert {"t2i_sr1", "t2i_sr5", "chance_t2i_sr5"} <= set(figures)
