@@ -43,7 +43,9 @@ def test_prints_one_results_table_matching_the_metrics(demo):
         shown.setdefault(model, []).append(value)
     assert list(shown) == list(MODELS)
     clip, cap, early, late = (demo["metrics"][name] for name in MODELS)
-    assert shown[MODELS[0]] == [f"{clip[f'{d}_r{k}']:.3f}" for d in ("i2t", "t2i") for k in (1, 5, 10)]
+    # R@K, then the semantic sR@K of Shapes (a retrieved item true of the query counts), both ways.
+    assert shown[MODELS[0]] == [f"{clip[f'{d}_{r}{k}']:.3f}" for r in ("r", "sr") for d in ("i2t", "t2i")
+                                for k in (1, 5, 10)]
     assert shown[MODELS[1]] == [
         f"{cap[key]:.3f}" for key in ("bleu_4", "cider_d", "caption_accuracy", "shape_caption_accuracy")
     ]
@@ -73,7 +75,7 @@ def test_report_is_self_contained_and_matches_each_run(demo):
     # 8 caption cards (12 test scenes), 4 retrieval queries, 2 confusion matrices, 4 training curves.
     assert len(page["images"]) == 8 + 4 + 2 + 4
     tagged = [row for row in page["rows"] if "model" in row]
-    assert len(tagged) == 6 + 4 + 2 + 2
+    assert len(tagged) == 12 + 4 + 2 + 2  # CLIP: R@K and sR@K both ways
     for row in tagged:
         assert float(row["value"]) == demo["metrics"][row["model"]][row["metric"]], row
     samples = json.loads((demo["dir"] / MODELS[1] / "samples.json").read_text())
