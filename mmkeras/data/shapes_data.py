@@ -78,6 +78,7 @@ class ShapesData(TaskData):
         self.tasks = []
         self._tensors = {}  # (split, what, tokenizer) -> the tensors its batches are drawn from
         self._examples = {}
+        self._true_captions = {}  # test scene id -> every caption true of it
 
     def describe(self):
         return f"shapes ({self.config['data']['num_train']} training scenes)"
@@ -181,7 +182,11 @@ class ShapesData(TaskData):
         if "caption_kinds" in scene:
             metadata["text_kinds"] = list(scene["caption_kinds"])
         if self.family != "fusion" and "objects" in scene:
-            metadata["true_captions"] = Shapes.true_captions(scene)
+            # Computed once per scene: the evaluation and the run's report both read the test split.
+            key = scene.get("image_id", id(scene))
+            if key not in self._true_captions:
+                self._true_captions[key] = Shapes.true_captions(scene)
+            metadata["true_captions"] = self._true_captions[key]
         return metadata
 
     def nearest_neighbour_captions(self):

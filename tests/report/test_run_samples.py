@@ -49,6 +49,7 @@ def _matching_fakes(num_scenes=6, dim=4):
     shapes = types.SimpleNamespace(scenes=lambda split: scenes if split == "test" else None,
                                    images=lambda split: images if split == "test" else None)
     data = types.SimpleNamespace(shapes=shapes, family="matching")
+    data._true_captions = {}
     data._scene_metadata = lambda scene: ShapesData._scene_metadata(data, scene)
     data.evaluation_batches = lambda preprocessor, batch: ShapesData.evaluation_batches(data, preprocessor, batch)
     eye = np.eye(dim, dtype=np.float32)
