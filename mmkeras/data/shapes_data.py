@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmkeras.data.shapes import ANSWER_VOCABULARY, COLORS, NEGATIVE_KINDS, QUESTION_TYPES, Shapes
+from mmkeras.data.shapes_references import reference_scores as shapes_reference_scores
 from mmkeras.data.task_data import TaskData
 from mmkeras.models.fusion_classifier import normalize_heads
 
@@ -188,6 +189,10 @@ class ShapesData(TaskData):
                 self._true_captions[key] = Shapes.true_captions(scene)
             metadata["true_captions"] = self._true_captions[key]
         return metadata
+
+    def reference_scores(self, texts):
+        """The Bayes oracle (the ceiling) and the bag-of-attributes baseline on the test scenes (see `TaskData`)."""
+        return shapes_reference_scores(texts, self.shapes.scenes("test"))
 
     def nearest_neighbour_captions(self):
         """Baseline: each test image gets the first caption of its nearest training image (8x8 pixels)."""

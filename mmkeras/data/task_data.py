@@ -77,6 +77,13 @@ class TaskData:
     def num_records(self, split):
         raise NotImplementedError
 
+    def reference_scores(self, texts):
+        """Scores of rankers that read what the evaluation images hold instead of their pixels, as
+        `{name: float [N_txt, N_img]}` for `texts` against the `evaluation_batches` images, in order
+        (Shapes: the Bayes oracle and the bag-of-attributes baseline, see
+        `mmkeras.data.shapes_references`); `{}` where the records do not say what an image holds."""
+        return {}
+
     def metadata_orders(self):
         """The order each fusion metadata column's values are reported in (default: sorted)."""
         return {}

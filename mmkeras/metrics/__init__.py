@@ -16,6 +16,7 @@ from mmkeras.metrics.masked_token_accuracy import MaskedTokenAccuracy
 from mmkeras.metrics.masked_token_metric import MaskedTokenMetric
 from mmkeras.metrics.retrieval import retrieval_metrics
 from mmkeras.metrics.retrieval import retrieval_ranks
+from mmkeras.metrics.semantic_retrieval import score_retrieval_metrics
 from mmkeras.metrics.semantic_retrieval import semantic_retrieval_metrics
 from mmkeras.metrics.zero_shot import DEFAULT_TEMPLATES
 from mmkeras.metrics.zero_shot import zero_shot_accuracy
@@ -35,6 +36,7 @@ __all__ = [
     "per_class_report",
     "retrieval_metrics",
     "retrieval_ranks",
+    "score_retrieval_metrics",
     "semantic_retrieval_metrics",
     "zero_shot_accuracy",
     "zero_shot_classifier",

@@ -62,26 +62,69 @@ def semantic_retrieval_metrics(image_embeddings, text_embeddings, truth, ks=(1, 
                          "[N, D] with the same D.")
     if truth.shape != (len(texts), len(images)):
         raise ValueError(f"`truth` must be [N_txt, N_img] = {(len(texts), len(images))}, got {truth.shape}.")
+    return _ranking_metrics(lambda rows: texts[rows] @ images.T, lambda rows: images[rows] @ texts.T, truth, ks,
+                            seed, chunk_size)
+
+
+def score_retrieval_metrics(scores, truth, ks=(1, 5, 10), seed=0, chunk_size=512):
+    """`semantic_retrieval_metrics` for any ranker: a text-image score matrix instead of embeddings.
+
+    For rankers that are not dual encoders (an oracle, a rule-based baseline) or for today's R@K with
+    random tie-breaking: with `truth[t, i]` true only where image `i` is caption `t`'s own, `t2i_sr{K}`
+    is R@K text-to-image and `i2t_sr{K}` R@K image-to-text (any own caption in the top K), with equal
+    scores ordered at random by `seed` instead of counting against the query.
+
+    Args:
+        scores: float `[N_txt, N_img]`, higher ranks first, both ways.
+        truth: bool `[N_txt, N_img]`.
+        ks: the cut-offs K.
+        seed: the tie-breaking seed.
+        chunk_size: queries ranked at once.
+
+    Returns:
+        The keys of `semantic_retrieval_metrics`.
+
+    Example:
+
+    >>> scores = np.array([[1.0, 1.0], [0.0, 1.0]])  # text 0 cannot tell the images apart
+    >>> own = np.eye(2, dtype=bool)
+    >>> m = score_retrieval_metrics(scores, own, ks=(1,))
+    >>> m["chance_t2i_sr1"], m["t2i_sr1"] in (0.5, 1.0)  # text 0's tie goes either way, by the seed
+    (0.5, True)
+    """
+    ks = check_ints("ks", ks, minimum=1)
+    scores = np.asarray(scores, np.float64)
+    truth = np.asarray(truth, bool)
+    if scores.ndim != 2 or truth.shape != scores.shape:
+        raise ValueError(f"`scores` {scores.shape} and `truth` {truth.shape} must both be [N_txt, N_img].")
+    if not np.isfinite(scores).all():
+        raise ValueError("`scores` holds NaN or infinite values.")
+    return _ranking_metrics(lambda rows: scores[rows], lambda rows: scores.T[rows], truth, ks, seed, chunk_size)
+
+
+def _ranking_metrics(text_scores, image_scores, truth, ks, seed, chunk_size):
+    """The metrics of both directions; `text_scores(rows)` scores the texts `rows` against every image, and
+    `image_scores(rows)` the images `rows` against every text."""
     rng = np.random.default_rng(seed)
     metrics = {}
-    for direction, queries, gallery, relevant in (("t2i", texts, images, truth), ("i2t", images, texts, truth.T)):
+    for direction, score, relevant in (("t2i", text_scores, truth), ("i2t", image_scores, truth.T)):
         counts = relevant.sum(axis=1)
         asked = counts > 0
         hits = {k: [] for k in ks}
         precision = {k: [] for k in ks}
-        top = min(max(ks), len(gallery))
-        for start in range(0, len(queries), chunk_size):
+        top = min(max(ks), relevant.shape[1])
+        for start in range(0, len(relevant), chunk_size):
             rows = slice(start, start + chunk_size)
-            order = _ranked(queries[rows] @ gallery.T, rng)[:, :top]
+            order = _ranked(score(rows), rng)[:, :top]
             found = np.take_along_axis(relevant[rows], order, axis=1)
             for k in ks:
                 hits[k].append(found[:, :k].any(axis=1))
-                precision[k].append(found[:, :k].sum(axis=1) / min(k, len(gallery)))
-        m, n = counts[asked].astype(np.float64), float(len(gallery))
+                precision[k].append(found[:, :k].sum(axis=1) / min(k, relevant.shape[1]))
+        m, n = counts[asked].astype(np.float64), float(relevant.shape[1])
         for k in ks:
             metrics[f"{direction}_sr{k}"] = float(np.concatenate(hits[k])[asked].mean()) if asked.any() else 0.0
             metrics[f"{direction}_p{k}"] = float(np.concatenate(precision[k])[asked].mean()) if asked.any() else 0.0
-            metrics[f"chance_{direction}_sr{k}"] = float(_chance_hit(m, n, min(k, len(gallery))).mean()) if asked.any() else 0.0
+            metrics[f"chance_{direction}_sr{k}"] = float(_chance_hit(m, n, min(k, relevant.shape[1])).mean()) if asked.any() else 0.0
             metrics[f"chance_{direction}_p{k}"] = float((m / n).mean()) if asked.any() else 0.0
         metrics[f"{direction}_queries_without_truth"] = int((~asked).sum())
     return metrics

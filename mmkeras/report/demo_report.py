@@ -39,6 +39,8 @@ _FUSION_ROWS = [
 _DATA_ROWS = [("train records", "num_train_records"), ("held-out records", "num_held_out_records"),
               ("skipped records", "num_skipped_records")]
 NO_REFERENCE = "\u2014"  # shown where a metric has no chance level or baseline
+# Reference rankers of matching runs (`metrics["references"]`, Shapes), by their name in the table.
+_REFERENCE_NAMES = (("bag_of_attributes", "bag of attributes"), ("bayes_oracle", "ceiling"))
 _FUSION_DETAIL = [
     ("QA accuracy", "answer_accuracy"),
     ("QA accuracy, exists", "answer_accuracy_exists"),
@@ -72,8 +74,15 @@ def _i2t_chance(k, num_images, num_captions):
     return 1.0 - miss
 
 
+def _references(m, key):
+    """The reference rankers' figures for a matching row (Shapes): `[(name, value)]`, the ceiling last."""
+    references = m.get("references", {})
+    return [(name, references[ranker][key]) for ranker, name in _REFERENCE_NAMES
+            if key in references.get(ranker, {})]
+
+
 def _metric_rows(task, m):
-    """`(label, key, reference kind, reference value or None, image-masked value or None)` of a run."""
+    """`(label, key, reference kind, reference value or None, [(other reference, value)])` of a run."""
     if task == "matching":
         images, captions = m.get("num_test_images"), m.get("num_test_captions")
         rows = []
@@ -85,15 +94,17 @@ def _metric_rows(task, m):
                 ref = min(k / images, 1.0)
             else:
                 ref = _i2t_chance(k, images, captions or images)
-            rows.append((label, key, "chance", ref, None))
+            rows.append((label, key, "chance", ref, _references(m, key)))
         # Semantic recall (a retrieved item true of the query counts), where the records say what is true.
-        rows += [(f"{d} sR@{k}", f"{d}_sr{k}", "chance", m.get(f"chance_{d}_sr{k}"), None)
+        rows += [(f"{d} sR@{k}", f"{d}_sr{k}", "chance", m.get(f"chance_{d}_sr{k}"), _references(m, f"{d}_sr{k}"))
                  for d in ("i2t", "t2i") for k in (1, 5, 10) if f"{d}_sr{k}" in m]
         return rows
     if task == "captioning":
-        return [(label, key, "nearest-neighbour", m.get(f"baseline_nearest_{key}"), None)
+        return [(label, key, "nearest-neighbour", m.get(f"baseline_nearest_{key}"), [])
                 for label, key in _CAPTIONING_ROWS if key in m]
-    return [(label, key, kind, reference(m), m.get(f"{key}_image_missing"))
+    # What a fusion model gets from the text alone: its accuracy with the image masked out.
+    return [(label, key, kind, reference(m),
+             [("image masked", m[f"{key}_image_missing"])] if f"{key}_image_missing" in m else [])
             for label, key, kind, reference in _FUSION_ROWS if key in m]
 
 
@@ -212,14 +223,14 @@ class DemoReport:
         """The results, one dict per figure: `model`, `metric` (label), `key` (in `metrics.json`),
         `value`, `reference` (text: the chance level or baseline, "\u2014" where there is none) and
         `reference_value` (or None). Fusion rows also quote the accuracy with the image masked out
-        (the text-only prior); real-data runs end with their data counts (no reference)."""
+        (the text-only prior), Shapes matching rows the bag-of-attributes baseline and the ceiling
+        (the Bayes oracle); real-data runs end with their data counts (no reference)."""
         out = []
         for run in self.runs:
             m = run["metrics"]
-            for label, key, kind, ref, blind in _metric_rows(run["task"], m):
+            for label, key, kind, ref, others in _metric_rows(run["task"], m):
                 parts = [f"{kind} {ref:.3f}"] if ref is not None else []
-                if blind is not None:  # what the model gets from the text alone
-                    parts.append(f"image masked {blind:.3f}")
+                parts += [f"{name} {value:.3f}" for name, value in others]
                 out.append({"model": run["name"], "metric": label, "key": key, "value": m.get(key),
                             "reference": ", ".join(parts) or NO_REFERENCE, "reference_value": ref})
             out += [{"model": run["name"], "metric": label, "key": key, "value": m[key], "reference": "",
@@ -287,7 +298,11 @@ class DemoReport:
         report.paragraph(
             "R@K: recall at K over the held-out images (i2t: any of an image's captions in the top K; "
             "t2i: the caption's image in the top K), beside the chance level of a random ranking; sR@K "
-            "(Shapes): a hit when a top-K item makes the caption true, ties broken at random. BLEU-4 and "
+            "(Shapes): a hit when a top-K item makes the caption true, ties broken at random. On Shapes both "
+            "are also given for two rankers that read the scenes instead of the pixels: the bag of attributes "
+            "(+1 per shape, colour, size, count or position word the scene satisfies somewhere, -1 per word it "
+            "does not) and the ceiling, the Bayes oracle (the probability that the caption grammar wrote the "
+            "caption for the scene), ties at random. BLEU-4 and "
             "CIDEr-D: beam-search captions against all reference captions, beside captioning each image with "
             "the first caption of its nearest training image (Shapes). Fusion accuracies on held-out examples, "
             f"beside always predicting the majority class. {NO_REFERENCE}: no chance level or baseline.",

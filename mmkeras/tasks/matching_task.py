@@ -3,13 +3,39 @@ import tensorflow as tf
 
 from mmkeras.data.model_inputs import model_inputs
 from mmkeras.metrics.retrieval import retrieval_metrics, retrieval_ranks
-from mmkeras.metrics.semantic_retrieval import semantic_retrieval_metrics
+from mmkeras.metrics.semantic_retrieval import score_retrieval_metrics, semantic_retrieval_metrics
 from mmkeras.metrics.zero_shot import zero_shot_accuracy, zero_shot_classifier
 from mmkeras.models.dual_encoder import DualEncoder
 from mmkeras.tasks.task import Task
 from mmkeras.training.full_batches import predict_full_batches
 
 ZERO_SHOT_TEMPLATES = ("a {}", "a picture with a {}", "an image of a {}")
+KS = (1, 5, 10)
+# The reference ranker whose figures are the ceiling of what the data allows (`TaskData.reference_scores`).
+CEILING = "bayes_oracle"
+
+
+def _ranker_figures(scores, own, truth, kinds):
+    """R@K both ways (ties in a random order), sR@K and P@K where `truth` is known, and text-to-image R@K
+    and sR@K by the kind of claim a query makes where `kinds` are known, of a `[N_txt, N_img]` score matrix."""
+    def recall(rows, relevant, ks=KS, prefix="r"):
+        m = score_retrieval_metrics(scores[rows], relevant[rows], ks=ks)
+        return {f"{d}_{prefix}{k}": m[f"{d}_sr{k}"] for d in ("t2i", "i2t") for k in ks}
+
+    everything = slice(None)
+    figures = recall(everything, own)
+    if truth is not None:
+        m = score_retrieval_metrics(scores, truth)
+        figures.update({key: m[key] for d in ("t2i", "i2t") for k in KS for key in (f"{d}_sr{k}", f"{d}_p{k}")})
+    if kinds is not None:
+        figures["t2i_by_text_kind"] = {}
+        for kind in sorted(set(kinds)):
+            rows = kinds == kind
+            by_kind = {key[4:]: v for key, v in recall(rows, own).items() if key.startswith("t2i")}
+            if truth is not None:
+                by_kind.update({key: v for key, v in recall(rows, truth, (1, 5), "sr").items() if key.startswith("t2i")})
+            figures["t2i_by_text_kind"][kind] = by_kind
+    return figures
 
 
 class MatchingTask(Task):
@@ -25,7 +51,10 @@ class MatchingTask(Task):
     `t2i_by_text_kind`: inventory, position, relation, ...), semantic recall and
     precision both ways where the records hold each image's true captions
     (Shapes: `t2i_sr5`, `i2t_p5`, ... beside their chance levels; see
-    `mmkeras.metrics.semantic_retrieval`), and, when
+    `mmkeras.metrics.semantic_retrieval`), the same figures of the reference
+    rankers where the data has them (Shapes: `references` holds the Bayes
+    oracle, the ceiling of what the data allows, and the bag-of-attributes
+    baseline; `share_of_ceiling` the model's R@K over the oracle's), and, when
     the labels have names (Shapes' shapes, `folder:` classes), zero-shot
     accuracy from the class names. Export: a SavedModel with `embed_image`,
     `embed_text` and `similarity` signatures.
@@ -105,6 +134,7 @@ class MatchingTask(Task):
     def evaluate(self, model):
         image_embeddings, text_embeddings, text_to_image, labels = self.embed(model)
         metrics = {k: float(v) for k, v in retrieval_metrics(image_embeddings, text_embeddings, text_to_image).items()}
+        truth = None
         if self.true_captions is not None:  # a hit: any retrieved image the caption is true of, and back
             truth = np.array([[text in true for true in self.true_captions] for text in self.texts], bool)
             metrics.update(semantic_retrieval_metrics(image_embeddings, text_embeddings, truth))
@@ -121,6 +151,17 @@ class MatchingTask(Task):
                     by_kind = semantic_retrieval_metrics(image_embeddings, text_embeddings[kinds == kind],
                                                          truth[kinds == kind], ks=(1, 5))
                     figures.update({key: by_kind[key] for key in ("t2i_sr1", "t2i_sr5", "chance_t2i_sr5")})
+        references = self.data.reference_scores(self.texts)
+        if references:  # what rankers that read the scenes reach: the ceiling and a baseline without binding
+            own = np.zeros((len(text_to_image), len(image_embeddings)), bool)
+            own[np.arange(len(text_to_image)), text_to_image] = True
+            kinds = None if self.text_kinds is None else np.array(self.text_kinds)
+            metrics["references"] = {name: _ranker_figures(scores, own, truth, kinds)
+                                     for name, scores in references.items()}
+            if CEILING in references:  # the model's R@K as a share of the ceiling's
+                ceiling = metrics["references"][CEILING]
+                metrics["share_of_ceiling"] = {f"{d}_r{k}": metrics[f"{d}_r{k}"] / ceiling[f"{d}_r{k}"]
+                                               for d in ("t2i", "i2t") for k in KS if ceiling[f"{d}_r{k}"] > 0}
         known = labels >= 0
         if self.data.named_classes and known.any():
             text_model, batch = model.text_model, self.config["eval"]["batch_size"]

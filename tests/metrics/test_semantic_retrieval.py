@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mmkeras.metrics.retrieval import retrieval_metrics
-from mmkeras.metrics.semantic_retrieval import semantic_retrieval_metrics
+from mmkeras.metrics.semantic_retrieval import score_retrieval_metrics, semantic_retrieval_metrics
 
 
 def _reference(queries, gallery, relevant, k):
@@ -71,3 +71,35 @@ def test_bad_shapes_are_clear_errors():
         semantic_retrieval_metrics(np.eye(3), np.eye(3), np.ones((2, 3), bool))
     with pytest.raises(ValueError, match="same D"):
         semantic_retrieval_metrics(np.eye(3), np.ones((2, 4)), np.ones((2, 3), bool))
+
+
+def test_a_score_matrix_gives_the_figures_of_the_embeddings_it_comes_from():
+    rng = np.random.default_rng(3)
+    images, texts = rng.normal(size=(30, 8)), rng.normal(size=(70, 8))
+    truth = rng.random((70, 30)) < 0.2
+    expected = semantic_retrieval_metrics(images, texts, truth, seed=4)
+    assert score_retrieval_metrics(texts @ images.T, truth, seed=4) == pytest.approx(expected)
+
+
+def test_with_each_caption_own_image_as_truth_score_metrics_are_recall_at_k():
+    rng = np.random.default_rng(5)
+    images, texts = rng.normal(size=(40, 6)), rng.normal(size=(120, 6))
+    owner = np.repeat(np.arange(40), 3)
+    own = np.zeros((120, 40), bool)
+    own[np.arange(120), owner] = True
+    exact = retrieval_metrics(images, texts, owner)  # no ties in continuous scores: both rank alike
+    scored = score_retrieval_metrics(texts @ images.T, own)
+    for d in ("t2i", "i2t"):
+        for k in (1, 5, 10):
+            assert scored[f"{d}_sr{k}"] == pytest.approx(exact[f"{d}_r{k}"])
+
+
+def test_score_metrics_break_ties_at_random_and_refuse_bad_scores():
+    scores = np.zeros((200, 10))  # every image ties: each query's own image comes first one time in ten
+    own = np.zeros((200, 10), bool)
+    own[np.arange(200), np.arange(200) % 10] = True
+    assert score_retrieval_metrics(scores, own, ks=(1,))["t2i_sr1"] == pytest.approx(0.1, abs=0.05)
+    with pytest.raises(ValueError, match="must both be"):
+        score_retrieval_metrics(scores[:, :5], own)
+    with pytest.raises(ValueError, match="NaN"):
+        score_retrieval_metrics(np.full((200, 10), np.nan), own)

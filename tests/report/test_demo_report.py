@@ -67,6 +67,18 @@ def test_results_rows_and_table():
     assert "late   matching accuracy  0.610  majority class 0.500\n" in table + "\n"
 
 
+def test_shapes_matching_rows_quote_the_bag_of_attributes_and_the_ceiling():
+    references = {"bayes_oracle": {"t2i_r5": 0.581, "t2i_sr5": 1.0, "i2t_r5": 0.966},
+                  "bag_of_attributes": {"t2i_r5": 0.171, "t2i_sr5": 0.685}}
+    report = DemoReport(kinds=("matching",))
+    report.add_run("clip", "matching", {**MATCHING, "t2i_sr5": 0.69, "chance_t2i_sr5": 0.252, "references": references})
+    by_key = {r["key"]: r["reference"] for r in report.rows()}
+    assert by_key["t2i_r5"] == "chance 0.100, bag of attributes 0.171, ceiling 0.581"
+    assert by_key["t2i_sr5"] == "chance 0.252, bag of attributes 0.685, ceiling 1.000"
+    assert by_key["i2t_r5"].endswith(", ceiling 0.966") and "bag" not in by_key["i2t_r5"]
+    assert by_key["t2i_r1"] == "chance 0.020"  # rankers without the figure add nothing
+
+
 def test_write_report_and_plots(tmp_path):
     path = _report().write(tmp_path)
     assert path == str(tmp_path / "report.html")

@@ -85,3 +85,30 @@ def test_semantic_recall_counts_any_image_the_caption_is_true_of(tmp_path):
     assert metrics["t2i_queries_without_truth"] == 0
     for figures in metrics["t2i_by_text_kind"].values():
         assert {"t2i_sr1", "t2i_sr5", "chance_t2i_sr5"} <= set(figures)
+
+
+def test_shapes_evaluation_sets_the_model_beside_the_bayes_ceiling_and_the_bag_of_attributes(tmp_path):
+    from mmkeras.data.shapes_references import reference_scores
+    from mmkeras.metrics.semantic_retrieval import score_retrieval_metrics
+
+    config = zoo.config("shapes-clip-tiny", **{"data.num_train": 16, "data.num_val": 8, "data.num_test": 40,
+                                               "data.image_size": 32, "image_encoder.num_layers": 1,
+                                               "text_encoder.num_layers": 1, "train.global_batch_size": 8})
+    task = MatchingTask(config, str(tmp_path))
+    metrics = task.evaluate(task.build_model())
+    references = metrics["references"]
+    assert set(references) == {"bayes_oracle", "bag_of_attributes"}
+    scenes = task.data.shapes.scenes("test")
+    texts = [c for s in scenes for c in s["captions"]]
+    own = np.zeros((len(texts), len(scenes)), bool)
+    own[np.arange(len(texts)), np.repeat(np.arange(len(scenes)), 5)] = True
+    oracle = score_retrieval_metrics(reference_scores(texts, scenes)["bayes_oracle"], own)
+    for d in ("t2i", "i2t"):
+        for k in (1, 5, 10):  # R@K of the ranker, ties at random, and the model's share of the ceiling
+            assert references["bayes_oracle"][f"{d}_r{k}"] == oracle[f"{d}_sr{k}"]
+            assert metrics["share_of_ceiling"][f"{d}_r{k}"] == pytest.approx(metrics[f"{d}_r{k}"] / oracle[f"{d}_sr{k}"])
+            assert references["bayes_oracle"][f"{d}_sr{k}"] == 1.0  # it ranks true captions / images first
+        assert references["bayes_oracle"][f"{d}_r5"] > references["bag_of_attributes"][f"{d}_r5"]
+    by_kind = references["bag_of_attributes"]["t2i_by_text_kind"]
+    assert set(by_kind) == set(metrics["t2i_by_text_kind"])
+    assert all({"r1", "r5", "r10", "t2i_sr1", "t2i_sr5"} == set(v) for v in by_kind.values())
