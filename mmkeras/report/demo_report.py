@@ -7,7 +7,7 @@ import numpy as np
 
 from mmkeras.durations import format_duration
 from mmkeras.report.html_report import HtmlReport
-from mmkeras.report.plots import GREEN, encode_png, heatmap, image_grid, line_plot, render, stack
+from mmkeras.report.plots import GREEN, RED, encode_png, heatmap, image_grid, line_plot, render, stack
 
 TASK_KINDS = ("matching", "captioning", "fusion")
 SECTIONS = {
@@ -111,6 +111,11 @@ def _metric_rows(task, m):
 def _majority_share(head_metrics):
     support = [c["support"] for c in head_metrics.get("per_class", {}).values()]
     return max(support) / sum(support) if support and sum(support) else None
+
+
+def _verdict(true):
+    """" (true)" / " (false)" where a caption's truth is known, else nothing."""
+    return "" if true is None else f" ({'true' if true else 'false'})"
 
 
 def _slug(name):
@@ -270,8 +275,10 @@ class DemoReport:
 
     @staticmethod
     def _retrieval_grid(sample):
-        labels = [f"#{i + 1} {score:.2f}" for i, score in enumerate(sample["scores"])]
-        borders = [GREEN if c else None for c in sample["correct"]]
+        """Green frame: the caption's own image; red: an image the caption is false of (where known)."""
+        true = sample.get("true") or [None] * len(sample["scores"])
+        labels = [f"#{i + 1} {score:.2f}{_verdict(t)}" for i, (score, t) in enumerate(zip(sample["scores"], true))]
+        borders = [GREEN if c else RED if t is False else None for c, t in zip(sample["correct"], true)]
         return render(image_grid(np.asarray(sample["images"]), labels=labels, borders=borders,
                                  title=f"query: {sample['query']}"))
 
@@ -337,7 +344,7 @@ class DemoReport:
         for name, samples in self.captions.items():
             report.heading(name)
             report.gallery([
-                {"image": _enlarge(s["image"]), "title": f"generated: {s['generated']}",
+                {"image": _enlarge(s["image"]), "title": f"generated{_verdict(s.get('true'))}: {s['generated']}",
                  "items": [f"reference: {r}" for r in s["references"]]}
                 for s in samples
             ])
@@ -350,8 +357,9 @@ class DemoReport:
             report.heading(name)
             report.paragraph(
                 "Top-ranked held-out images for held-out captions, best first, with their cosine similarity; "
-                "the image the caption was written for is framed in green (other top images may fit the "
-                "caption too).", muted=True)
+                "the image the caption was written for is framed in green. Where the data says which images "
+                "a caption is true of (Shapes), each image is marked true or false, and those it is false of "
+                "are framed in red.", muted=True)
             total = next((r["metrics"].get("num_test_images") for r in self.runs if r["name"] == name), None)
             for sample in samples:
                 out_of = f" of {total}" if total else ""

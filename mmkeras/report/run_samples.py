@@ -50,7 +50,9 @@ def caption_samples(task, limit=8):
         limit: at most this many samples.
 
     Returns:
-        A list of dicts `{"image": uint8 [H, W, 3], "generated": str, "references": [str]}`.
+        A list of dicts `{"image": uint8 [H, W, 3], "generated": str, "references": [str], "true": bool or
+        None}`: "true" says whether the generated caption is true of the image, where the records hold each
+        image's true captions (Shapes), else None.
 
     Example:
 
@@ -60,16 +62,18 @@ def caption_samples(task, limit=8):
     ```
     """
     samples = task.run_dir.read_json(f"samples{getattr(task, 'evaluation_suffix', '')}.json")[:limit]
-    images = []
+    images, truths = [], []
     if samples:  # the captioned evaluation images, read as far as the samples go
         needed = 1 + max(s["image_id"] for s in samples)
         for records in _evaluation_batches(task):
             captioned = [i for i, c in enumerate(records["texts"]) if c]
             images += list(_thumbnails(task, records["images"][captioned], CAPTION_IMAGE_SIZE)) if captioned else []
+            truths += [records["metadata"][i].get("true_captions") for i in captioned]
             if len(images) >= needed:
                 break
     return [
-        {"image": images[s["image_id"]], "generated": s["generated"], "references": list(s["references"])}
+        {"image": images[s["image_id"]], "generated": s["generated"], "references": list(s["references"]),
+         "true": None if truths[s["image_id"]] is None else s["generated"] in truths[s["image_id"]]}
         for s in samples
     ]
 
@@ -89,8 +93,9 @@ def retrieval_samples(task, model, num_queries=4, k=5):
 
     Returns:
         A list of dicts `{"query": str, "images": uint8 [k, H, W, 3], "scores": [k floats],
-        "correct": [k bools] (the image the caption was written for), "rank": int (1-based rank
-        of that image among all held-out images)}`.
+        "correct": [k bools] (the image the caption was written for), "true": [k bools] (the
+        caption is true of the image; None where the records do not say, as on real data), "rank":
+        int (1-based rank of that image among all held-out images)}`.
 
     Example:
 
@@ -104,7 +109,7 @@ def retrieval_samples(task, model, num_queries=4, k=5):
     from mmkeras.training.full_batches import predict_full_batches
 
     batch = task.config["eval"]["batch_size"]
-    images, image_embeddings, captions = _embedded_held_out(task, model, batch)
+    images, image_embeddings, captions, truths = _embedded_held_out(task, model, batch)
     if not 1 <= k <= len(images):
         raise ValueError(f"`k` must be in [1, {len(images)}] (the held-out images), got {k}.")
     captioned = [i for i, c in enumerate(captions) if c]
@@ -122,6 +127,7 @@ def retrieval_samples(task, model, num_queries=4, k=5):
             "images": images[top],
             "scores": [float(row[i]) for i in top],
             "correct": [bool(i == truth) for i in top],
+            "true": None if None in truths else [query in truths[i] for i in top],
             "rank": int(np.nonzero(order == truth)[0][0]) + 1,
         })
     return results
@@ -198,14 +204,16 @@ def _thumbnails(task, images, size):
 
 
 def _embedded_held_out(task, model, batch):
-    """`(uint8 images, image embeddings, captions per image)` of the evaluation split."""
+    """`(uint8 images, image embeddings, captions per image, true captions per image or None)` of the
+    evaluation split."""
     from mmkeras.training.full_batches import predict_full_batches
 
-    images, embeddings, captions = [], [], []
+    images, embeddings, captions, truths = [], [], [], []
     for records in _evaluation_batches(task):
         images.append(_thumbnails(task, records["images"], GRID_IMAGE_SIZE))
         embeddings.append(predict_full_batches(model.image_model, records["images"], batch))
         captions += records["texts"]
+        truths += [m.get("true_captions") for m in records["metadata"]]
     if not images:
         raise ValueError("The evaluation split has no decodable image: raise `data.val_fraction`.")
-    return np.concatenate(images), np.concatenate(embeddings), captions
+    return np.concatenate(images), np.concatenate(embeddings), captions, truths

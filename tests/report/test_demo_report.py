@@ -33,9 +33,10 @@ def _report():
     report.add_run("early", "fusion", _fusion(0.45), history={"loss": [2.0], "answer_loss": [1.5], "match_loss": [0.7]})
     report.add_run("late", "fusion", _fusion(0.35))  # no history: no curve
     report.add_caption_samples("cap", [{"image": image(), "generated": "a red <b>circle</b>",
-                                        "references": ["one red circle", "a red disk"]}])
+                                        "references": ["one red circle", "a red disk"], "true": False}])
     report.add_retrieval("clip", [{"query": "two stars", "images": np.stack([image() for _ in range(3)]),
-                                   "scores": [0.9, 0.8, 0.1], "correct": [False, True, False], "rank": 2}])
+                                   "scores": [0.9, 0.8, 0.1], "correct": [False, True, False], "rank": 2,
+                                   "true": [True, True, False]}])
     for name in ("early", "late"):
         report.add_confusion(name, {"head": "answer", "labels": list(ANSWER_VOCABULARY),
                                     "matrix": rng.integers(0, 5, (24, 24))})
@@ -93,7 +94,7 @@ def test_write_report_and_plots(tmp_path):
     assert values["late", "answer_accuracy"] == 0.35
     assert {r["metric"] for r in page["rows"] if "model" not in r} >= {"answer_accuracy", "match_auroc"}
     text = open(path).read()
-    assert "a red &lt;b&gt;circle&lt;/b&gt;" in text and "ranks 2 of 50" in text
+    assert "generated (false): a red &lt;b&gt;circle&lt;/b&gt;" in text and "ranks 2 of 50" in text
     plots = sorted(p.name for p in (tmp_path / "plots").iterdir())
     assert plots == ["confusion_early_answer.png", "confusion_late_answer.png", "curves_cap.png",
                      "curves_clip.png", "curves_early.png", "retrieval_clip.png"]

@@ -102,10 +102,11 @@ def test_fusion_confusion_of_each_head():
         fusion_confusion(task, None, "caption")
 
 
-def _record_fakes(batches, dim=4, samples=None):
+def _record_fakes(batches, dim=4, samples=None, truths=None):
     """A real-data task whose held-out image i is all `i` (pixels shown as they are) and whose
     caption "scene i" embeds like image i: to e_(i mod dim). `batches`: `(images, texts, labels)`,
-    yielded by `task.data.evaluation_batches` as its dicts."""
+    yielded by `task.data.evaluation_batches` as its dicts; `truths`: each record's true captions
+    (as Shapes records hold them), by batch."""
     consumed = []
     preprocessor = types.SimpleNamespace(denormalize=lambda x: np.asarray(x).astype(np.uint8))
 
@@ -114,6 +115,8 @@ def _record_fakes(batches, dim=4, samples=None):
         for number, (images, texts, labels) in enumerate(batches):
             batch = {"images": images, "texts": texts, "labels": np.asarray(labels, np.int64),
                      "metadata": [{"id": f"{number}-{i}"} for i in range(len(images))]}
+            for metadata, true in zip(batch["metadata"], truths[number] if truths else []):
+                metadata["true_captions"] = frozenset(true)
             consumed.append(batch)
             yield batch
 
@@ -148,8 +151,22 @@ def test_retrieval_samples_on_real_data_read_the_held_out_batches():
     # Image 5 ties with image 1, which comes first.
     assert samples[2]["rank"] == 2 and samples[2]["images"].dtype == np.uint8
     assert samples[2]["images"][:, 0, 0, 0].tolist() == [1, 5]
+    assert all(s["true"] is None for s in samples)  # the records do not say what is true of an image
     with pytest.raises(ValueError, match="k"):
         retrieval_samples(task, model, k=7)
+
+
+def test_retrieval_and_caption_samples_say_whether_each_caption_is_true_where_the_records_know():
+    batches = [(_images(0, 1), [["scene 0"], ["scene 1"]], np.zeros(2)), (_images(4, 5), [["scene 4"], ["scene 5"]],
+                                                                          np.zeros(2))]
+    # "scene 0" is also true of image 4 (which ties with image 0); "scene 5" is false of image 1.
+    truths = [[{"scene 0", "gen 0"}, {"scene 1"}], [{"scene 4", "scene 0"}, {"scene 5"}]]
+    samples = [{"image_id": i, "generated": f"gen {i}", "references": [f"scene {i}"]} for i in range(2)]
+    task, model, _ = _record_fakes(batches, samples=samples, truths=truths)
+    first, last = retrieval_samples(task, model, num_queries=2, k=2)
+    assert first["query"] == "scene 0" and first["correct"] == [True, False] and first["true"] == [True, True]
+    assert last["query"] == "scene 5" and last["correct"] == [False, True] and last["true"] == [False, True]
+    assert [c["true"] for c in caption_samples(task, limit=2)] == [True, False]
 
 
 def test_caption_samples_on_real_data_pair_samples_with_the_captioned_images():
