@@ -14,7 +14,7 @@ MODELS = ("shapes-clip-tiny", "shapes-captioner-tiny", "shapes-fusion-early-tiny
 
 # Reduced budgets (config overrides) so that the whole demo fits in ~10 minutes on 2 idle CPU cores.
 BUDGETS = {
-    "shapes-clip-tiny": {"data.num_train": 2000, "data.num_val": 8, "data.num_test": 500, "train.epochs": 3},
+    "shapes-clip-tiny": {"data.num_train": 12000, "data.num_val": 8, "data.num_test": 500, "train.epochs": 4},
     "shapes-captioner-tiny": {"data.num_train": 6000, "data.num_val": 8, "data.num_test": 200, "train.epochs": 4},
     # Fusion: one epoch of the presets' 3,000 scenes (500 steps of 6 scenes x 11 texts), a third of their budget.
     "shapes-fusion-early-tiny": {"data.num_train": 3000, "data.num_val": 8, "data.num_test": 150, "train.epochs": 1},

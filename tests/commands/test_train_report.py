@@ -21,8 +21,12 @@ def test_a_shapes_run_prints_the_results_table_and_writes_its_report(tmp_path, c
     header = next(i for i, line in enumerate(lines) if line.split() == ["model", "metric", "value", "reference"])
     rows = [line.split() for line in lines[header + 1 : header + 7]]
     assert [row[3] for row in rows] == [f"{metrics[f'{d}_r{k}']:.3f}" for d in ("i2t", "t2i") for k in (1, 5, 10)]
-    # t2i chance is K / N over the held-out images.
-    assert [row[4:] for row in rows[3:]] == [["chance", f"{k / metrics['num_test_images']:.3f}"] for k in (1, 5, 10)]
+    # t2i chance is K / N over the held-out images; then the bag-of-attributes baseline and the ceiling.
+    references = metrics["references"]
+    assert [" ".join(row[4:]) for row in rows[3:]] == [
+        f"chance {k / metrics['num_test_images']:.3f}, bag of attributes "
+        f"{references['bag_of_attributes'][f't2i_r{k}']:.3f}, ceiling {references['bayes_oracle'][f't2i_r{k}']:.3f}"
+        for k in (1, 5, 10)]
     assert f"Report: {run / 'report.html'}" in lines
     page = read_html_report((run / "report.html").read_text())
     assert page["sections"] == ["results", "retrieval", "curves"]

@@ -187,7 +187,7 @@ def test_an_unusable_output_is_a_one_line_error_naming_it(tmp_path, capsys, monk
 def test_divergence_is_a_one_line_error_naming_the_last_good_checkpoint(tmp_path, capsys):
     run = tmp_path / "run"
     diverging = ["--set", "train.learning_rate=1e30", "--set", "train.warmup_fraction=0",
-                 "--set", "train.checkpoint_every=1"]
+                 "--set", "train.checkpoint_every=1", "--steps-per-execution", "1"]  # a checkpoint after step 1
     assert _train(run, *diverging) == 2
     err = _error_line(capsys)
     assert "diverged" in err

@@ -51,11 +51,16 @@ def test_tasks_that_pair_one_caption_per_image_refuse_captions_per_image(tmp_pat
         MatchingTask(config, str(tmp_path))
 
 
-def test_text_to_image_recall_by_caption_kind_adds_up_to_the_overall_recall(tmp_path):
-    config = zoo.config("shapes-clip-tiny", **{"data.num_train": 16, "data.num_val": 8, "data.num_test": 24,
+def _small_task(tmp_path, num_test=24):
+    """A matching task on a few Shapes scenes with one-block towers (evaluated untrained)."""
+    config = zoo.config("shapes-clip-tiny", **{"data.num_train": 16, "data.num_val": 8, "data.num_test": num_test,
                                                "data.image_size": 32, "image_encoder.num_layers": 1,
                                                "text_encoder.num_layers": 1, "train.global_batch_size": 8})
-    task = MatchingTask(config, str(tmp_path))
+    return MatchingTask(config, str(tmp_path))
+
+
+def test_text_to_image_recall_by_caption_kind_adds_up_to_the_overall_recall(tmp_path):
+    task = _small_task(tmp_path)
     metrics = task.evaluate(task.build_model())  # untrained: the ranks still spread over the gallery
     by_kind = metrics["t2i_by_text_kind"]
     assert set(by_kind) <= {"inventory", "total", "shape_count", "color_count", "position", "relation"}
@@ -69,10 +74,7 @@ def test_text_to_image_recall_by_caption_kind_adds_up_to_the_overall_recall(tmp_
 def test_semantic_recall_counts_any_image_the_caption_is_true_of(tmp_path):
     from mmkeras.data.shapes import Shapes
 
-    config = zoo.config("shapes-clip-tiny", **{"data.num_train": 16, "data.num_val": 8, "data.num_test": 24,
-                                               "data.image_size": 32, "image_encoder.num_layers": 1,
-                                               "text_encoder.num_layers": 1, "train.global_batch_size": 8})
-    task = MatchingTask(config, str(tmp_path))
+    task = _small_task(tmp_path)
     metrics = task.evaluate(task.build_model())
     # Each caption is true of its own image, so a semantic hit includes every exact hit, and often more.
     for k in (1, 5, 10):
@@ -91,10 +93,7 @@ def test_shapes_evaluation_sets_the_model_beside_the_bayes_ceiling_and_the_bag_o
     from mmkeras.data.shapes_references import reference_scores
     from mmkeras.metrics.semantic_retrieval import score_retrieval_metrics
 
-    config = zoo.config("shapes-clip-tiny", **{"data.num_train": 16, "data.num_val": 8, "data.num_test": 40,
-                                               "data.image_size": 32, "image_encoder.num_layers": 1,
-                                               "text_encoder.num_layers": 1, "train.global_batch_size": 8})
-    task = MatchingTask(config, str(tmp_path))
+    task = _small_task(tmp_path, num_test=40)
     metrics = task.evaluate(task.build_model())
     references = metrics["references"]
     assert set(references) == {"bayes_oracle", "bag_of_attributes"}

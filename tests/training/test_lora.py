@@ -19,7 +19,7 @@ def _randomize_lora(model, seed=0):
             weight.assign(rng.normal(0, 0.05, weight.shape).astype("float32"))
 
 
-def _clip_inputs(batch=4, size=64, length=24):
+def _clip_inputs(batch=4, size=48, length=24):
     rng = np.random.default_rng(1)
     return {"images": rng.uniform(-1, 1, (batch, size, size, 3)).astype("float32"),
             "token_ids": rng.integers(1, 100, (batch, length)).astype("int32")}
