@@ -355,6 +355,9 @@ class DemoReport:
             report.paragraph("No dual encoder in this report.", muted=True)
         for name, samples in self.retrieval.items():
             report.heading(name)
+            metrics = next((r["metrics"] for r in self.runs if r["name"] == name), {})
+            if "t2i_by_text_kind" in metrics:
+                self._by_kind_table(report, metrics)
             report.paragraph(
                 "Top-ranked held-out images for held-out captions, best first, with their cosine similarity; "
                 "the image the caption was written for is framed in green. Where the data says which images "
@@ -365,6 +368,22 @@ class DemoReport:
                 out_of = f" of {total}" if total else ""
                 report.image(self._retrieval_grid(sample), alt=sample["query"],
                              caption=f"\u201c{sample['query']}\u201d: its own image ranks {sample['rank']}{out_of}")
+
+    @staticmethod
+    def _by_kind_table(report, metrics):
+        """Text-to-image recall by the kind of claim a caption makes, beside the reference rankers (Shapes)."""
+        references = metrics.get("references", {})
+        columns = [("this model R@5", metrics["t2i_by_text_kind"], "r5"),
+                   ("this model sR@1", metrics["t2i_by_text_kind"], "t2i_sr1")]
+        columns += [(f"{label} R@5", references[ranker]["t2i_by_text_kind"], "r5")
+                    for ranker, label in _REFERENCE_NAMES if "t2i_by_text_kind" in references.get(ranker, {})]
+        kinds = sorted(metrics["t2i_by_text_kind"])
+        report.table(["caption kind", "queries"] + [label for label, _, _ in columns],
+                     [[kind, metrics["t2i_by_text_kind"][kind].get("num_queries")]
+                      + [figures.get(kind, {}).get(key) for _, figures, key in columns] for kind in kinds])
+        report.paragraph("Text-to-image retrieval by the kind of claim the caption makes: R@5 (its own image in "
+                         "the top 5) and sR@1 (the top image makes it true), beside the rankers that read the "
+                         "scenes (ties at random).", muted=True)
 
     def _fusion_html(self, report, figures):
         report.section(SECTIONS["fusion"], "fusion")

@@ -1,6 +1,7 @@
 """DemoReport on small fake runs: the table, the report's sections, figures and numbers."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -78,6 +79,22 @@ def test_shapes_matching_rows_quote_the_bag_of_attributes_and_the_ceiling():
     assert by_key["t2i_sr5"] == "chance 0.252, bag of attributes 0.685, ceiling 1.000"
     assert by_key["i2t_r5"].endswith(", ceiling 0.966") and "bag" not in by_key["i2t_r5"]
     assert by_key["t2i_r1"] == "chance 0.020"  # rankers without the figure add nothing
+
+
+def test_the_retrieval_section_shows_recall_by_caption_kind_beside_the_rankers(tmp_path):
+    by_kind = {"position": {"r5": 0.24, "t2i_sr1": 0.3, "num_queries": 1264},
+               "inventory": {"r5": 0.91, "t2i_sr1": 0.8, "num_queries": 670}}
+    references = {"bayes_oracle": {"t2i_by_text_kind": {"position": {"r5": 0.799}, "inventory": {"r5": 0.963}}},
+                  "bag_of_attributes": {"t2i_by_text_kind": {"position": {"r5": 0.135}, "inventory": {"r5": 0.482}}}}
+    report = DemoReport(kinds=("matching",))
+    report.add_run("clip", "matching", {**MATCHING, "t2i_by_text_kind": by_kind, "references": references})
+    report.add_retrieval("clip", [{"query": "a red star", "images": np.zeros((2, 8, 8, 3), np.uint8),
+                                   "scores": [0.9, 0.8], "correct": [True, False], "rank": 1}])
+    text = open(report.write(tmp_path)).read()
+    for cells in (["position", "1264", "0.240", "0.300", "0.135", "0.799"],
+                  ["inventory", "670", "0.910", "0.800", "0.482", "0.963"]):
+        assert re.search(r"\s*</t[dh]>\s*<t[dh][^>]*>\s*".join(map(re.escape, cells)), text), cells
+    assert "bag of attributes R@5" in text and "ceiling R@5" in text
 
 
 def test_write_report_and_plots(tmp_path):
