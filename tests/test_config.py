@@ -69,7 +69,7 @@ def test_the_image_size_is_set_once_in_data():
     assert model.input["token_ids"].shape[1] == config["data"]["sequence_length"]
 
 
-@pytest.mark.parametrize("field, value", [("image_encoder.image_size", 48), ("text_encoder.sequence_length", 7)])
+@pytest.mark.parametrize("field, value", [("image_encoder.image_size", 40), ("text_encoder.sequence_length", 7)])
 def test_a_tower_size_that_contradicts_data_fails_naming_both_fields(field, value):
     from mmkeras import zoo
 

@@ -60,7 +60,7 @@ def demo_config(name, quick=False):
     Example:
 
     >>> demo_config("shapes-clip-tiny")["train"]["epochs"]
-    3
+    4
     >>> demo_config("shapes-clip-tiny", quick=True)["data"]["image_size"]
     32
     """

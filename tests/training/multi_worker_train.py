@@ -42,6 +42,7 @@ CONFIG = {
     "train.learning_rate": 0.1,
     "train.warmup_fraction": 0.0,
     "train.jit_compile": False,
+    "train.steps_per_execution": 1,  # one step per call: a checkpoint after each of the 3 steps
     "train.checkpoint_every": 1,
     "train.keep_checkpoints": 2,
 }
