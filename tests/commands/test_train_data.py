@@ -62,16 +62,10 @@ def test_train_on_coco_layout_with_broken_files_then_eval(tmp_path, capsys):
     assert "skipped records 2" in words and f"Report: {run / 'report.html'}" in out
     page = read_html_report((run / "report.html").read_text())
     assert page["sections"] == ["results", "retrieval", "curves"] and len(page["images"]) == 4 + 1
-    # `mmkeras eval` rebuilds the real-data task from config.json and reuses the converted shards; with
-    # other settings, its files are written beside the training's.
+    # `mmkeras eval` rebuilds the real-data task from config.json and reuses the converted shards.
     assert main(["eval", str(run)]) == 0
     assert json.loads((run / "metrics.json").read_text())["t2i_r5"] == metrics["t2i_r5"]
-    assert main(["eval", str(run), "--set", "eval.batch_size=8"]) == 0
-    out = capsys.readouterr().out
-    assert out.count("t2i R@5") == 2 and f"Report: {run / 'report-batch_size=8.html'}" in out
-    page = read_html_report((run / "report-batch_size=8.html").read_text())
-    assert {r["metric"]: float(r["value"]) for r in page["rows"]}["t2i_r5"] == metrics["t2i_r5"]
-    assert (run / "plots-batch_size=8" / "retrieval_shapes-clip-tiny.png").exists()
+    assert "Report:" in capsys.readouterr().out
 
 
 def _csv_run(tmp_path, preset, tiny):

@@ -9,7 +9,7 @@ from mmkeras.training.precision import resolve_precision
 
 TINY = {"data.num_train": 16, "data.num_val": 8, "data.num_test": 8, "data.image_size": 32,
         "image_encoder.num_layers": 1, "text_encoder.num_layers": 1, "train.global_batch_size": 8,
-        "train.epochs": 1, "train.precision": "auto"}
+        "train.epochs": 1, "train.precision": "auto", "train.steps_per_execution": 1}
 
 
 @pytest.fixture
