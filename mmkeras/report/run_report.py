@@ -33,8 +33,9 @@ def add_run_samples(report, name, task, model):
         images = next(r["metrics"].get("num_test_images") for r in report.runs if r["name"] == name)
         report.add_retrieval(name, retrieval_samples(task, model, num_queries=4, k=min(5, images or 5)))
     else:
+        predicted = task.evaluated_predictions(model)  # what the metrics counted, predicted once
         for head in fusion_heads(task):
-            report.add_confusion(name, fusion_confusion(task, model, head))
+            report.add_confusion(name, fusion_confusion(task, model, head, predicted))
 
 
 def write_run_report(task, model, metrics, seconds=None, export_dir=None):

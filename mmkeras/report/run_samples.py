@@ -133,7 +133,7 @@ def retrieval_samples(task, model, num_queries=4, k=5):
     return results
 
 
-def fusion_confusion(task, model, head=None):
+def fusion_confusion(task, model, head=None, predicted=None):
     """The confusion matrix of one head of a trained fusion classifier on the held-out split.
 
     Args:
@@ -141,6 +141,8 @@ def fusion_confusion(task, model, head=None):
             (one head, `"label"`, held-out records).
         model: its trained fusion classifier.
         head: the head (default: the task's first).
+        predicted: `task.predictions(model)` if already at hand (default: those the task's latest
+            evaluation of `model` made, else computed).
 
     Returns:
         `{"head": head, "labels": [class names], "matrix": int array [C, C]}`, rows = true labels.
@@ -157,7 +159,7 @@ def fusion_confusion(task, model, head=None):
     if head not in heads:
         raise ValueError(f"`head` must be one of the task's heads {heads}, got {head!r}.")
     labels = list(task.heads[head]["labels"])
-    predicted = task.predictions(model)
+    predicted = task.evaluated_predictions(model) if predicted is None else predicted
     rows = predicted["labels"][head] >= 0
     y_true = predicted["labels"][head][rows]
     y_pred = _predicted_labels(np.asarray(predicted["probabilities"]["both"][head])[rows])

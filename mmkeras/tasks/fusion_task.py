@@ -8,6 +8,9 @@ from mmkeras.tasks.task import Task, init_tower
 from mmkeras.training.full_batches import predict_full_batches
 
 CONDITIONS = {"both": (), "image_missing": ("image",), "text_missing": ("text",)}
+# Evaluation examples are read in chunks of about this many bytes of float32 pixels, each predicted
+# in one `predict` call per condition: one call per batch would cost more than the batch itself.
+PREDICTION_CHUNK_BYTES = 64 << 20
 
 
 class FusionTask(Task):
@@ -80,6 +83,7 @@ class FusionTask(Task):
             )
         self.images_per_batch = self._images_per_batch()
         self.heads = None
+        self.evaluated = None  # (model, predictions) of the latest `evaluate`
         if not self.data.needs_preparation:
             self.prepared()  # heads known without reading the data (Shapes: the configured ones): checked at once
 
@@ -137,6 +141,9 @@ class FusionTask(Task):
     def predictions(self, model):
         """Every head's probabilities on the evaluation examples, under each of `CONDITIONS`.
 
+        `evaluate` keeps what it scored in `evaluated` (`(model, predictions)`), so that the run's
+        report shows the very predictions its metrics count (`evaluated_predictions`).
+
         Returns:
             `{"labels": {head: int [N]} (-1 where an example does not train the head),
             "probabilities": {condition: {head: [N, C] or [N]}}, "metadata": {column: str [N]}}`.
@@ -144,9 +151,11 @@ class FusionTask(Task):
         if self.heads is None:
             self.prepare()
         batch = self.config["eval"]["batch_size"]
+        image_bytes = 4 * 3 * self.config["data"]["image_size"] ** 2
+        chunk = batch * max(1, PREDICTION_CHUNK_BYTES // (batch * image_bytes))
         labels, metadata = {}, {}
         probabilities = {name: {} for name in CONDITIONS}
-        for examples in self.data.evaluation_examples(self.tokenizer, self.preprocessor, batch):
+        for examples in self.data.evaluation_examples(self.tokenizer, self.preprocessor, chunk):
             count = len(examples["text_present"])
             for head, values in examples["labels"].items():
                 labels.setdefault(head, []).append(values)
@@ -172,8 +181,15 @@ class FusionTask(Task):
             "metadata": {column: np.concatenate(v) for column, v in metadata.items()},
         }
 
+    def evaluated_predictions(self, model):
+        """The predictions the latest `evaluate` scored if it scored `model`, else `predictions(model)`."""
+        if self.evaluated is not None and self.evaluated[0] is model:
+            return self.evaluated[1]
+        return self.predictions(model)
+
     def evaluate(self, model):
         predicted = self.predictions(model)
+        self.evaluated = (model, predicted)
         orders = self.data.metadata_orders()
         single = list(self.heads) == ["label"]  # real data: flat keys without a head prefix
         metrics, scored = {}, np.zeros(len(next(iter(predicted["labels"].values()))), bool)

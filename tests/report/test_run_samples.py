@@ -89,8 +89,8 @@ def test_fusion_confusion_of_each_head():
     text_missing = {"answer": answer_probs[:, ::-1], "match": 1 - both["match"]}  # never what the matrix reads
     task = types.SimpleNamespace(
         heads={"answer": {"labels": ["no", "yes", "two"]}, "match": {"labels": ["no", "yes"]}},
-        predictions=lambda model: {"labels": labels, "probabilities": {"both": both, "text_missing": text_missing},
-                                   "metadata": {}},
+        evaluated_predictions=lambda model: {"labels": labels, "metadata": {},
+                                             "probabilities": {"both": both, "text_missing": text_missing}},
     )
     assert fusion_heads(task) == ["answer", "match"]
     answer = fusion_confusion(task, None, "answer")
@@ -111,7 +111,8 @@ def _record_fakes(batches, dim=4, samples=None, truths=None):
     preprocessor = types.SimpleNamespace(denormalize=lambda x: np.asarray(x).astype(np.uint8))
 
     def evaluation_batches(given, batch_size):
-        assert given is preprocessor and batch_size == 4  # the task's preprocessor, `eval.batch_size`
+        # the task's preprocessor; `eval.batch_size`, or a multiple of it (fusion reads chunks of batches)
+        assert given is preprocessor and batch_size % 4 == 0
         for number, (images, texts, labels) in enumerate(batches):
             batch = {"images": images, "texts": texts, "labels": np.asarray(labels, np.int64),
                      "metadata": [{"id": f"{number}-{i}"} for i in range(len(images))]}
@@ -125,7 +126,7 @@ def _record_fakes(batches, dim=4, samples=None, truths=None):
         data=types.SimpleNamespace(evaluation_batches=evaluation_batches),
         preprocessor=preprocessor,
         tokenizer=lambda texts: np.array([int((t.decode().split() or ["0"])[-1]) for t in texts.numpy()]),
-        config={"eval": {"batch_size": 4}},
+        config={"eval": {"batch_size": 4}, "data": {"image_size": 2}},
         run_dir=types.SimpleNamespace(read_json=lambda name: {"samples-num_beams=2.json": samples}[name]),
         evaluation_suffix="-num_beams=2",
     )
@@ -195,7 +196,7 @@ def test_fusion_confusion_on_real_data_leaves_out_unknown_labels():
     # The real-data examples and the task's predictions as `ConvertedData` and `FusionTask` make them.
     task.data.class_names = ["a", "b", "c"]
     task.data.evaluation_examples = lambda *args: ConvertedData.evaluation_examples(task.data, *args)
-    task.predictions = lambda model: FusionTask.predictions(task, model)
+    task.evaluated_predictions = lambda model: FusionTask.predictions(task, model)
     task.heads = None
     task.prepare = lambda: setattr(task, "heads", {"label": {"labels": ["a", "b", "c"]}})  # heads from the data
     model = types.SimpleNamespace(predict=predict, probabilities=lambda outputs: outputs)

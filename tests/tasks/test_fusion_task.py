@@ -22,7 +22,7 @@ TINY = ["--set", "data.num_train=24", "--set", "data.num_test=12", "--set", "dat
         "--epochs", "1", "--global-batch", "33", "--no-jit"]
 
 
-def test_train_evaluate_export_and_eval_again(tmp_path, capsys):
+def test_train_evaluate_export_and_eval_again(tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     assert main(["train", "shapes-fusion-late-tiny", "--output", str(run), "--quiet", *TINY]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
@@ -82,6 +82,16 @@ def test_train_evaluate_export_and_eval_again(tmp_path, capsys):
         for head in ("answer", "match"):
             np.testing.assert_allclose(together[name][head], np.asarray(alone[head]), atol=1e-5)
     assert not np.allclose(together["both"]["answer"], together["text_missing"]["answer"])
+
+    # The test split fits in one chunk: one `predict` per condition. The report's confusion matrices
+    # show what `evaluate` scored, without predicting again.
+    calls = []
+    predict = model.predict
+    monkeypatch.setattr(model, "predict", lambda *args, **kwargs: calls.append(1) or predict(*args, **kwargs))
+    task.evaluate(model)
+    assert len(calls) == 3 and task.evaluated[0] is model
+    assert task.evaluated_predictions(model) is task.evaluated[1] and len(calls) == 3
+    assert task.evaluated_predictions(task.load_model()) is not task.evaluated[1]  # another model: predicted anew
 
 
 def test_training_stream_masks_each_example_to_its_own_head(tmp_path):
