@@ -16,9 +16,9 @@ MODELS = ("shapes-clip-tiny", "shapes-captioner-tiny", "shapes-fusion-early-tiny
 BUDGETS = {
     "shapes-clip-tiny": {"data.num_train": 12000, "data.num_val": 8, "data.num_test": 500, "train.epochs": 4},
     "shapes-captioner-tiny": {"data.num_train": 6000, "data.num_val": 8, "data.num_test": 200, "train.epochs": 4},
-    # Fusion: one epoch of the presets' 3,000 scenes (500 steps of 6 scenes x 11 texts), a third of their budget.
-    "shapes-fusion-early-tiny": {"data.num_train": 3000, "data.num_val": 8, "data.num_test": 150, "train.epochs": 1},
-    "shapes-fusion-late-tiny": {"data.num_train": 3000, "data.num_val": 8, "data.num_test": 150, "train.epochs": 1},
+    # Fusion: one epoch of 6,000 scenes (1,000 steps of 6 scenes x 11 texts), a fifth of the presets' budget.
+    "shapes-fusion-early-tiny": {"data.num_train": 6000, "data.num_val": 8, "data.num_test": 150, "train.epochs": 1},
+    "shapes-fusion-late-tiny": {"data.num_train": 6000, "data.num_val": 8, "data.num_test": 150, "train.epochs": 1},
 }
 # --quick: a smoke run of the whole pipeline in under a minute. The towers are shrunk as
 # well (32-px images, one Transformer layer each), so its scores say little; use the full demo.

@@ -110,7 +110,7 @@ def test_training_stream_masks_each_example_to_its_own_head(tmp_path):
     assert np.all((examples["labels"]["answer"] >= 0) == is_answer)
     assert np.all((examples["labels"]["match"] >= 0) == ~is_answer)
     x, y, w = next(iter(task.epoch_dataset(tf.constant(0, tf.int64))))
-    assert x["images"].shape == (8, 64, 64, 3) and x["token_ids"].shape == (8, 24)
+    assert x["images"].shape == (8, 48, 48, 3) and x["token_ids"].shape == (8, 24)
     np.testing.assert_array_equal(w["answer"].numpy() + w["match"].numpy(), np.ones(8))
     # Each epoch's order is a pure function of (seed, epoch).
     again = next(iter(task.epoch_dataset(tf.constant(0, tf.int64))))[0]["token_ids"]
@@ -134,7 +134,7 @@ def test_several_texts_per_image_stream(tmp_path):
     def epoch(number):
         rows = []
         for x, y, w in task.epoch_dataset(tf.constant(number, tf.int64)):
-            assert x["images"].shape == (batch, 64, 64, 3) and x["token_ids"].shape == (batch * k, 24)
+            assert x["images"].shape == (batch, 48, 48, 3) and x["token_ids"].shape == (batch * k, 24)
             assert x["image_present"].shape == (batch * k,) and w["match"].shape == (batch * k,)
             np.testing.assert_array_equal(w["answer"].numpy() + w["match"].numpy(), np.ones(batch * k))
             for i, image in enumerate(x["images"].numpy()):
