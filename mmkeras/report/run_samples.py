@@ -211,9 +211,10 @@ def _embedded_held_out(task, model, batch):
     from mmkeras.training.full_batches import predict_full_batches
 
     images, embeddings, captions, truths = [], [], [], []
+    image_model = model.image_model  # one sub-model, so its predict function is traced once
     for records in _evaluation_batches(task):
         images.append(_thumbnails(task, records["images"], GRID_IMAGE_SIZE))
-        embeddings.append(predict_full_batches(model.image_model, records["images"], batch))
+        embeddings.append(predict_full_batches(image_model, records["images"], batch))
         captions += records["texts"]
         truths += [m.get("true_captions") for m in records["metadata"]]
     if not images:

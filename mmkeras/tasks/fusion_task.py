@@ -8,9 +8,6 @@ from mmkeras.tasks.task import Task, init_tower
 from mmkeras.training.full_batches import predict_full_batches
 
 CONDITIONS = {"both": (), "image_missing": ("image",), "text_missing": ("text",)}
-# Evaluation examples are read in chunks of about this many bytes of float32 pixels, each predicted
-# in one `predict` call per condition: one call per batch would cost more than the batch itself.
-PREDICTION_CHUNK_BYTES = 64 << 20
 
 
 class FusionTask(Task):
@@ -151,11 +148,9 @@ class FusionTask(Task):
         if self.heads is None:
             self.prepare()
         batch = self.config["eval"]["batch_size"]
-        image_bytes = 4 * 3 * self.config["data"]["image_size"] ** 2
-        chunk = batch * max(1, PREDICTION_CHUNK_BYTES // (batch * image_bytes))
         labels, metadata = {}, {}
         probabilities = {name: {} for name in CONDITIONS}
-        for examples in self.data.evaluation_examples(self.tokenizer, self.preprocessor, chunk):
+        for examples in self.data.evaluation_examples(self.tokenizer, self.preprocessor, self.evaluation_chunk()):
             count = len(examples["text_present"])
             for head, values in examples["labels"].items():
                 labels.setdefault(head, []).append(values)

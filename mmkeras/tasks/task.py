@@ -27,6 +27,9 @@ from mmkeras.training.strategy import get_strategy, is_chief, per_replica_batch_
 
 BEST_WEIGHTS = "best.weights.h5"  # the weights of the best epoch by `train.monitor`
 BEST_EPOCH_FILE = "best_epoch.json"  # which epoch that is, and whether training stopped early
+# Evaluation reads its examples in chunks of about this many bytes of float32 pixels and predicts
+# each chunk in one `predict` call: one call per batch costs more than the batch itself.
+EVALUATION_CHUNK_BYTES = 64 << 20
 
 
 class Task:
@@ -192,6 +195,14 @@ class Task:
         if split == "train":
             return batch
         return self.data.validation_batch_size(batch, self.strategy.num_replicas_in_sync)
+
+    def evaluation_chunk(self):
+        """Examples read and predicted at once in evaluation: a multiple of `eval.batch_size`
+        holding about `EVALUATION_CHUNK_BYTES` of float32 images (at least one batch)."""
+        batch = self.config["eval"]["batch_size"]
+        size = self.preprocessor.image_size  # the model's own, where it brings its preprocessing
+        height, width = (size, size) if isinstance(size, int) else size
+        return batch * max(1, EVALUATION_CHUNK_BYTES // (batch * 4 * 3 * height * width))
 
     def prepare(self, show_progress=True):
         """Makes the data ready (a source is converted on first use); `prepared` then sees it."""

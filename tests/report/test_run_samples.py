@@ -10,6 +10,7 @@ from mmkeras.data.shapes_data import ShapesData
 from mmkeras.report.run_samples import (caption_samples, confusion_matrix, fusion_confusion, fusion_heads,
                                         retrieval_samples)
 from mmkeras.tasks.fusion_task import FusionTask
+from mmkeras.tasks.task import Task
 
 
 def test_confusion_matrix_counts_and_checks():
@@ -108,7 +109,7 @@ def _record_fakes(batches, dim=4, samples=None, truths=None):
     yielded by `task.data.evaluation_batches` as its dicts; `truths`: each record's true captions
     (as Shapes records hold them), by batch."""
     consumed = []
-    preprocessor = types.SimpleNamespace(denormalize=lambda x: np.asarray(x).astype(np.uint8))
+    preprocessor = types.SimpleNamespace(denormalize=lambda x: np.asarray(x).astype(np.uint8), image_size=2)
 
     def evaluation_batches(given, batch_size):
         # the task's preprocessor; `eval.batch_size`, or a multiple of it (fusion reads chunks of batches)
@@ -126,7 +127,7 @@ def _record_fakes(batches, dim=4, samples=None, truths=None):
         data=types.SimpleNamespace(evaluation_batches=evaluation_batches),
         preprocessor=preprocessor,
         tokenizer=lambda texts: np.array([int((t.decode().split() or ["0"])[-1]) for t in texts.numpy()]),
-        config={"eval": {"batch_size": 4}, "data": {"image_size": 2}},
+        config={"eval": {"batch_size": 4}},
         run_dir=types.SimpleNamespace(read_json=lambda name: {"samples-num_beams=2.json": samples}[name]),
         evaluation_suffix="-num_beams=2",
     )
@@ -197,6 +198,7 @@ def test_fusion_confusion_on_real_data_leaves_out_unknown_labels():
     task.data.class_names = ["a", "b", "c"]
     task.data.evaluation_examples = lambda *args: ConvertedData.evaluation_examples(task.data, *args)
     task.evaluated_predictions = lambda model: FusionTask.predictions(task, model)
+    task.evaluation_chunk = lambda: Task.evaluation_chunk(task)
     task.heads = None
     task.prepare = lambda: setattr(task, "heads", {"label": {"labels": ["a", "b", "c"]}})  # heads from the data
     model = types.SimpleNamespace(predict=predict, probabilities=lambda outputs: outputs)

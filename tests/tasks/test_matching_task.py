@@ -71,6 +71,37 @@ def test_text_to_image_recall_by_caption_kind_adds_up_to_the_overall_recall(tmp_
 
 
 
+def test_evaluation_embeds_each_chunk_of_images_in_one_predict_call(tmp_path, monkeypatch):
+    import mmkeras.tasks.matching_task as matching_module
+    import mmkeras.tasks.task as task_module
+
+    task = _small_task(tmp_path)  # 24 test scenes
+    task.config["eval"]["batch_size"] = 4
+    model = task.build_model()
+    calls, predict = [], matching_module.predict_full_batches
+
+    def counted(submodel, inputs, batch):
+        if submodel.name == "image_model":
+            calls.append(len(inputs))
+        return predict(submodel, inputs, batch)
+
+    monkeypatch.setattr(matching_module, "predict_full_batches", counted)
+    whole = task.embed(model)
+    assert calls == [24]  # 24 images of 32 px fit in one 64 MiB chunk
+    # Chunks of 2 batches (8 images): three calls, the same embeddings and pairs.
+    monkeypatch.setattr(task_module, "EVALUATION_CHUNK_BYTES", 8 * 4 * 3 * 32 * 32)
+    assert task.evaluation_chunk() == 8
+    calls.clear()
+    chunked = task.embed(model)
+    assert calls == [8, 8, 8]
+    np.testing.assert_allclose(chunked[0], whole[0], atol=1e-6)
+    for a, b in zip(chunked[1:], whole[1:]):
+        np.testing.assert_array_equal(a, b)
+    # Less than one batch's worth of bytes still reads whole batches.
+    monkeypatch.setattr(task_module, "EVALUATION_CHUNK_BYTES", 1)
+    assert task.evaluation_chunk() == 4
+
+
 def test_semantic_recall_counts_any_image_the_caption_is_true_of(tmp_path):
     from mmkeras.data.shapes import Shapes
 
