@@ -42,14 +42,14 @@ def test_prints_one_results_table_matching_the_metrics(demo):
         model, value = cells[0], cells[next(i for i, c in enumerate(cells) if c.replace(".", "").isdigit())]
         shown.setdefault(model, []).append(value)
     assert list(shown) == list(MODELS)
-    clip, cap, early, late = (demo["metrics"][name] for name in MODELS)
+    clip, cap, early, attention = (demo["metrics"][name] for name in MODELS)
     # R@K, then the semantic sR@K of Shapes (a retrieved item true of the query counts), both ways.
     assert shown[MODELS[0]] == [f"{clip[f'{d}_{r}{k}']:.3f}" for r in ("r", "sr") for d in ("i2t", "t2i")
                                 for k in (1, 5, 10)]
     assert shown[MODELS[1]] == [
         f"{cap[key]:.3f}" for key in ("bleu_4", "cider_d", "caption_accuracy", "shape_caption_accuracy")
     ]
-    for name, m in ((MODELS[2], early), (MODELS[3], late)):
+    for name, m in ((MODELS[2], early), (MODELS[3], attention)):
         assert shown[name] == [f"{m['answer_accuracy']:.3f}", f"{m['match_accuracy']:.3f}"]
 
 
