@@ -15,6 +15,16 @@ token's output in the last block, as keras-hub computes), to show what that save
     python benchmarks/dual_encoder_train_step.py            # all settings
     python benchmarks/dual_encoder_train_step.py --steps 5  # shorter
     python benchmarks/dual_encoder_train_step.py --settings bf16-nojit,fp32-jit
+    python benchmarks/dual_encoder_train_step.py --peer-python /tmp/peer-venv/bin/python  # + open_clip
+
+open_clip, the PyTorch peer, runs from `benchmarks/peers/open_clip_train_step.py` in a virtual
+environment of its own, given with `--peer-python` (PyTorch is never a dependency of mmkeras):
+
+    python3 -m venv /tmp/peer-venv
+    /tmp/peer-venv/bin/pip install torch==2.14.1 torchvision==0.29.1 open_clip_torch
+
+The last lines compare mmkeras' best setting with the best setting of each peer, and with the
+best peer of all. Where that time goes, and how fast the step could be: `train_step_bound.py`.
 """
 
 import argparse
@@ -130,6 +140,7 @@ def main():
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--settings", default=",".join(_setting_name(*s) for s in SETTINGS),
                         help="comma-separated subset of " + ", ".join(_setting_name(*s) for s in SETTINGS))
+    parser.add_argument("--peer-python", help="a Python with torch and open_clip_torch: also time the open_clip peer")
     parser.add_argument("--child", nargs=2, metavar=("BF16", "JIT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -148,10 +159,22 @@ def main():
             results.append(result)
             print(f"{result['model']:12s} {'bf16' if bf16 else 'fp32'} {'XLA   ' if jit else 'no XLA'} "
                   f"{result['samples_per_s']:8.1f} samples/s", flush=True)
-    best = {w: max((r for r in results if r["model"] == w), key=lambda r: r["samples_per_s"]) for w in MODELS}
-    peer = best["keras-hub"]["samples_per_s"]
-    ratios = {f"ratio_{w}_over_keras_hub".replace("-", "_"): round(best[w]["samples_per_s"] / peer, 2)
-              for w in MODELS[:-1]}
+    if args.peer_python:
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers", "open_clip_train_step.py")
+        out = subprocess.run([args.peer_python, script, "--batch", str(args.batch), "--steps", str(args.steps)],
+                             capture_output=True, text=True, check=True).stdout
+        for result in json.loads(out.strip().splitlines()[-1]):
+            results.append(result)
+            print(f"{'open_clip':12s} {'bf16' if result['bf16'] else 'fp32'} eager  "
+                  f"{result['samples_per_s']:8.1f} samples/s", flush=True)
+    models = MODELS + (("open_clip",) if args.peer_python else ())
+    best = {w: max((r for r in results if r["model"] == w), key=lambda r: r["samples_per_s"]) for w in models}
+    peers = [w for w in models if not w.startswith("mmkeras")]
+    ratios = {f"ratio_{w}_over_{p}".replace("-", "_"): round(best[w]["samples_per_s"] / best[p]["samples_per_s"], 2)
+              for w in MODELS[:2] for p in peers}
+    top = max(peers, key=lambda p: best[p]["samples_per_s"])
+    ratios["best_peer"] = top
+    ratios["ratio_mmkeras_over_best_peer"] = round(best["mmkeras"]["samples_per_s"] / best[top]["samples_per_s"], 2)
     print(json.dumps({"best": best, **ratios}, indent=2))
 
 
