@@ -80,6 +80,18 @@ def step_products():
     return counts
 
 
+def best_seconds(call, repeats, rounds=3):
+    """Seconds per call of `call()` (which returns a tensor), best of `rounds` after one warm-up call."""
+    call().numpy()
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        outputs = [call() for _ in range(repeats)]
+        outputs[-1].numpy()
+        best = min(best, (time.perf_counter() - start) / repeats)
+    return best
+
+
 def time_product(shape, dtype, repeats):
     import numpy as np
     import tensorflow as tf
@@ -89,15 +101,7 @@ def time_product(shape, dtype, repeats):
     a = tf.cast(rng.standard_normal((count, m, k) if count > 1 else (m, k)), dtype)
     b = tf.cast(rng.standard_normal((count, k, n) if count > 1 else (k, n)), dtype)
     product = tf.function(lambda a, b: tf.linalg.matmul(a, b))
-    product(a, b).numpy()
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            out = product(a, b)
-        out.numpy()
-        best = min(best, (time.perf_counter() - start) / repeats)
-    return best
+    return best_seconds(lambda: product(a, b), repeats)
 
 
 def matmul_bound(repeats):
@@ -162,15 +166,7 @@ def time_elementwise(op, shape, dtype, repeats):
             out = functions[op](x)
         return tape.gradient(out, x, output_gradients=tf.ones_like(out))
 
-    forward_backward().numpy()
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            out = forward_backward()
-        out.numpy()
-        best = min(best, (time.perf_counter() - start) / repeats)
-    return best
+    return best_seconds(forward_backward, repeats)
 
 
 def time_adamw(count, repeats):
@@ -187,16 +183,9 @@ def time_adamw(count, repeats):
     @tf.function
     def step():
         optimizer.apply([gradient], [variable])
+        return variable.read_value()[:1]
 
-    step()
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            step()
-        variable.numpy()
-        best = min(best, (time.perf_counter() - start) / repeats)
-    return best
+    return best_seconds(step, repeats)
 
 
 def elementwise_bound(repeats):
