@@ -312,9 +312,21 @@ class Task:
         model.compile(
             optimizer=optimizer,
             jit_compile=self.jit_compile,
-            steps_per_execution=train["steps_per_execution"],
+            steps_per_execution=self.steps_per_execution(),
             **self.compile_arguments(),
         )
+
+    def steps_per_execution(self):
+        """`train.steps_per_execution`, except 1 under `MultiWorkerMirroredStrategy`.
+
+        Keras' multi-step train function (TF backend) reads each next batch inside a `tf.cond`
+        of its `tf.while_loop`, and a multi-worker iterator agrees on "is there a next batch"
+        with a collective op, which TensorFlow cannot run there ("You must feed a value for
+        placeholder tensor ..."). One step per call is what works; `train` says so.
+        """
+        if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return 1
+        return self.config["train"]["steps_per_execution"]
 
     def with_static_batch(self, dataset, batch=None):
         """`dataset` with every unknown leading dimension set to `batch` (default `train.global_batch_size`).
@@ -436,6 +448,10 @@ class Task:
         if verbose:
             print(f"mmkeras: precision {self.precision}, {'with' if self.jit_compile else 'without'} XLA "
                   f"({'auto: ' if train['precision'] == 'auto' else ''}{self.precision_reason}).")
+            if self.steps_per_execution() != train["steps_per_execution"]:
+                print(f"mmkeras: one step per call instead of `train.steps_per_execution`="
+                      f"{train['steps_per_execution']}: Keras' multi-step loop cannot run under "
+                      "MultiWorkerMirroredStrategy.")
             print(f"mmkeras: {epochs} epoch(s) of {steps} steps (batch {train['global_batch_size']}); "
                   + ("validation on the 'val' split after every epoch, best epoch by "
                      f"{train['monitor']}" if best else "no validation (`train.validate` off or no full "

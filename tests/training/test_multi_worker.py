@@ -13,7 +13,8 @@ device. The test checks that
 - only the chief writes the run directory and its checkpoints; the other
   worker writes to a scratch directory that is emptied after each save;
 - a fresh `Task` on the finished run restores the chief's newest checkpoint on
-  both workers.
+  both workers;
+- `train.steps_per_execution` > 1 trains, one step per call on the workers.
 
 Every process is killed on timeout or failure.
 """
@@ -97,6 +98,8 @@ def test_multi_worker_training_equals_single_process(tmp_path):
     assert chief["strategy"] in ("MultiWorkerMirroredStrategy", "CollectiveAllReduceStrategy")
     assert chief["replicas"] == 2
     assert single["replicas"] == 1
+    # `train.steps_per_execution`=3: one step per call on the workers, three on one device.
+    assert chief["steps_per_execution"] == other["steps_per_execution"] == 1 and single["steps_per_execution"] == 3
 
     # Every variable built inside the strategy scope.
     for name in ("worker0", "worker1"):
