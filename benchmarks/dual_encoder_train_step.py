@@ -15,13 +15,12 @@ token's output in the last block, as keras-hub computes), to show what that save
     python benchmarks/dual_encoder_train_step.py            # all settings
     python benchmarks/dual_encoder_train_step.py --steps 5  # shorter
     python benchmarks/dual_encoder_train_step.py --settings bf16-nojit,fp32-jit
-    python benchmarks/dual_encoder_train_step.py --peer-python /tmp/peer-venv/bin/python  # + open_clip
+    python benchmarks/dual_encoder_train_step.py --create-peer-venv peer-venv  # + open_clip
 
 open_clip, the PyTorch peer, runs from `benchmarks/peers/open_clip_train_step.py` in a virtual
-environment of its own, given with `--peer-python` (PyTorch is never a dependency of mmkeras):
-
-    python3 -m venv /tmp/peer-venv
-    /tmp/peer-venv/bin/pip install torch==2.14.1 torchvision==0.29.1 open_clip_torch
+environment of its own (PyTorch is never a dependency of mmkeras): `--peer-python` names its
+Python, or `--create-peer-venv DIR` makes one first (`python -m venv DIR`, then pip installs
+`PEER_REQUIREMENTS`) and uses it; an existing DIR is reused.
 
 The last lines compare mmkeras' best setting with the best setting of each peer, and with the
 best peer of all. Where that time goes, and how fast the step could be: `train_step_bound.py`.
@@ -34,6 +33,7 @@ import subprocess
 import sys
 import time
 
+PEER_REQUIREMENTS = ("torch==2.14.1", "torchvision==0.29.1", "open_clip_torch")
 SETTINGS = [(bf16, jit) for bf16 in (False, True) for jit in (True, False)]
 MODELS = ("mmkeras", "mmkeras-full", "keras-hub")
 
@@ -134,6 +134,15 @@ def run_setting(bf16, jit, batch, steps, rounds=3):
     ]
 
 
+def peer_venv(directory):
+    """The Python of a virtual environment in `directory` holding `PEER_REQUIREMENTS` (created if missing)."""
+    python = os.path.join(directory, "bin", "python")
+    if not os.path.exists(python):
+        subprocess.run([sys.executable, "-m", "venv", directory], check=True)
+    subprocess.run([python, "-m", "pip", "install", "--quiet", *PEER_REQUIREMENTS], check=True)
+    return python
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=64)
@@ -141,11 +150,15 @@ def main():
     parser.add_argument("--settings", default=",".join(_setting_name(*s) for s in SETTINGS),
                         help="comma-separated subset of " + ", ".join(_setting_name(*s) for s in SETTINGS))
     parser.add_argument("--peer-python", help="a Python with torch and open_clip_torch: also time the open_clip peer")
+    parser.add_argument("--create-peer-venv", metavar="DIR",
+                        help="create (or reuse) a virtual environment with torch and open_clip_torch for the peer")
     parser.add_argument("--child", nargs=2, metavar=("BF16", "JIT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_setting(args.child[0] == "1", args.child[1] == "1", args.batch, args.steps)))
         return
+    if args.create_peer_venv:
+        args.peer_python = peer_venv(args.create_peer_venv)
     wanted = args.settings.split(",")
     unknown = set(wanted) - {_setting_name(*s) for s in SETTINGS}
     if unknown:
