@@ -83,7 +83,7 @@ def retrieval_samples(task, model, num_queries=4, k=5):
 
     The queries are the first captions of evenly spaced held-out images (those with a caption),
     embedded with the trained model's `text_model` and ranked against every held-out image embedded
-    with its `image_model` (`task.data.evaluation_batches`).
+    with its `image_model` (`task.evaluated_image_embeddings`: those the task's evaluation ranked).
 
     Args:
         task: a matching task (Shapes or real data).
@@ -109,7 +109,7 @@ def retrieval_samples(task, model, num_queries=4, k=5):
     from mmkeras.training.full_batches import predict_full_batches
 
     batch = task.config["eval"]["batch_size"]
-    images, image_embeddings, captions, truths = _embedded_held_out(task, model, batch)
+    images, image_embeddings, captions, truths = _embedded_held_out(task, model)
     if not 1 <= k <= len(images):
         raise ValueError(f"`k` must be in [1, {len(images)}] (the held-out images), got {k}.")
     captioned = [i for i, c in enumerate(captions) if c]
@@ -205,18 +205,14 @@ def _thumbnails(task, images, size):
     return np.asarray(pixels)
 
 
-def _embedded_held_out(task, model, batch):
+def _embedded_held_out(task, model):
     """`(uint8 images, image embeddings, captions per image, true captions per image or None)` of the
-    evaluation split."""
-    from mmkeras.training.full_batches import predict_full_batches
-
-    images, embeddings, captions, truths = [], [], [], []
-    image_model = model.image_model  # one sub-model, so its predict function is traced once
+    evaluation split; the embeddings are those of the task's latest evaluation of `model` where it made one."""
+    images, captions, truths = [], [], []
     for records in _evaluation_batches(task):
         images.append(_thumbnails(task, records["images"], GRID_IMAGE_SIZE))
-        embeddings.append(predict_full_batches(image_model, records["images"], batch))
         captions += records["texts"]
         truths += [m.get("true_captions") for m in records["metadata"]]
     if not images:
         raise ValueError("The evaluation split has no decodable image: raise `data.val_fraction`.")
-    return np.concatenate(images), np.concatenate(embeddings), captions, truths
+    return np.concatenate(images), np.asarray(task.evaluated_image_embeddings(model)), captions, truths

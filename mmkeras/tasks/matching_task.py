@@ -78,6 +78,7 @@ class MatchingTask(Task):
     # Set by `embed`: the evaluation texts, and where the records carry them, each text's kind and each
     # image's set of true captions.
     texts = text_kinds = true_captions = None
+    evaluated = None  # (model, image embeddings) of the latest `evaluate`
 
     def build_from_init(self, init):
         """The init dual encoder itself (towers, projections, logit scale, preprocessing) is trained;
@@ -132,8 +133,16 @@ class MatchingTask(Task):
         self.texts = texts
         return np.concatenate(image_embeddings), text_embeddings, np.array(text_to_image), np.concatenate(labels)
 
+    def evaluated_image_embeddings(self, model):
+        """The evaluation images' embeddings by `model`: those the latest `evaluate` ranked if it evaluated
+        `model` (the run's report shows the very ranking its metrics count), else embedded now."""
+        if self.evaluated is not None and self.evaluated[0] is model:
+            return self.evaluated[1]
+        return self.embed(model)[0]
+
     def evaluate(self, model):
         image_embeddings, text_embeddings, text_to_image, labels = self.embed(model)
+        self.evaluated = (model, image_embeddings)
         metrics = {k: float(v) for k, v in retrieval_metrics(image_embeddings, text_embeddings, text_to_image).items()}
         truth = None
         if self.true_captions is not None:  # a hit: any retrieved image the caption is true of, and back

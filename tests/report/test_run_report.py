@@ -31,6 +31,7 @@ def _task(run_dir, suffix=""):
         data=types.SimpleNamespace(evaluation_batches=lambda preprocessor, batch: iter(batches)),
         preprocessor=types.SimpleNamespace(denormalize=lambda x: np.asarray(x).astype(np.uint8)),
         tokenizer=lambda texts: np.array([int(t.decode().split()[1]) for t in texts.numpy()]),
+        evaluated_image_embeddings=lambda model: model.image_model.predict(images),  # what the evaluation ranked
     )
 
 

@@ -64,6 +64,8 @@ def _matching_fakes(num_scenes=6, dim=4):
         image_model=_Predictor(lambda x: eye[x[:, 0, 0, 0].astype(int) % dim]),
         text_model=_Predictor(lambda ids: eye[ids.astype(int) % dim]),
     )
+    # What the task's evaluation embedded, in the order of the evaluation split.
+    task.evaluated_image_embeddings = lambda m: m.image_model.predict(task.preprocessor(images))
     return task, model
 
 
@@ -135,6 +137,8 @@ def _record_fakes(batches, dim=4, samples=None, truths=None):
         image_model=_Predictor(lambda x: eye[x[:, 0, 0, 0].astype(int) % dim]),
         text_model=_Predictor(lambda ids: eye[ids.astype(int) % dim]),
     )
+    # What the task's evaluation embedded: every held-out image, in order.
+    task.evaluated_image_embeddings = lambda m: m.image_model.predict(np.concatenate([b[0] for b in batches]))
     return task, model, consumed
 
 

@@ -102,6 +102,33 @@ def test_evaluation_embeds_each_chunk_of_images_in_one_predict_call(tmp_path, mo
     assert task.evaluation_chunk() == 4
 
 
+def test_the_report_ranks_with_the_embeddings_the_evaluation_made(tmp_path, monkeypatch):
+    import mmkeras.tasks.matching_task as matching_module
+    from mmkeras.report.run_samples import retrieval_samples
+
+    task = _small_task(tmp_path)
+    model = task.build_model()
+    calls, predict = [], matching_module.predict_full_batches
+
+    def counted(submodel, inputs, batch):
+        calls.append(submodel.name)
+        return predict(submodel, inputs, batch)
+
+    monkeypatch.setattr(matching_module, "predict_full_batches", counted)
+    task.evaluate(model)
+    embedded = task.evaluated[1]
+    assert calls.count("image_model") == 1
+    np.testing.assert_array_equal(task.evaluated_image_embeddings(model), embedded)
+    samples = retrieval_samples(task, model, num_queries=2, k=3)
+    assert calls.count("image_model") == 1  # the report did not embed the images again
+    assert [len(s["scores"]) for s in samples] == [3, 3]
+    # Another model's embeddings are computed, not taken from the evaluation of the first.
+    other = task.build_model()
+    np.testing.assert_allclose(task.evaluated_image_embeddings(other), task.embed(other)[0], atol=1e-6)
+    assert calls.count("image_model") == 3
+    assert not np.allclose(task.evaluated_image_embeddings(other), embedded)
+
+
 def test_semantic_recall_counts_any_image_the_caption_is_true_of(tmp_path):
     from mmkeras.data.shapes import Shapes
 
