@@ -112,7 +112,8 @@ class CaptioningTask(Task):
         }
         return merge(super().model_config(), {"model": sizes})
 
-    init_uses_tokenizer = False  # the new decoder learns the task's own vocabulary
+    def init_uses_tokenizer(self, init):
+        return False  # the new decoder learns the task's own vocabulary
 
     def build_from_init(self, init):
         """A new decoder on the init model's image tower (with its image preprocessing)."""

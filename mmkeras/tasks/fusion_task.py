@@ -94,9 +94,13 @@ class FusionTask(Task):
         self.heads = heads
 
     def build_from_init(self, init):
-        """The configured fusion and heads on the init model's image and text towers (and its preprocessing)."""
+        """The configured fusion and heads on the init model's image and text towers (and its preprocessing).
+
+        An init model without a text tower (a captioner) gives the image tower only: the text tower is then
+        the config's, new, reading the task's own tokenizer."""
         directory = self.config["train"]["init"]
-        towers = {name: init_tower(init, name, directory) for name in ("image_encoder", "text_encoder")}
+        names = ("image_encoder", "text_encoder") if self.init_uses_tokenizer(init) else ("image_encoder",)
+        towers = {name: init_tower(init, name, directory) for name in names}
         return build_from_config(self.model_config(), preprocessor=self.model_preprocessor(), towers=towers)
 
     # --- data ---------------------------------------------------------------

@@ -6,7 +6,8 @@ from mmkeras.metrics.retrieval import retrieval_metrics, retrieval_ranks
 from mmkeras.metrics.semantic_retrieval import score_retrieval_metrics, semantic_retrieval_metrics
 from mmkeras.metrics.zero_shot import zero_shot_accuracy, zero_shot_classifier
 from mmkeras.models.dual_encoder import DualEncoder
-from mmkeras.tasks.task import Task
+from mmkeras.models.build_from_config import build_from_config
+from mmkeras.tasks.task import Task, init_tower
 from mmkeras.training.full_batches import predict_full_batches
 
 ZERO_SHOT_TEMPLATES = ("a {}", "a picture with a {}", "an image of a {}")
@@ -82,16 +83,25 @@ class MatchingTask(Task):
 
     def build_from_init(self, init):
         """The init dual encoder itself (towers, projections, logit scale, preprocessing) is trained;
-        `model.freeze_image_encoder` locks its image tower (LiT)."""
-        if not isinstance(init, DualEncoder):
+        `model.freeze_image_encoder` locks its image tower (LiT). From a model with an image tower only (a
+        captioner), a new dual encoder on that tower, with the config's text tower, new."""
+        directory = self.config["train"]["init"]
+        if isinstance(init, DualEncoder):
+            if self.config.get("model", {}).get("freeze_image_encoder"):
+                init.image_encoder.trainable = False
+                init.freeze_image_encoder = True
+            return init
+        if getattr(init, "image_encoder", None) is None or getattr(init, "text_encoder", None) is not None:
             raise ValueError(
-                f"`train.init` {self.config['train']['init']!r} holds a {type(init).__name__}; the matching "
-                "family starts from a dual encoder (`mmkeras import` of a CLIP or SigLIP checkpoint)."
+                f"`train.init` {directory!r} holds a {type(init).__name__}; the matching family starts from a "
+                "dual encoder (`mmkeras import` of a CLIP or SigLIP checkpoint) or from the image tower of a "
+                "model without a text tower (a captioner)."
             )
-        if self.config.get("model", {}).get("freeze_image_encoder"):
-            init.image_encoder.trainable = False
-            init.freeze_image_encoder = True
-        return init
+        tower = init_tower(init, "image_encoder", directory)
+        if "pooled_only" in tower.get_config():  # as the matching family builds its towers
+            tower = tower.rebuild(pooled_only=True)
+        return build_from_config(self.model_config(), preprocessor=self.model_preprocessor(),
+                                 towers={"image_encoder": tower})
 
     @property
     def steps_per_epoch(self):

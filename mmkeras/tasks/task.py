@@ -244,9 +244,10 @@ class Task:
                   f"projections: {trainable:,} of {total:,} parameters train ({100 * trainable / total:.2f}%).")
         return model
 
-    # The parts of the init model's preprocessing a family reads its data with (captioning keeps its own
-    # tokenizer: a new decoder learns the task's vocabulary).
-    init_uses_tokenizer = True
+    def init_uses_tokenizer(self, init):
+        """Whether the data is read with the init model's tokenizer: where its text tower is reused (a
+        captioner's decoder is not: a new decoder learns the task's own vocabulary)."""
+        return getattr(init, "text_encoder", None) is not None
 
     def build_from_init(self, init):
         """The family's model starting from `init`, the model of `train.init` (see `init_model`)."""
@@ -282,11 +283,12 @@ class Task:
         if not self.config["train"]["init"]:
             return
         init = self.init_model(fresh=False)
-        needed = ("image_converter", "tokenizer") if self.init_uses_tokenizer else ("image_converter",)
+        uses_tokenizer = self.init_uses_tokenizer(init)
+        needed = ("image_converter", "tokenizer") if uses_tokenizer else ("image_converter",)
         for part in needed:
             if getattr(getattr(init, "preprocessor", None), part, None) is None:
                 raise ValueError(f"`train.init` {self.config['train']['init']!r}: its model has no {part}.")
-        self.use_preprocessing_of(init, tokenizer=self.init_uses_tokenizer)
+        self.use_preprocessing_of(init, tokenizer=uses_tokenizer)
 
     def export_options(self):
         """Extra `export_model` arguments (the captioner's decoding settings)."""

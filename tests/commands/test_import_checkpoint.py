@@ -131,6 +131,45 @@ def test_train_init_starts_each_family_from_the_imported_towers(imported, tmp_pa
     assert isinstance(fusion.preprocessor.tokenizer, ClipTokenizer)
 
 
+def test_clip_and_fusion_start_from_a_captioners_image_tower_with_new_text_towers(tmp_path, capsys):
+    import keras
+
+    from mmkeras import zoo
+    from mmkeras.tasks import task_for_config
+
+    assert main(["train", "shapes-captioner-tiny", "--output", str(tmp_path / "cap"), *TINY_SHAPES]) == 0
+    captioner = keras.saving.load_model(tmp_path / "cap" / "model.keras")
+    config = zoo.config("shapes-fusion-cross-attention-tiny", **{
+        "train.init": str(tmp_path / "cap"), "data.image_size": 32, "data.num_train": 8, "data.num_val": 4,
+        "data.num_test": 4})
+    task = task_for_config(config, str(tmp_path / "fusion"))
+    model = task.build_model()
+    for a, b in zip(model.image_encoder.get_weights(), captioner.image_encoder.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # The text tower is the config's, new, reading the task's own tokenizer (questions, not captions).
+    assert model.text_encoder.get_config()["hidden_dim"] == config["text_encoder"]["hidden_dim"]
+    assert model.preprocessor.tokenizer is task.tokenizer is not captioner.preprocessor.tokenizer
+    assert "?" in task.tokenizer.get_vocabulary() and "?" not in captioner.preprocessor.tokenizer.get_vocabulary()
+    assert main(["train", "shapes-fusion-cross-attention-tiny", "--init", str(tmp_path / "cap"), "--output",
+                 str(tmp_path / "fusion-run"), "--set", "data.num_train=8", "--set", "data.num_val=4",
+                 "--set", "data.num_test=4", "--set", "data.image_size=32", "--set", "train.global_batch_size=22",
+                 "--epochs", "1", "--no-jit", "--set", "train.graph_optimization=false", "--no-eval", "--quiet"]) == 0
+    assert (tmp_path / "fusion-run" / "export" / "saved_model.pb").exists()
+    # A dual encoder on the captioner's image tower (pooled only, as the matching family builds it).
+    config = zoo.config("shapes-clip-tiny", **{"train.init": str(tmp_path / "cap"), "data.image_size": 32,
+                                              "data.num_train": 8, "data.num_val": 4, "data.num_test": 4})
+    task = task_for_config(config, str(tmp_path / "clip"))
+    model = task.build_model()
+    assert model.image_encoder.get_config()["pooled_only"] and model.preprocessor.tokenizer is task.tokenizer
+    for a, b in zip(model.image_encoder.get_weights(), captioner.image_encoder.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert model.text_encoder.get_config()["causal"] == config["text_encoder"]["causal"]
+    # A model with both towers that is not a dual encoder cannot start one.
+    assert main(["train", "shapes-clip-tiny", "--init", str(tmp_path / "fusion-run"), "--output",
+                 str(tmp_path / "clip-run"), *TINY_SHAPES]) == 2
+    assert "starts from a dual encoder" in capsys.readouterr().err
+
+
 def test_train_init_without_a_model_is_a_clear_error(tmp_path, capsys):
     assert main(["train", "shapes-clip-tiny", "--init", str(tmp_path), "--output", str(tmp_path / "run"),
                  *TINY_SHAPES]) == 2
