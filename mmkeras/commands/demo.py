@@ -16,6 +16,15 @@ MODELS = (
     "shapes-clip-tiny", "shapes-captioner-tiny", "shapes-fusion-early-tiny", "shapes-fusion-cross-attention-tiny",
 )
 
+# The image tower is trained once, by the captioner (captions say what is where), and shared across the
+# families: each of these models starts from the image tower of the captioner's run (`train.init`), with a
+# new text tower of its own. The captioner is therefore trained first.
+STARTS_FROM = {
+    "shapes-clip-tiny": "shapes-captioner-tiny",
+    "shapes-fusion-early-tiny": "shapes-captioner-tiny",
+    "shapes-fusion-cross-attention-tiny": "shapes-captioner-tiny",
+}
+
 # Reduced budgets (config overrides) so that the whole demo fits in ~10 minutes on 2 idle CPU cores.
 BUDGETS = {
     # CLIP: 30,000 scenes x 7 epochs (3,281 steps, 44% of the preset's 7,488).
@@ -58,12 +67,14 @@ def add_arguments(parser):
                              "at most 4, with --quick; 1 otherwise)")
 
 
-def demo_config(name, quick=False):
+def demo_config(name, quick=False, output_dir=None):
     """The resolved config the demo trains `name` with (the preset under the demo's budget).
 
     Args:
         name: one of `MODELS`.
         quick: the `--quick` budget instead of the full one.
+        output_dir: the demo directory: a model of `STARTS_FROM` then starts from (`train.init`) the run
+            of its source model there.
 
     Example:
 
@@ -76,7 +87,19 @@ def demo_config(name, quick=False):
 
     if name not in MODELS:
         raise ValueError(f"Unknown demo model {name!r}; valid: {', '.join(MODELS)}.")
-    return zoo.config(name, **(QUICK_BUDGETS if quick else BUDGETS)[name])
+    config = zoo.config(name, **(QUICK_BUDGETS if quick else BUDGETS)[name])
+    if output_dir is not None and name in STARTS_FROM:
+        config["train"]["init"] = _run_dir(output_dir, STARTS_FROM[name])
+    return config
+
+
+def _depth(name):
+    """How many runs `name` starts from, one from another (`STARTS_FROM`)."""
+    return 0 if name not in STARTS_FROM else 1 + _depth(STARTS_FROM[name])
+
+
+def _run_dir(output_dir, name):
+    return os.path.join(str(output_dir), name)
 
 
 def _check_output(run_dir, config):
@@ -155,30 +178,40 @@ def _train_in_parallel(configs, run_dirs, jobs, log):
 
     The workers start first (forked, when `worker_start_method` allows it, with
     TensorFlow already imported); then this process trains too. Each process
-    takes the next model from one queue, in `configs` order, when it is free.
+    takes the next model, in `configs` order, when it is free and the run that
+    model starts from (`STARTS_FROM`) is done; until then it waits.
     """
     import concurrent.futures
     import multiprocessing
-    import queue
     import threading
 
-    todo = queue.SimpleQueue()
-    for name in configs:
-        todo.put(name)
-    results, errors = {}, []
+    pending, done, results, errors = list(configs), set(), {}, []
+    changed = threading.Condition()
+
+    def next_model():
+        with changed:
+            while pending and not errors:
+                name = next((n for n in pending if STARTS_FROM.get(n, n) in done | {n}), None)
+                if name is not None:
+                    pending.remove(name)
+                    return name
+                changed.wait()
+            return None
 
     def drain(train):
-        while not errors:
+        while (name := next_model()) is not None:
             try:
-                name = todo.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                results[name] = train(name)
+                result = train(name)
             except BaseException as error:  # re-raised below, in the calling thread
-                errors.append(error)
+                with changed:
+                    errors.append(error)
+                    changed.notify_all()
                 return
-            log(f"    {name} done in {format_duration(results[name]['seconds'])} -> {run_dirs[name]} "
+            with changed:
+                results[name] = result
+                done.add(name)
+                changed.notify_all()
+            log(f"    {name} done in {format_duration(result['seconds'])} -> {run_dirs[name]} "
                 "(metrics.json, export/)")
 
     method = worker_start_method()
@@ -216,7 +249,8 @@ def run_demo(output_dir, quick=False, verbose="auto", log=print, jobs=1):
     """Trains, evaluates and exports the demo models, then writes `report.html` and `plots/`.
 
     Each model's run directory is `output_dir/<model>` (`metrics.json`, `history.json`,
-    `samples.json` for the captioner, `export/`).
+    `samples.json` for the captioner, `export/`). A model of `STARTS_FROM` starts from the image
+    tower of its source model's run, trained before it.
 
     Args:
         output_dir: the demo directory (local path or `gs://`).
@@ -242,35 +276,39 @@ def run_demo(output_dir, quick=False, verbose="auto", log=print, jobs=1):
     if int(jobs) < 1:
         raise ValueError(f"`jobs` (--jobs) must be an int >= 1, got {jobs!r}.")
     jobs = min(int(jobs), len(MODELS))
-    configs = {name: demo_config(name, quick) for name in MODELS}
-    run_dirs = {name: os.path.join(str(output_dir), name) for name in MODELS}
+    # Trained in `MODELS` order, except that a model comes after the one it starts from.
+    configs = {name: demo_config(name, quick, output_dir) for name in sorted(MODELS, key=_depth)}
+    run_dirs = {name: _run_dir(output_dir, name) for name in MODELS}
     for name, config in configs.items():
         _check_output(run_dirs[name], config)
     mode = "quick (smoke-test budget, shrunk towers)" if quick else "reduced budget"
     report = DemoReport(
         "mmkeras demo",
         subtitle=f"{mode}: " + "; ".join(
-            f"{name} {c['train']['epochs']} epoch(s) on {c['data']['num_train']} scenes, "
-            f"{c['data']['num_test']} test scenes" for name, c in configs.items()),
+            f"{name} {configs[name]['train']['epochs']} epoch(s) on {configs[name]['data']['num_train']} scenes, "
+            f"{configs[name]['data']['num_test']} test scenes" for name in MODELS)
+        + "".join(f"; {', '.join(n for n in MODELS if STARTS_FROM.get(n) == source)} start from {source}'s image "
+                  "tower" for source in sorted(set(STARTS_FROM.values()))),
     )
     started = time.perf_counter()
 
     def announce(index, name):
         config = configs[name]
         data, train = config["data"], config["train"]
-        log(f"[{index}/{len(configs)}] {name} ({config['task']}): {train['epochs']} epoch(s) on "
+        start = f", image tower from {STARTS_FROM[name]}" if name in STARTS_FROM else ""
+        log(f"[{index}/{len(configs)}] {name} ({config['task']}{start}): {train['epochs']} epoch(s) on "
             f"{data['num_train']} Shapes scenes, evaluation on {data['num_test']} held-out scenes, export")
 
     results = {}
     if jobs == 1:
-        for index, name in enumerate(MODELS, 1):
+        for index, name in enumerate(configs, 1):
             announce(index, name)
             results[name] = _train_one(name, configs[name], run_dirs[name], verbose)
             log(f"    done in {format_duration(results[name]['seconds'])} -> {run_dirs[name]} (metrics.json, export/)")
     else:
         log(f"Training the {len(MODELS)} models in {jobs} processes (this one and {jobs - 1} "
             f"worker{'s' if jobs > 2 else ''}; no progress bars).")
-        for index, name in enumerate(MODELS, 1):
+        for index, name in enumerate(configs, 1):
             announce(index, name)
         results = _train_in_parallel(configs, run_dirs, jobs, log)
     for name in MODELS:  # the report lists the models in their fixed order

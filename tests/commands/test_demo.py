@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from mmkeras.cli import main
-from mmkeras.commands.demo import MODELS, QUICK_BUDGETS, default_jobs, worker_start_method
+from mmkeras.commands.demo import MODELS, QUICK_BUDGETS, STARTS_FROM, default_jobs, worker_start_method
 from mmkeras.report.demo_report import SECTIONS
 from mmkeras.report.html_report import read_html_report
 
@@ -115,6 +115,29 @@ def test_quick_runs_the_models_in_parallel_workers(demo):
         assert f"in {default_jobs(quick=True)} processes" in demo["stdout"]
         # The command had only imported TensorFlow when it started its worker: forked, not spawned.
         assert "1 worker forked" in demo["stdout"] or "workers forked" in demo["stdout"]
+
+
+def test_each_model_starts_from_the_image_tower_of_the_run_before_it(demo):
+    import keras
+    import numpy as np
+
+    # Trained after the run they start from, in parallel workers too.
+    finished = [os.path.basename(re.search(r" -> (\S+) ", line).group(1))
+                for line in demo["stdout"].splitlines() if " done in " in line]
+    assert sorted(finished) == sorted(MODELS)
+    for name, source in STARTS_FROM.items():
+        config = json.loads((demo["dir"] / name / "config.json").read_text())
+        assert config["train"]["init"] == str(demo["dir"] / source)
+        assert finished.index(source) < finished.index(name)
+        assert f"{name} " in demo["stdout"] and f"image tower from {source}" in demo["stdout"]
+    # The fusion classifiers read their questions with their own tokenizer and a new text tower.
+    captioner = keras.saving.load_model(demo["dir"] / "shapes-captioner-tiny" / "model.keras")
+    fusion = keras.saving.load_model(demo["dir"] / "shapes-fusion-early-tiny" / "model.keras")
+    assert "?" in fusion.preprocessor.tokenizer.get_vocabulary()  # captions ask nothing
+    assert "?" not in captioner.preprocessor.tokenizer.get_vocabulary()
+    # Fine-tuned from the captioner's tower: same shapes, moved weights.
+    pairs = list(zip(fusion.image_encoder.get_weights(), captioner.image_encoder.get_weights(), strict=True))
+    assert all(a.shape == b.shape for a, b in pairs) and any(not np.array_equal(a, b) for a, b in pairs)
 
 
 def test_workers_are_spawned_once_this_process_has_run_tensorflow():
