@@ -191,7 +191,7 @@ def _train_in_parallel(configs, run_dirs, jobs, log):
     def next_model():
         with changed:
             while pending and not errors:
-                name = next((n for n in pending if STARTS_FROM.get(n, n) in done | {n}), None)
+                name = next((n for n in pending if STARTS_FROM.get(n) in done | {None}), None)
                 if name is not None:
                     pending.remove(name)
                     return name

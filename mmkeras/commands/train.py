@@ -31,7 +31,8 @@ def add_arguments(parser):
     parser.add_argument("--init", metavar="RUN_DIR",
                         help="start from the model of a run directory (`mmkeras import` of a pretrained checkpoint, "
                         "or an earlier run): matching trains it, captioning puts a new decoder on its image tower, "
-                        "fusion the preset's fusion on its towers; its preprocessing comes along")
+                        "fusion the preset's fusion on its towers; from a captioner's run, matching and fusion take "
+                        "its image tower with a new text tower; the preprocessing of the towers taken comes along")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                         help="override a config field, e.g. --set train.epochs=2 (repeatable)")
     parser.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")

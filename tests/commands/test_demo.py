@@ -121,6 +121,7 @@ def test_each_model_starts_from_the_image_tower_of_the_run_before_it(demo):
     import keras
     import numpy as np
 
+    assert set(STARTS_FROM) | set(STARTS_FROM.values()) <= set(MODELS)
     # Trained after the run they start from, in parallel workers too.
     finished = [os.path.basename(re.search(r" -> (\S+) ", line).group(1))
                 for line in demo["stdout"].splitlines() if " done in " in line]
