@@ -125,13 +125,21 @@ class DualEncoder(keras.Model):
     # --- Sub-models -------------------------------------------------------
     @property
     def image_model(self):
-        """`images -> image_embeddings` (L2-normalised), sharing weights."""
-        return keras.Model(self.input["images"], self.output["image_embeddings"], name="image_model")
+        """`images -> image_embeddings` (L2-normalised), sharing weights; built once, so its predict
+        function is traced once however often it is used."""
+        return self._sub_model("image_model", "images", "image_embeddings")
 
     @property
     def text_model(self):
-        """`token_ids -> text_embeddings` (L2-normalised), sharing weights."""
-        return keras.Model(self.input["token_ids"], self.output["text_embeddings"], name="text_model")
+        """`token_ids -> text_embeddings` (L2-normalised), sharing weights; built once."""
+        return self._sub_model("text_model", "token_ids", "text_embeddings")
+
+    def _sub_model(self, name, input_name, output_name):
+        # Kept in the instance dict, outside Keras' attribute tracking: not a layer of this model.
+        sub_models = self.__dict__.setdefault("_mmkeras_sub_models", {})
+        if name not in sub_models:
+            sub_models[name] = keras.Model(self.input[input_name], self.output[output_name], name=name)
+        return sub_models[name]
 
     def similarity(self, image_embeddings, text_embeddings):
         """Pairwise logits `[N_images, N_texts]` (scale * cosine, + bias for SigLIP)."""

@@ -45,7 +45,7 @@ def zero_shot_predict(model, images, labels, templates=("{}",), batch_size=64):
         raise ValueError("`model` must be a DualEncoder with its preprocessor (tokenizer and image converter).")
     batch_size = check_int("batch_size", batch_size, minimum=1)
     images = tf.convert_to_tensor(images)
-    image_model, converter = model.image_model, preprocessor.image_converter  # one model: traced once
+    image_model, converter = model.image_model, preprocessor.image_converter
     chunks = []
     for start in range(0, int(images.shape[0]), batch_size):  # bytes decoded a batch at a time
         chunk = images[start:start + batch_size]

@@ -121,11 +121,10 @@ class MatchingTask(Task):
         """
         batch = self.config["eval"]["batch_size"]
         image_embeddings, texts, text_to_image, labels, kinds, truths = [], [], [], [], [], []
-        image_model = model.image_model  # one sub-model, so its predict function is traced once
         for records in self.data.evaluation_batches(self.preprocessor, self.evaluation_chunk()):
             start = sum(len(e) for e in image_embeddings)
             # Every batch padded to `batch` rows: the predict function is traced once.
-            image_embeddings.append(predict_full_batches(image_model, records["images"], batch))
+            image_embeddings.append(predict_full_batches(model.image_model, records["images"], batch))
             for i, image_texts in enumerate(records["texts"]):
                 texts += image_texts
                 text_to_image += [start + i] * len(image_texts)

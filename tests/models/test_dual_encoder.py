@@ -71,6 +71,10 @@ def test_sub_models_share_weights():
     np.testing.assert_allclose(model.image_model(batch["images"]), out["image_embeddings"], atol=1e-6)
     np.testing.assert_allclose(model.text_model(batch["token_ids"]), out["text_embeddings"], atol=1e-6)
     assert model.similarity(out["image_embeddings"], out["text_embeddings"]).shape == (8, 8)
+    # Built once: the same sub-model each time (its predict function traced once), not a layer of the model.
+    assert model.image_model is model.image_model and model.text_model is model.text_model
+    assert len(model.layers) == len(dual_encoder(*_towers(), embed_dim=8).layers)
+    assert len(model.weights) == len(dual_encoder(*_towers(), embed_dim=8).weights)
 
 
 def test_locked_image_tower():
