@@ -133,6 +133,7 @@ class Task:
                 )
         self.preprocessor = ImagePreprocessor(image_size=data["image_size"], resize="pad", max_pixels=data["max_pixels"])
         self._tokenizer = None
+        self._stored_init = None  # the loaded `train.init` model, kept from the task's creation to the build
         self.use_init_preprocessing()
 
     # --- to implement -----------------------------------------------------
@@ -258,22 +259,28 @@ class Task:
 
         With `fresh`, it is rebuilt from its config under this run's precision policy (and, called
         in the strategy's scope, with its variables placed by the strategy), with the stored weights.
+        The file is read once: the stored model read for the preprocessing (`fresh=False`, when the task
+        is made) is kept until the fresh copy is built from it, then let go.
         """
         from mmkeras.encoders.tf_hub_layer import allow_saved_models
 
         directory = self.config["train"]["init"]
         if not directory:
             return None
-        path = os.path.join(str(directory), "model.keras")
-        if not tf.io.gfile.exists(path):
-            raise ValueError(
-                f"`train.init` {directory!r} holds no model.keras: give a run directory written by "
-                "`mmkeras import` or `mmkeras train`."
-            )
-        with allow_saved_models(local_saved_models(self.config)):
-            stored = keras.saving.load_model(path, compile=False)
+        stored = self._stored_init
+        if stored is None:
+            path = os.path.join(str(directory), "model.keras")
+            if not tf.io.gfile.exists(path):
+                raise ValueError(
+                    f"`train.init` {directory!r} holds no model.keras: give a run directory written by "
+                    "`mmkeras import` or `mmkeras train`."
+                )
+            with allow_saved_models(local_saved_models(self.config)):
+                stored = keras.saving.load_model(path, compile=False)
         if not fresh:
+            self._stored_init = stored
             return stored
+        self._stored_init = None
         model = type(stored).from_config(stored.get_config())
         model.set_weights(stored.get_weights())
         return model

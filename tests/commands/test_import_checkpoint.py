@@ -131,7 +131,7 @@ def test_train_init_starts_each_family_from_the_imported_towers(imported, tmp_pa
     assert isinstance(fusion.preprocessor.tokenizer, ClipTokenizer)
 
 
-def test_clip_and_fusion_start_from_a_captioners_image_tower_with_new_text_towers(tmp_path, capsys):
+def test_clip_and_fusion_start_from_a_captioners_image_tower_with_new_text_towers(tmp_path, capsys, monkeypatch):
     import keras
 
     from mmkeras import zoo
@@ -142,8 +142,14 @@ def test_clip_and_fusion_start_from_a_captioners_image_tower_with_new_text_tower
     config = zoo.config("shapes-fusion-cross-attention-tiny", **{
         "train.init": str(tmp_path / "cap"), "data.image_size": 32, "data.num_train": 8, "data.num_val": 4,
         "data.num_test": 4})
+    loads = []
+    load_model = keras.saving.load_model
+    monkeypatch.setattr(keras.saving, "load_model", lambda *a, **k: loads.append(a[0]) or load_model(*a, **k))
     task = task_for_config(config, str(tmp_path / "fusion"))
     model = task.build_model()
+    assert loads == [str(tmp_path / "cap" / "model.keras")]  # read once: for the preprocessing and the towers
+    assert task._stored_init is None  # let go once the model is built
+    monkeypatch.undo()
     for a, b in zip(model.image_encoder.get_weights(), captioner.image_encoder.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     # The text tower is the config's, new, reading the task's own tokenizer (questions, not captions).
