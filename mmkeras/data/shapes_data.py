@@ -154,13 +154,14 @@ class ShapesData(TaskData):
             noise = tf.random.stateless_uniform([count, per_image], tf.stack([seed, epoch + 1_000_003]))
             picks = tf.argsort(noise, axis=1)[:, :captions_per_image]
 
-        def pair(index):
-            return images[index], tf.gather(token_ids[index], picks[index])
+        def pairs(indices):  # a whole batch in two gathers: far less input work per step than per scene
+            return tf.gather(images, indices), tf.gather(tf.gather(token_ids, indices), tf.gather(picks, indices),
+                                                         batch_dims=1)
 
         return (
             tf.data.Dataset.from_tensor_slices(order)
-            .map(pair, num_parallel_calls=tf.data.AUTOTUNE)
             .batch(batch_size, drop_remainder=True)  # static shapes
+            .map(pairs, num_parallel_calls=tf.data.AUTOTUNE)
         )
 
     # --- evaluation records ----------------------------------------------------------------
