@@ -65,6 +65,8 @@ SECTION_DEFAULTS = {
         "lora_alpha": None,
         "lora_targets": ["attention", "mlp"],
         "remat": False,
+        "tower_pretraining_steps": 0,
+        "tower_pretraining_batch_size": 64,
     },
     "eval": {
         "batch_size": 128,
@@ -106,6 +108,8 @@ BOUNDS = {
     "train.keep_checkpoints": "[1, inf)",
     "train.early_stopping_patience": "[0, inf)",
     "train.lora_rank": "[0, inf)",
+    "train.tower_pretraining_steps": "[0, inf)",
+    "train.tower_pretraining_batch_size": "[1, inf)",
     "eval.batch_size": "[1, inf)",
     "eval.num_beams": "[1, inf)",
     "eval.max_length": "[1, inf)",

@@ -56,6 +56,8 @@ NEGATIVE_KINDS = ("color", "shape", "count", "relation", "position")
 CAPTION_KINDS = {"inventory": "inventory", "total": "total", "shape_count": "shape_count",
                  "color_count": "color_count", "at": "position", "relation": "relation"}
 ANSWER_VOCABULARY = ("no", "yes") + NUMBER_WORDS + COLORS + POSITIONS
+# The classes of each per-cell attribute of `Shapes.cell_attributes` (an empty cell is class 0).
+CELL_CLASSES = {"shape": 1 + len(SHAPES), "color": 1 + len(COLORS), "size": 1 + len(SIZES)}
 
 MIN_IMAGE_SIZE = 32
 MAX_IMAGE_SIZE = 224
@@ -1047,6 +1049,34 @@ class Shapes:
         """
         images, records = self._data(split)
         return [dict(record, image=images[i]) for i, record in enumerate(records)]
+
+    def cell_attributes(self, split):
+        """What each cell of the 3x3 grid holds, for every scene of a split: the object annotations
+        as per-cell class indices (row-major cells; 0 for an empty cell).
+
+        Args:
+            split: one of "train", "val", "test".
+
+        Returns:
+            `{"shape", "color", "size"}`, each int64 `[N, 9]`: `1 + SHAPES.index(shape)`,
+            `1 + COLORS.index(color)`, `1 + SIZES.index(size)` of the cell's object, 0 where the cell
+            is empty. `CELL_CLASSES` gives each attribute's number of classes (empty included).
+
+        Example:
+
+        >>> shapes = Shapes(image_size=48, num_train=2, num_val=0, num_test=0)
+        >>> cells = shapes.cell_attributes("train")
+        >>> cells["shape"].shape, int((cells["shape"][0] > 0).sum()) == len(shapes.scenes("train")[0]["objects"])
+        ((2, 9), True)
+        """
+        _, records = self._data(split)
+        cells = {name: np.zeros((len(records), 9), np.int64) for name in CELL_CLASSES}
+        for i, record in enumerate(records):
+            for o in record["objects"]:
+                cell = 3 * o["row"] + o["col"]
+                for name, values in (("shape", SHAPES), ("color", COLORS), ("size", SIZES)):
+                    cells[name][i, cell] = 1 + values.index(o[name])
+        return cells
 
     @staticmethod
     def names_a_shape(caption):

@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from mmkeras.data.shapes import ANSWER_VOCABULARY, COLORS, NEGATIVE_KINDS, QUESTION_TYPES, Shapes
+from mmkeras.data.shapes import ANSWER_VOCABULARY, CELL_CLASSES, COLORS, NEGATIVE_KINDS, QUESTION_TYPES, Shapes
 from mmkeras.data.shapes_references import reference_scores as shapes_reference_scores
 from mmkeras.data.task_data import TaskData
 from mmkeras.models.fusion_classifier import normalize_heads
@@ -163,6 +163,35 @@ class ShapesData(TaskData):
             .batch(batch_size, drop_remainder=True)  # static shapes
             .map(pairs, num_parallel_calls=tf.data.AUTOTUNE)
         )
+
+    # --- per-cell object annotations (image tower pretraining) ------------------------------
+    cell_classes = CELL_CLASSES
+
+    def cell_attribute_batches(self, preprocessor, batch_size, seed):
+        """Endless batches of the training images with each grid cell's shape, colour and size (see
+        `Shapes.cell_attributes`), every image once per pass, in an order drawn from `seed` per pass."""
+        self.check_batch(batch_size, "training scenes")
+        images, cells = self._cached(
+            "train", "cells", None,
+            lambda: (tf.constant(self.shapes.images("train")),
+                     {k: tf.constant(v) for k, v in self.shapes.cell_attributes("train").items()}))
+        count, seed = tf.shape(images, out_type=tf.int64)[0], tf.cast(seed, tf.int64)
+
+        def one_pass(index):
+            noise = tf.random.stateless_uniform([count], tf.stack([seed + 2_000_003, index]))
+            return tf.data.Dataset.from_tensor_slices(tf.argsort(noise))
+
+        def gather(indices):
+            return preprocessor(tf.gather(images, indices)), {k: tf.gather(v, indices) for k, v in cells.items()}
+
+        return (tf.data.Dataset.counter().flat_map(one_pass)
+                .batch(batch_size, drop_remainder=True)
+                .map(gather, num_parallel_calls=tf.data.AUTOTUNE))
+
+    def cell_attribute_examples(self, preprocessor, split="val"):
+        if not self.num_records(split):
+            return None
+        return np.asarray(preprocessor(self.shapes.images(split))), self.shapes.cell_attributes(split)
 
     # --- evaluation records ----------------------------------------------------------------
     def evaluation_batches(self, preprocessor, batch_size):

@@ -84,6 +84,24 @@ class TaskData:
         `mmkeras.data.shapes_references`); `{}` where the records do not say what an image holds."""
         return {}
 
+    # Each per-cell attribute's number of classes where the records say what each cell of a 3x3 grid
+    # holds (Shapes: `mmkeras.data.shapes.CELL_CLASSES`), for `train.tower_pretraining_steps`; else empty.
+    cell_classes = {}
+
+    def cell_attribute_batches(self, preprocessor, batch_size, seed):
+        """Endless `(images, {attribute: int64 [B, 9]})` batches of the training images with what each grid
+        cell holds (see `cell_classes`); only where the records say it."""
+        raise ValueError(self.missing_cell_attributes())
+
+    def cell_attribute_examples(self, preprocessor, split="val"):
+        """`(float images [N, H, W, 3], {attribute: int64 [N, 9]})` of `split` (None if it is empty)."""
+        raise ValueError(self.missing_cell_attributes())
+
+    def missing_cell_attributes(self):
+        """Why `train.tower_pretraining_steps` cannot apply to records without per-cell annotations."""
+        return (f"it needs records that say what each grid cell holds (the Shapes object annotations), and "
+                f"{self.describe()} has none.")
+
     def metadata_orders(self):
         """The order each fusion metadata column's values are reported in (default: sorted)."""
         return {}

@@ -24,9 +24,11 @@ from mmkeras.training.precision import resolve_precision
 from mmkeras.training.remat import apply_remat
 from mmkeras.training.resumable_checkpoint import ResumableCheckpoint
 from mmkeras.training.strategy import get_strategy, is_chief, per_replica_batch_size
+from mmkeras.training.tower_pretraining import pretrain_image_tower
 
 BEST_WEIGHTS = "best.weights.h5"  # the weights of the best epoch by `train.monitor`
 BEST_EPOCH_FILE = "best_epoch.json"  # which epoch that is, and whether training stopped early
+TOWER_PRETRAINING_FILE = "tower_pretraining.json"  # `train.tower_pretraining_steps`: steps, time, accuracies
 # Evaluation reads its examples in chunks of about this many bytes of float32 pixels and predicts
 # each chunk in one `predict` call: one call per batch costs more than the batch itself.
 EVALUATION_CHUNK_BYTES = 64 << 20
@@ -131,6 +133,11 @@ class Task:
                     f"`data.{field}` must be 1 for {type(self).__name__} on {data['dataset']!r} data: only the "
                     f"{family} task on records that hold several texts (Shapes) trains on several per image."
                 )
+        if train["tower_pretraining_steps"] and not self.data.cell_classes:
+            # A Shapes preset on other records: the phase cannot apply; the rest of the preset does.
+            print(f"mmkeras: no image tower pretraining (`train.tower_pretraining_steps`="
+                  f"{train['tower_pretraining_steps']}): {self.data.missing_cell_attributes()}")
+            train["tower_pretraining_steps"] = 0
         self.preprocessor = ImagePreprocessor(image_size=data["image_size"], resize="pad", max_pixels=data["max_pixels"])
         self._tokenizer = None
         self._stored_init = None  # the loaded `train.init` model, kept from the task's creation to the build
@@ -446,6 +453,8 @@ class Task:
             done = checkpoint.restore(model)
         if done:
             print(f"mmkeras: resuming from step {done} ({self.run_dir.checkpoints}).")
+        elif train["tower_pretraining_steps"]:
+            self.pretrain_tower(model, verbose)
         history, new_losses = self._stored_history(), []
         validation = self.validation_data()
         best = None
@@ -525,6 +534,31 @@ class Task:
         self.run_dir.write_json("history.json", history)
         self.run_dir.save_model(model)
         return model
+
+    def pretrain_tower(self, model, verbose):
+        """`train.tower_pretraining_steps`: before the family's training, the model's image tower learns
+        what each grid cell holds (`mmkeras.training.tower_pretraining`); writes `tower_pretraining.json`.
+        A resumed run skips it: its checkpoint holds the pretrained tower."""
+        train = self.config["train"]
+        tower = getattr(model, "image_encoder", None)
+        if tower is None:
+            raise ValueError(f"`train.tower_pretraining_steps`: the {type(model).__name__} has no image tower.")
+        batches = self.data.cell_attribute_batches(self.preprocessor, train["tower_pretraining_batch_size"],
+                                                   train["seed"])
+        with self.strategy.scope():
+            result = pretrain_image_tower(
+                tower, batches, train["tower_pretraining_steps"], self.data.cell_classes,
+                learning_rate=train["learning_rate"], jit_compile=self.jit_compile,
+                steps_per_execution=self.steps_per_execution(),
+                validation=self.data.cell_attribute_examples(self.preprocessor, "val"),
+            )
+        self.run_dir.write_json(TOWER_PRETRAINING_FILE, result)
+        if verbose:
+            scores = ", ".join(f"{k} {v:.3f}" for k, v in result.get("validation", {}).items())
+            print(f"mmkeras: image tower pretrained on what each grid cell holds: {result['steps']} steps in "
+                  f"{result['seconds']:.0f} s" + (f"; per-cell accuracy on the 'val' split: {scores}" if scores else "")
+                  + ".", flush=True)
+        return result
 
     def _best_epoch_summary(self, best, model):
         """Reports the best epoch (and an early stop), restores its weights with `train.restore_best`."""

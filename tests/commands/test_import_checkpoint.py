@@ -18,7 +18,7 @@ CAPTIONS = [
     "in the green park near the old river while children watch them",
 ]
 TINY_SHAPES = ["--set", "data.num_train=64", "--set", "data.num_val=16", "--set", "data.num_test=16",
-               "--set", "data.image_size=32", "--set", "train.global_batch_size=16", "--epochs", "1",
+               "--set", "data.image_size=32", "--set", "train.tower_pretraining_steps=0", "--set", "train.global_batch_size=16", "--epochs", "1",
                "--no-jit", "--set", "train.graph_optimization=false", "--no-eval", "--no-export", "--quiet"]
 
 

@@ -393,6 +393,21 @@ def test_objects_layout_and_background(train, shapes):
     assert all_sizes == {"small", "large"} and set(all_counts) == {1, 2, 3, 4}
 
 
+def test_cell_attributes_say_what_each_grid_cell_holds(shapes, train):
+    cells = shapes.cell_attributes("train")
+    assert set(cells) == set(shapes_module.CELL_CLASSES) and all(v.shape == (len(train), 9) for v in cells.values())
+    for i, scene in enumerate(train):
+        expected = {name: [0] * 9 for name in cells}
+        for o in scene["objects"]:
+            cell = 3 * o["row"] + o["col"]
+            expected["shape"][cell] = 1 + SHAPES.index(o["shape"])
+            expected["color"][cell] = 1 + COLORS.index(o["color"])
+            expected["size"][cell] = 1 + ("small", "large").index(o["size"])
+        assert {name: list(v[i]) for name, v in cells.items()} == expected
+    for name, count in shapes_module.CELL_CLASSES.items():
+        assert set(np.unique(cells[name])) == set(range(count))  # every class and the empty cell occur
+
+
 def test_background_is_textured(train):
     image = train[0]["image"].astype(np.float32)
     assert 1.0 < image[:5, :5].std() or 1.0 < image[-5:, -5:].std()

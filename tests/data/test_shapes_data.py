@@ -78,3 +78,38 @@ def test_tokenizer_corpus_of_fusion_holds_questions_and_matching_texts_and_of_ma
     assert set(questions) - set(captions) and set(questions) <= set(fusion)
     assert set(texts) <= set(fusion)
     assert not set(questions) & set(matching)  # a question is never a caption
+
+
+def test_cell_attribute_batches_hold_every_training_image_once_a_pass_with_its_own_cells():
+    data, _ = _data()
+    shapes = data.shapes
+    images, cells = shapes.images("train"), shapes.cell_attributes("train")
+    stream = data.cell_attribute_batches(lambda x: x, BATCH, seed=5)
+    batches = list(stream.take(4).as_numpy_iterator())  # 16 images: two passes of two batches
+    for first, second in ((0, 1), (2, 3)):
+        seen = np.concatenate([batches[first][0], batches[second][0]])
+        index = [int(np.flatnonzero((images == image).all(axis=(1, 2, 3)))[0]) for image in seen]
+        assert sorted(index) == list(range(16))
+        labels = {k: np.concatenate([batches[first][1][k], batches[second][1][k]]) for k in cells}
+        for name in cells:
+            np.testing.assert_array_equal(labels[name], cells[name][index])
+    assert not np.array_equal(batches[0][0], batches[2][0])  # each pass in its own order
+    again = list(data.cell_attribute_batches(lambda x: x, BATCH, seed=5).take(4).as_numpy_iterator())
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(batches, again))  # a function of the seed
+    images_val, cells_val = data.cell_attribute_examples(lambda x: x, "val")
+    np.testing.assert_array_equal(images_val, shapes.images("val"))
+    assert cells_val["shape"].shape == (4, 9)
+
+
+def test_a_shapes_preset_on_records_without_cell_attributes_trains_without_tower_pretraining(tmp_path, capsys):
+    from mmkeras.tasks import task_for_config
+
+    path = tmp_path / "pairs.csv"
+    path.write_text("image,text\na.png,a cat\n")
+    config = zoo.config("shapes-captioner-tiny", **{"data.dataset": "csv", "data.path": str(path)})
+    task = task_for_config(config, str(tmp_path / "run"))
+    assert task.config["train"]["tower_pretraining_steps"] == 0
+    assert ("no image tower pretraining (`train.tower_pretraining_steps`=1000): it needs records that say what "
+            "each grid cell holds") in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"needs records that say what each grid cell holds"):
+        task.data.cell_attribute_batches(lambda x: x, 8, seed=0)

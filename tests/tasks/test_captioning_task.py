@@ -18,9 +18,11 @@ def test_train_evaluate_export_caption(tmp_path, capsys):
     args = ["train", "shapes-captioner-tiny", "--output", str(run), "--quiet",
             "--set", "data.num_train=128", "--set", "data.num_test=16", "--set", "data.num_val=8",
             "--set", "eval.max_length=8", "--set", "eval.num_beams=2",
-            "--set", "data.image_size=32", "--set", "image_encoder.num_layers=1", "--set", "model.num_layers=1",
+            "--set", "data.image_size=48", "--set", "image_encoder.num_layers=1", "--set", "model.num_layers=1",
+            "--set", "train.tower_pretraining_steps=4", "--set", "train.tower_pretraining_batch_size=16",
             "--epochs", "1", "--global-batch", "32", "--no-jit", "--set", "eval.jit_compile=false"]
     assert main(args) == 0
+    assert json.loads((run / "tower_pretraining.json").read_text())["steps"] == 4
     metrics = json.loads((run / "metrics.json").read_text())
     for key in ("bleu_1", "bleu_4", "cider_d", "baseline_nearest_bleu_4", "baseline_nearest_cider_d"):
         assert metrics[key] >= 0.0

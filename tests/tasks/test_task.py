@@ -157,3 +157,27 @@ def test_no_validation_without_a_full_batch_of_validation_data(tmp_path, capsys)
     assert "no validation" in capsys.readouterr().out
     history = json.loads((tmp_path / "history.json").read_text())
     assert "val_loss" not in history and not (tmp_path / "best_epoch.json").exists()
+
+
+def test_tower_pretraining_runs_before_the_first_step_only_and_is_recorded(tmp_path, capsys, monkeypatch):
+    from mmkeras.tasks import task as task_module
+
+    calls = []
+    real = task_module.pretrain_image_tower
+    monkeypatch.setattr(task_module, "pretrain_image_tower",
+                        lambda tower, *args, **kwargs: calls.append(tower) or real(tower, *args, **kwargs))
+    overrides = {"data.num_train": 32, "data.num_val": 16, "data.num_test": 4, "data.image_size": 48,
+                 "model.num_layers": 1, "train.global_batch_size": 16, "train.epochs": 1, "train.jit_compile": False,
+                 "train.tower_pretraining_steps": 6, "train.tower_pretraining_batch_size": 8}
+    config = zoo.config("shapes-captioner-tiny", **overrides)
+    task = task_for_config(config, str(tmp_path))
+    model = task.train(verbose=1)
+    assert calls == [model.image_encoder]  # the captioner's own tower, before its training
+    record = task.run_dir.read_json("tower_pretraining.json")
+    assert record["steps"] == 6 and set(record["validation"]) == {"shape", "color", "size", "empty"}
+    assert "image tower pretrained on what each grid cell holds: 6 steps" in capsys.readouterr().out
+    # Training longer resumes from the checkpoint, which holds the pretrained tower: no second pretraining.
+    longer = task_for_config(zoo.config("shapes-captioner-tiny", **{**overrides, "train.epochs": 2}), str(tmp_path))
+    longer.train(verbose=0)
+    assert len(calls) == 1
+    assert task.run_dir.read_json("history.json")["steps"] == [2, 4]
