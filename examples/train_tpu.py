@@ -36,6 +36,7 @@ SMOKE = {
     "train.epochs": 1,
     "train.global_batch_size": 8,
     "train.jit_compile": False,
+    "train.tower_pretraining_steps": 0,  # 32-px images: a 2x2 token grid, not the 3x3 cells
 }
 
 

@@ -29,8 +29,8 @@ STARTS_FROM = {
 BUDGETS = {
     # CLIP: 30,000 scenes x 7 epochs (3,281 steps, 44% of the preset's 7,488).
     "shapes-clip-tiny": {"data.num_train": 30000, "data.num_val": 8, "data.num_test": 500, "train.epochs": 7},
-    # The captioner: 1,500 steps of the preset's 2,618.
-    "shapes-captioner-tiny": {"data.num_train": 12000, "data.num_val": 8, "data.num_test": 200, "train.epochs": 8},
+    # The captioner: its 1,000 tower pretraining steps, then 6 of the preset's 10 epochs (1,122 steps of 1,870).
+    "shapes-captioner-tiny": {"data.num_train": 12000, "data.num_val": 8, "data.num_test": 200, "train.epochs": 6},
     # Fusion: two epochs of 6,000 scenes (2,000 steps of 6 scenes x 11 texts), 40% of the presets' budget.
     "shapes-fusion-early-tiny": {"data.num_train": 6000, "data.num_val": 8, "data.num_test": 150, "train.epochs": 2},
     "shapes-fusion-cross-attention-tiny": {"data.num_train": 6000, "data.num_val": 8, "data.num_test": 150,

@@ -42,8 +42,10 @@ class ViTEncoder(Encoder):
             fiftieth of the conv stem's unit-scale tokens, so a tower
             trained from scratch starts out barely saying where its tokens
             are. In a Shapes probe, attention reading "what is in each cell"
-            from the tokens only began to localise at 1.0; on the Shapes
-            captioner, 1.0 helped little (see the shapes-captioner-tiny model card).
+            from the tokens only began to localise at 1.0; the Shapes
+            captioner, its tower pretrained on what each cell holds, names
+            objects at their places with 1.0 and at the wrong places with
+            0.02 (see the shapes-captioner-tiny model card).
         pre_norm: bool, a LayerNormalization of the tokens (class token and
             positions included) before the first block, as CLIP's image
             tower has (`pre_layrnorm` in Hugging Face checkpoints).

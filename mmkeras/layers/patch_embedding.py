@@ -24,8 +24,8 @@ class PatchEmbedding(keras.layers.Layer):
     Better", whose stem normalises every convolution too). The normalisations
     matter: without them a glorot-initialised stem shrinks its signal about
     2.5x per convolution, so at the start the tokens say mostly where they are
-    (the positions) rather than what they see, and a Shapes tower learns
-    shapes far more slowly (see the shapes-captioner-tiny model card).
+    (the positions) rather than what they see, and a Shapes tower learned
+    shapes far more slowly.
 
     Args:
         patch_size: int, side of a square patch in pixels. The image side must

@@ -546,12 +546,17 @@ class Task:
         batches = self.data.cell_attribute_batches(self.preprocessor, train["tower_pretraining_batch_size"],
                                                    train["seed"])
         with self.strategy.scope():
+            # A dual encoder's tower computes only its pooled vector: a twin with the tokens trains, then hands
+            # its weights back.
+            trained = tower.rebuild(pooled_only=False) if tower.get_config().get("pooled_only") else tower
             result = pretrain_image_tower(
-                tower, batches, train["tower_pretraining_steps"], self.data.cell_classes,
+                trained, batches, train["tower_pretraining_steps"], self.data.cell_classes,
                 learning_rate=train["learning_rate"], jit_compile=self.jit_compile,
                 steps_per_execution=self.steps_per_execution(),
                 validation=self.data.cell_attribute_examples(self.preprocessor, "val"),
             )
+            if trained is not tower:
+                tower.set_weights(trained.get_weights())
         self.run_dir.write_json(TOWER_PRETRAINING_FILE, result)
         if verbose:
             scores = ", ".join(f"{k} {v:.3f}" for k, v in result.get("validation", {}).items())

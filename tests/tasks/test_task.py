@@ -181,3 +181,18 @@ def test_tower_pretraining_runs_before_the_first_step_only_and_is_recorded(tmp_p
     longer.train(verbose=0)
     assert len(calls) == 1
     assert task.run_dir.read_json("history.json")["steps"] == [2, 4]
+
+
+def test_tower_pretraining_trains_a_dual_encoders_pooled_only_tower_through_a_twin(tmp_path):
+    import numpy as np
+
+    overrides = {**CLIP_TINY, "data.image_size": 48, "train.epochs": 1, "train.tower_pretraining_steps": 3,
+                 "train.tower_pretraining_batch_size": 8}
+    task = task_for_config(zoo.config("shapes-clip-tiny", **overrides), str(tmp_path))
+    with task.strategy.scope():
+        model = task.build_model()
+    tower = model.image_encoder
+    assert tower.get_config()["pooled_only"]
+    before = [w.copy() for w in tower.get_weights()]
+    task.pretrain_tower(model, verbose=0)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, tower.get_weights()))
