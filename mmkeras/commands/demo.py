@@ -58,6 +58,21 @@ QUICK_BUDGETS = {
 }
 
 
+def _subtitle(configs, quick):
+    """The report's subtitle: the budget of each model, then which models start from which one's image tower."""
+    mode = "quick (smoke-test budget, shrunk towers)" if quick else "reduced budget"
+    budgets = []
+    for name in MODELS:
+        train, data = configs[name]["train"], configs[name]["data"]
+        first = (f"{train['tower_pretraining_steps']} tower pretraining steps, then "
+                 if train["tower_pretraining_steps"] else "")
+        budgets.append(f"{name} {first}{train['epochs']} epoch(s) on {data['num_train']} scenes, "
+                       f"{data['num_test']} test scenes")
+    shared = [f"{', '.join(n for n in MODELS if STARTS_FROM.get(n) == source)} start from {source}'s image tower"
+              for source in sorted(set(STARTS_FROM.values()))]
+    return f"{mode}: " + "; ".join(budgets + shared)
+
+
 def add_arguments(parser):
     parser.add_argument("--output", required=True, help="demo directory: one run per model, report.html, plots/")
     parser.add_argument("--quick", action="store_true",
@@ -282,15 +297,7 @@ def run_demo(output_dir, quick=False, verbose="auto", log=print, jobs=1):
     run_dirs = {name: _run_dir(output_dir, name) for name in MODELS}
     for name, config in configs.items():
         _check_output(run_dirs[name], config)
-    mode = "quick (smoke-test budget, shrunk towers)" if quick else "reduced budget"
-    report = DemoReport(
-        "mmkeras demo",
-        subtitle=f"{mode}: " + "; ".join(
-            f"{name} {configs[name]['train']['epochs']} epoch(s) on {configs[name]['data']['num_train']} scenes, "
-            f"{configs[name]['data']['num_test']} test scenes" for name in MODELS)
-        + "".join(f"; {', '.join(n for n in MODELS if STARTS_FROM.get(n) == source)} start from {source}'s image "
-                  "tower" for source in sorted(set(STARTS_FROM.values()))),
-    )
+    report = DemoReport("mmkeras demo", subtitle=_subtitle(configs, quick))
     started = time.perf_counter()
 
     def announce(index, name):

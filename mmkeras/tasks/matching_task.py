@@ -91,7 +91,7 @@ class MatchingTask(Task):
                 init.image_encoder.trainable = False
                 init.freeze_image_encoder = True
             return init
-        if getattr(init, "image_encoder", None) is None or getattr(init, "text_encoder", None) is not None:
+        if getattr(init, "image_encoder", None) is None or self.init_uses_tokenizer(init):
             raise ValueError(
                 f"`train.init` {directory!r} holds a {type(init).__name__}; the matching family starts from a "
                 "dual encoder (`mmkeras import` of a CLIP or SigLIP checkpoint) or from the image tower of a "

@@ -149,3 +149,15 @@ def test_workers_are_spawned_once_this_process_has_run_tensorflow():
 def test_bad_jobs_is_a_clear_error(tmp_path, capsys):
     assert main(["demo", "--output", str(tmp_path), "--quick", "--jobs", "0"]) == 2
     assert "--jobs" in capsys.readouterr().err
+
+
+def test_the_report_subtitle_gives_each_budget_the_tower_pretraining_and_the_shared_tower():
+    from mmkeras.commands.demo import _subtitle, demo_config
+
+    subtitle = _subtitle({name: demo_config(name) for name in MODELS}, quick=False)
+    assert subtitle.startswith("reduced budget: shapes-clip-tiny 7 epoch(s) on 30000 scenes, 500 test scenes; ")
+    assert "shapes-captioner-tiny 1000 tower pretraining steps, then 6 epoch(s) on 12000 scenes" in subtitle
+    assert subtitle.endswith("shapes-clip-tiny, shapes-fusion-early-tiny, shapes-fusion-cross-attention-tiny start "
+                             "from shapes-captioner-tiny's image tower")
+    quick = _subtitle({name: demo_config(name, quick=True) for name in MODELS}, quick=True)
+    assert quick.startswith("quick (smoke-test budget, shrunk towers): ") and "pretraining" not in quick
