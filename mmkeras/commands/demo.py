@@ -27,8 +27,10 @@ STARTS_FROM = {
 
 # Reduced budgets (config overrides) so that the whole demo fits in ~10 minutes on 2 idle CPU cores.
 BUDGETS = {
-    # CLIP: 30,000 scenes x 7 epochs (3,281 steps, 44% of the preset's 7,488).
-    "shapes-clip-tiny": {"data.num_train": 30000, "data.num_val": 8, "data.num_test": 500, "train.epochs": 7},
+    # CLIP: 30,000 scenes x 7 epochs (3,281 steps, 44% of the preset's 7,488); its tower, the captioner's, is
+    # already pretrained, so no second tower pretraining.
+    "shapes-clip-tiny": {"data.num_train": 30000, "data.num_val": 8, "data.num_test": 500, "train.epochs": 7,
+                         "train.tower_pretraining_steps": 0},
     # The captioner: its 1,000 tower pretraining steps, then 6 of the preset's 10 epochs (1,122 steps of 1,870).
     "shapes-captioner-tiny": {"data.num_train": 12000, "data.num_val": 8, "data.num_test": 200, "train.epochs": 6},
     # Fusion: two epochs of 6,000 scenes (2,000 steps of 6 scenes x 11 texts), 40% of the presets' budget.

@@ -170,7 +170,7 @@ class ShapesData(TaskData):
     def cell_attribute_batches(self, preprocessor, batch_size, seed):
         """Endless batches of the training images with each grid cell's shape, colour and size (see
         `Shapes.cell_attributes`), every image once per pass, in an order drawn from `seed` per pass."""
-        self.check_batch(batch_size, "training scenes")
+        self.check_batch(batch_size, "training scenes", "train.tower_pretraining_batch_size")
         images, cells = self._cached(
             "train", "cells", None,
             lambda: (tf.constant(self.shapes.images("train")),

@@ -106,13 +106,11 @@ class TaskData:
         """The order each fusion metadata column's values are reported in (default: sorted)."""
         return {}
 
-    def check_batch(self, batch_size, what="training records"):
-        """Raises a clear error when the training split holds fewer records than a batch."""
+    def check_batch(self, batch_size, what="training records", field="train.global_batch_size"):
+        """Raises a clear error, naming `field`, when the training split holds fewer records than a batch."""
         count = self.num_records("train")
         if count < batch_size:
-            raise ValueError(
-                f"{self.describe()} gives {count} {what}, fewer than `train.global_batch_size`={batch_size}."
-            )
+            raise ValueError(f"{self.describe()} gives {count} {what}, fewer than `{field}`={batch_size}.")
 
     def describe(self):
         raise NotImplementedError

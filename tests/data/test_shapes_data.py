@@ -99,6 +99,8 @@ def test_cell_attribute_batches_hold_every_training_image_once_a_pass_with_its_o
     images_val, cells_val = data.cell_attribute_examples(lambda x: x, "val")
     np.testing.assert_array_equal(images_val, shapes.images("val"))
     assert cells_val["shape"].shape == (4, 9)
+    with pytest.raises(ValueError, match=r"16 training scenes, fewer than `train.tower_pretraining_batch_size`=32"):
+        data.cell_attribute_batches(lambda x: x, 32, seed=0)
 
 
 def test_a_shapes_preset_on_records_without_cell_attributes_trains_without_tower_pretraining(tmp_path, capsys):

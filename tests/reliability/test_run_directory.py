@@ -21,7 +21,7 @@ from mmkeras.training.resumable_checkpoint import ResumableCheckpoint
 TINY = ["--quiet", "--no-eval", "--no-export", "--no-jit", "--epochs", "1", "--global-batch", "8",
         "--set", "data.num_train=16", "--set", "data.num_test=8", "--set", "data.num_val=4",
         "--set", "data.image_size=32", "--set", "image_encoder.num_layers=1", "--set", "text_encoder.num_layers=1",
-        "--set", "train.graph_optimization=false"]
+        "--set", "train.graph_optimization=false", "--set", "train.tower_pretraining_steps=0"]
 
 
 def _train(run, *extra):

@@ -22,7 +22,8 @@ ARGS = ["train", "shapes-clip-tiny", "--quiet", "--no-eval", "--no-export", "--n
         "--set", "data.num_train=256", "--set", "data.num_test=16", "--set", "data.num_val=8",
         "--set", "train.checkpoint_every=4", "--set", "train.deterministic=true", "--steps-per-execution", "3",
         # Small towers: the test is about resuming, not about the model.
-        "--set", "data.image_size=32", "--set", "image_encoder.num_layers=1", "--set", "text_encoder.num_layers=1"]
+        "--set", "data.image_size=32", "--set", "image_encoder.num_layers=1", "--set", "text_encoder.num_layers=1",
+        "--set", "train.tower_pretraining_steps=0"]
 
 
 def _command(run_dir):

@@ -102,7 +102,7 @@ def _tensorboard_epochs(log_dir, tag):
 
 CLIP_TINY = {"data.num_train": 56, "data.num_val": 16, "data.num_test": 8, "data.image_size": 32,
              "image_encoder.num_layers": 1, "text_encoder.num_layers": 1, "train.global_batch_size": 8,
-             "train.jit_compile": False}  # 7 steps an epoch
+             "train.jit_compile": False, "train.tower_pretraining_steps": 0}  # 7 steps an epoch
 
 
 def test_epochs_and_steps_are_true_when_steps_per_execution_does_not_divide_the_epoch(tmp_path, capsys):

@@ -25,6 +25,7 @@ CONFIG = {
     "data.num_val": 2,
     "data.num_test": 2,
     "data.image_size": 32,
+    "train.tower_pretraining_steps": 0,  # 32 px: a 2x2 token grid, not the 3x3 Shapes cells
     "data.vocabulary_size": 60,
     "data.sequence_length": 8,
     "image_encoder.patch_size": 16,

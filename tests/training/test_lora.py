@@ -100,7 +100,8 @@ def test_a_lora_run_trains_and_exports_merged(tmp_path, capsys):
 
     config = zoo.config("shapes-clip-tiny", **ONE_LAYER, **{
         "data.num_train": 32, "data.num_val": 8, "data.num_test": 8, "data.image_size": 32,
-        "train.epochs": 1, "train.global_batch_size": 8, "train.jit_compile": False, "train.lora_rank": 4})
+        "train.epochs": 1, "train.global_batch_size": 8, "train.jit_compile": False, "train.lora_rank": 4,
+        "train.tower_pretraining_steps": 0})
     task = task_for_config(config, str(tmp_path))
     task.run(verbose=1)
     out = capsys.readouterr().out

@@ -9,7 +9,8 @@ from mmkeras.training.precision import resolve_precision
 
 TINY = {"data.num_train": 16, "data.num_val": 8, "data.num_test": 8, "data.image_size": 32,
         "image_encoder.num_layers": 1, "text_encoder.num_layers": 1, "train.global_batch_size": 8,
-        "train.epochs": 1, "train.precision": "auto", "train.steps_per_execution": 1}
+        "train.epochs": 1, "train.precision": "auto", "train.steps_per_execution": 1,
+        "train.tower_pretraining_steps": 0}
 
 
 @pytest.fixture

@@ -225,7 +225,7 @@ def test_a_run_with_remat_and_lora_trains(tmp_path, capsys):
     config = zoo.config("shapes-clip-tiny", **{
         "data.num_train": 16, "data.num_val": 8, "data.num_test": 8, "data.image_size": 32,
         "image_encoder.num_layers": 2, "text_encoder.num_layers": 1, "train.epochs": 1, "train.global_batch_size": 8,
-        "train.remat": True, "train.lora_rank": 2, "train.accumulate": 2})
+        "train.remat": True, "train.lora_rank": 2, "train.accumulate": 2, "train.tower_pretraining_steps": 0})
     task = task_for_config(config, str(tmp_path))
     model = task.train(verbose=1)
     out = capsys.readouterr().out
