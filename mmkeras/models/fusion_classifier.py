@@ -95,6 +95,11 @@ class FusionClassifier(keras.Model):
         modality_dropout: float (or `{modality: rate}`), probability of
             dropping each modality of a training example (never all of
             them); 0 disables it.
+        freeze_image_encoder: bool, a locked image tower (as in LiT): its
+            weights do not train and it runs in inference mode; the text
+            tower, fusion and heads learn to read it. For a tower trained
+            before (`train.init`, or `train.tower_pretraining_steps`, which
+            still trains it first).
         preprocessor: optional `MultimodalPreprocessor` kept with the model
             and in its `.keras` file; `mmkeras.export.export_model` builds the
             `classify(image_bytes, text)` signature from it.
@@ -135,8 +140,8 @@ class FusionClassifier(keras.Model):
     """
 
     def __init__(self, image_encoder=None, text_encoder=None, extra_inputs=None, fusion="concat",
-                 fusion_kwargs=None, heads=None, modality_dropout=0.1, preprocessor=None, dtype=None,
-                 **kwargs):
+                 fusion_kwargs=None, heads=None, modality_dropout=0.1, freeze_image_encoder=False,
+                 preprocessor=None, dtype=None, **kwargs):
         if not isinstance(fusion, str) or fusion not in FUSIONS:
             raise ValueError(f"`fusion` must be one of {sorted(FUSIONS)}, got {fusion!r}.")
         if fusion_kwargs is not None and not isinstance(fusion_kwargs, dict):
@@ -226,7 +231,11 @@ class FusionClassifier(keras.Model):
                 dtype="int32" if modality == "text" else "float32",
                 name=input_name,
             )
-            features[modality] = dict(tower(inputs[input_name]))
+            if modality == "image" and freeze_image_encoder:
+                tower.trainable = False
+                features[modality] = dict(tower(inputs[input_name], training=False))
+            else:
+                features[modality] = dict(tower(inputs[input_name]))
         for modality, shape in extra_inputs.items():
             inputs[modality] = keras.Input(tuple(shape), name=modality)
             key = "pooled" if len(shape) == 1 else "sequence"
@@ -262,6 +271,7 @@ class FusionClassifier(keras.Model):
         self.preprocessor = preprocessor
         self.extra_inputs = extra_inputs
         self.fusion_name = fusion
+        self.freeze_image_encoder = bool(freeze_image_encoder)
         self.fusion_kwargs = copy.deepcopy(fusion_kwargs)
         self.fusion_layer = shared_fusion
         self.heads = heads
@@ -438,6 +448,7 @@ class FusionClassifier(keras.Model):
             "fusion_kwargs": _plain(self.fusion_kwargs),
             "heads": _plain(self.heads),
             "modality_dropout": _plain(self.modality_dropout),
+            "freeze_image_encoder": self.freeze_image_encoder,
             "dtype": self._dtype_arg,
         }
 
@@ -485,6 +496,8 @@ def fusion_classifier(*, encoders=None, name="fusion_classifier", **arguments):
             "hidden_dim": h}}`.
         modality_dropout: float or `{modality: rate}`, training-time modality
             dropout.
+        freeze_image_encoder: bool, lock the image tower (see
+            `FusionClassifier`).
         preprocessor: optional `MultimodalPreprocessor` kept with the model.
         dtype: optional dtype policy for the fusion and heads.
         encoders: alternative to the tower arguments: `{"image": tower,

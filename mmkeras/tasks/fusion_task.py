@@ -4,7 +4,7 @@ import numpy as np
 
 from mmkeras.metrics.classification import accuracy, auroc, classification_metrics, macro_f1
 from mmkeras.models import build_from_config
-from mmkeras.tasks.task import Task, init_tower
+from mmkeras.tasks.task import Task, does_not_apply, init_tower
 from mmkeras.training.full_batches import predict_full_batches
 
 CONDITIONS = {"both": (), "image_missing": ("image",), "text_missing": ("text",)}
@@ -64,11 +64,9 @@ class FusionTask(Task):
     def __init__(self, config, output_dir):
         data = config["data"]
         if data["dataset"] != "shapes" and data["texts_per_image"] != 1:
-            # A labelled record is one image and one text: the Shapes presets' setting does not apply.
-            print(f"mmkeras: `data.texts_per_image`={data['texts_per_image']} does not apply to "
-                  f"{data['dataset']} records (one image and one text each); using 1.")
             config = copy.deepcopy(config)
-            config["data"]["texts_per_image"] = 1
+            does_not_apply(config, "data", "texts_per_image", 1,
+                           f"{data['dataset']} records hold one image and one text each")
         super().__init__(config, output_dir)
         for field in ("image_encoder", "text_encoder"):
             if not config.get(field):

@@ -34,6 +34,14 @@ TOWER_PRETRAINING_FILE = "tower_pretraining.json"  # `train.tower_pretraining_st
 EVALUATION_CHUNK_BYTES = 64 << 20
 
 
+def does_not_apply(config, section, field, use, why):
+    """Sets `config[section][field]` to `use` in place, printing which setting of a preset does not apply to
+    the data at hand and why (a Shapes preset on other records keeps the rest of its recipe)."""
+    print(f"mmkeras: `{section}.{field}`={config[section][field]} does not apply here: {why.rstrip('.')}; "
+          f"using {use}.")
+    config[section][field] = use
+
+
 class Task:
     """What `mmkeras train` runs: data, model, fit, evaluation, export.
 
@@ -134,10 +142,7 @@ class Task:
                     f"{family} task on records that hold several texts (Shapes) trains on several per image."
                 )
         if train["tower_pretraining_steps"] and not self.data.cell_classes:
-            # A Shapes preset on other records: the phase cannot apply; the rest of the preset does.
-            print(f"mmkeras: no image tower pretraining (`train.tower_pretraining_steps`="
-                  f"{train['tower_pretraining_steps']}): {self.data.missing_cell_attributes()}")
-            train["tower_pretraining_steps"] = 0
+            does_not_apply(config, "train", "tower_pretraining_steps", 0, self.data.missing_cell_attributes())
         self.preprocessor = ImagePreprocessor(image_size=data["image_size"], resize="pad", max_pixels=data["max_pixels"])
         self._tokenizer = None
         self._stored_init = None  # the loaded `train.init` model, kept from the task's creation to the build
@@ -538,7 +543,8 @@ class Task:
     def pretrain_tower(self, model, verbose):
         """`train.tower_pretraining_steps`: before the family's training, the model's image tower learns
         what each grid cell holds (`mmkeras.training.tower_pretraining`); writes `tower_pretraining.json`.
-        A resumed run skips it: its checkpoint holds the pretrained tower."""
+        A resumed run skips it: its checkpoint holds the pretrained tower. A tower the model locks
+        (`model.freeze_image_encoder`) trains here all the same, then stays locked."""
         train = self.config["train"]
         tower = getattr(model, "image_encoder", None)
         if tower is None:
@@ -549,12 +555,14 @@ class Task:
             # A dual encoder's tower computes only its pooled vector: a twin with the tokens trains, then hands
             # its weights back.
             trained = tower.rebuild(pooled_only=False) if tower.get_config().get("pooled_only") else tower
+            locked, trained.trainable = not tower.trainable, True
             result = pretrain_image_tower(
                 trained, batches, train["tower_pretraining_steps"], self.data.cell_classes,
                 learning_rate=train["learning_rate"], jit_compile=self.jit_compile,
                 steps_per_execution=self.steps_per_execution(),
                 validation=self.data.cell_attribute_examples(self.preprocessor, "val"),
             )
+            tower.trainable = not locked
             if trained is not tower:
                 tower.set_weights(trained.get_weights())
         self.run_dir.write_json(TOWER_PRETRAINING_FILE, result)

@@ -111,7 +111,7 @@ def test_a_shapes_preset_on_records_without_cell_attributes_trains_without_tower
     config = zoo.config("shapes-captioner-tiny", **{"data.dataset": "csv", "data.path": str(path)})
     task = task_for_config(config, str(tmp_path / "run"))
     assert task.config["train"]["tower_pretraining_steps"] == 0
-    assert ("no image tower pretraining (`train.tower_pretraining_steps`=1000): it needs records that say what "
+    assert ("`train.tower_pretraining_steps`=1000 does not apply here: it needs records that say what "
             "each grid cell holds") in capsys.readouterr().out
     with pytest.raises(ValueError, match=r"needs records that say what each grid cell holds"):
         task.data.cell_attribute_batches(lambda x: x, 8, seed=0)

@@ -209,6 +209,24 @@ def test_fit_trains_each_head_only_on_its_weighted_examples():
     assert not np.allclose(answer_before, model.get_layer("answer_logits").get_weights()[0])
 
 
+def test_a_locked_image_tower_does_not_train_and_survives_a_round_trip(tmp_path):
+    model = _model("cross_attention", numeric=False, freeze_image_encoder=True)
+    tower_before = [w.copy() for w in model.image_encoder.get_weights()]
+    text_before = [w.copy() for w in model.text_encoder.get_weights()]
+    model.compile(optimizer="adam", run_eagerly=True)
+    batch = _batch(numeric=False)
+    model.fit(tf.data.Dataset.from_tensors((batch, _labels())).repeat(3), epochs=1, verbose=0)
+    for a, b in zip(tower_before, model.image_encoder.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(text_before, model.text_encoder.get_weights()))
+    model.save(tmp_path / "locked.keras")
+    restored = keras.saving.load_model(tmp_path / "locked.keras")
+    assert restored.freeze_image_encoder and not restored.image_encoder.trainable
+    np.testing.assert_allclose(restored.predict(batch, verbose=0)["answer"], model.predict(batch, verbose=0)["answer"],
+                               atol=1e-6)
+    assert _model("concat").image_encoder.trainable  # unlocked by default
+
+
 def test_modality_dropout_only_in_training():
     model = _model("late", numeric=False, modality_dropout=0.9)
     batch = model.with_presence(_batch(numeric=False))

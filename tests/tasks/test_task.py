@@ -196,3 +196,27 @@ def test_tower_pretraining_trains_a_dual_encoders_pooled_only_tower_through_a_tw
     before = [w.copy() for w in tower.get_weights()]
     task.pretrain_tower(model, verbose=0)
     assert any(not np.array_equal(a, b) for a, b in zip(before, tower.get_weights()))
+
+
+def test_tower_pretraining_trains_a_locked_tower_which_then_stays_locked(tmp_path):
+    import numpy as np
+
+    overrides = {"data.num_train": 18, "data.num_val": 3, "data.num_test": 3, "text_encoder.num_layers": 1,
+                 "model.fusion_kwargs.num_layers": 1, "model.freeze_image_encoder": True, "train.epochs": 1,
+                 "train.global_batch_size": 33, "train.jit_compile": False, "train.tower_pretraining_steps": 3,
+                 "train.tower_pretraining_batch_size": 6}
+    task = task_for_config(zoo.config("shapes-fusion-cross-attention-tiny", **overrides), str(tmp_path))
+    pretrained, real = [], task.pretrain_tower
+
+    def pretrain_tower(model, verbose):  # the tower's weights before and after the pretraining
+        pretrained.append([w.copy() for w in model.image_encoder.get_weights()])
+        real(model, verbose)
+        pretrained.append(model.image_encoder.get_weights())
+
+    task.pretrain_tower = pretrain_tower
+    model = task.train(verbose=0)
+    before, after = pretrained
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after))  # the pretraining trained it
+    assert not model.image_encoder.trainable
+    for a, b in zip(after, model.image_encoder.get_weights()):  # the fusion's training did not
+        np.testing.assert_array_equal(a, b)

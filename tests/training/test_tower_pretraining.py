@@ -40,7 +40,7 @@ def test_pretraining_teaches_the_tower_what_each_cell_holds_and_leaves_only_the_
     tower = ViTEncoder(image_size=48, patch_size=16, stem="conv", hidden_dim=32, num_layers=1, num_heads=2,
                        mlp_dim=64, pooling="mean")
     before = [w.copy() for w in tower.get_weights()]
-    untrained = pretrain_image_tower(tower, batches, 0 + 1, CELL_CLASSES, learning_rate=1e-20,
+    untrained = pretrain_image_tower(tower, batches, 1, CELL_CLASSES, learning_rate=1e-20,  # a step that changes nothing
                                      validation=validation)
     result = pretrain_image_tower(tower, batches, 200, CELL_CLASSES, learning_rate=3e-3, steps_per_execution=10,
                                   validation=validation)

@@ -16,7 +16,12 @@ class CrossAttentionFusion(Fusion):
     `TransformerEncoderBlock` (self-attention + MLP) on it. With
     `co_attention=True` the context stream symmetrically attends to the query
     stream of the previous layer (ViLBERT-style co-attention) and has its own
-    blocks. Key padding masks are respected everywhere.
+    blocks. Key padding masks are respected everywhere. With
+    `null_attention=True` every cross-attention also has a learned null key and
+    value (per layer and head, always attendable): a query that fits no context
+    token can attend to nothing in particular, so "the red circle at the top
+    left" can find that no cell holds it instead of averaging the cells that
+    half fit (PyTorch's `add_bias_kv` plays this part).
 
     The output is `Dense(output_dim)([q; c; presence])`, where `q` and `c` are
     the masked means of the two final streams, zeroed when their modality is
@@ -34,6 +39,8 @@ class CrossAttentionFusion(Fusion):
         num_heads: int, attention heads; must divide `hidden_dim`.
         mlp_dim: optional int, feed-forward width (default `4 * hidden_dim`).
         co_attention: bool, let the context attend back to the query stream.
+        null_attention: bool, add a learned null key and value to every
+            cross-attention (see above).
         dropout: float, dropout in the attention layers and blocks.
         layer_norm_epsilon: float, epsilon of the layer norms.
         **kwargs: standard `keras.layers.Layer` arguments.
@@ -49,7 +56,7 @@ class CrossAttentionFusion(Fusion):
     Example:
 
     >>> import numpy as np
-    >>> fusion = CrossAttentionFusion(hidden_dim=8, num_heads=2, co_attention=True)
+    >>> fusion = CrossAttentionFusion(hidden_dim=8, num_heads=2, co_attention=True, null_attention=True)
     >>> inputs = {"image": {"sequence": np.ones((2, 4, 6), "float32")},
     ...           "text": {"sequence": np.ones((2, 3, 5), "float32"),
     ...                    "padding_mask": np.array([[1, 1, 0], [1, 1, 1]], bool)}}
@@ -70,6 +77,7 @@ class CrossAttentionFusion(Fusion):
         num_heads=4,
         mlp_dim=None,
         co_attention=False,
+        null_attention=False,
         dropout=0.0,
         layer_norm_epsilon=1e-6,
         **kwargs,
@@ -100,6 +108,7 @@ class CrossAttentionFusion(Fusion):
         self.query_modality = query_modality
         self.context_modality = context_modality
         self.co_attention = bool(co_attention)
+        self.null_attention = bool(null_attention)
 
     def _resolve_names(self, keys):
         extra = [k for k in keys if k not in self.modalities]
@@ -117,7 +126,10 @@ class CrossAttentionFusion(Fusion):
         query_norm = keras.layers.LayerNormalization(name=f"{prefix}_query_norm_{index}", **norm)
         key_norm = keras.layers.LayerNormalization(name=f"{prefix}_key_norm_{index}", **norm)
         attention = _CrossAttention(
-            self.num_heads, dtype=self.dtype_policy, name=f"{prefix}_cross_attention_{index}"
+            self.num_heads,
+            null_attention=self.null_attention,
+            dtype=self.dtype_policy,
+            name=f"{prefix}_cross_attention_{index}",
         )
         block = self.transformer_block(f"{prefix}_block_{index}")
         query_norm.build(seq)
@@ -194,6 +206,7 @@ class CrossAttentionFusion(Fusion):
                 "num_heads": self.num_heads,
                 "mlp_dim": self.mlp_dim,
                 "co_attention": self.co_attention,
+                "null_attention": self.null_attention,
                 "dropout": self.dropout,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
             }
@@ -206,12 +219,14 @@ class _CrossAttention(keras.layers.Layer):
 
     Internal to `CrossAttentionFusion` (rebuilt by it, so not registered): a
     query projection, a fused key/value projection, `ops.dot_product_attention`
-    and an output projection.
+    and an output projection; with `null_attention`, a learned null key and
+    value (zeros at first) put before the context's and never masked.
     """
 
-    def __init__(self, num_heads, **kwargs):
+    def __init__(self, num_heads, null_attention=False, **kwargs):
         super().__init__(**kwargs)
         self.num_heads = int(num_heads)
+        self.null_attention = bool(null_attention)
 
     def build(self, x_shape, context_shape=None, context_mask_shape=None):
         width = x_shape[-1]
@@ -222,6 +237,10 @@ class _CrossAttention(keras.layers.Layer):
         self.output_dense = keras.layers.Dense(width, name="output", **dense)
         for layer in (self.query, self.key_value, self.output_dense):
             layer.build((None, None, width))
+        if self.null_attention:
+            self.null_key_value = self.add_weight(
+                name="null_key_value", shape=(1, 1, 2, self.num_heads, self.head_dim), initializer="zeros"
+            )
 
     def call(self, x, context, context_mask):
         batch, length = ops.shape(x)[0], ops.shape(x)[1]
@@ -230,6 +249,14 @@ class _CrossAttention(keras.layers.Layer):
         key_value = ops.reshape(
             self.key_value(context), (batch, context_length, 2, self.num_heads, self.head_dim)
         )
+        if self.null_attention:
+            null = ops.broadcast_to(
+                ops.cast(self.null_key_value, key_value.dtype), (batch, 1, 2, self.num_heads, self.head_dim)
+            )
+            key_value = ops.concatenate([null, key_value], axis=1)
+            context_mask = ops.concatenate(
+                [ops.ones((batch, 1), "bool"), ops.cast(context_mask, "bool")], axis=1
+            )
         attended = ops.dot_product_attention(
             query, key_value[:, :, 0], key_value[:, :, 1], mask=merge_attention_masks(context_mask)
         )

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from mmkeras.layers.fusions import CrossAttentionFusion
+from mmkeras.layers.fusions.cross_attention_fusion import _CrossAttention
 
 ARGS = {"hidden_dim": 8, "num_heads": 2, "mlp_dim": 16}
 
@@ -35,6 +36,38 @@ def test_image_padding_is_respected(kit):
     np.testing.assert_allclose(
         layer({"text": inputs["text"], "image": shifted}).numpy(), masked, atol=1e-6
     )
+
+
+def test_null_attention_adds_a_learned_key_and_value_every_query_may_attend_to():
+    rng = np.random.default_rng(0)
+    x, context = rng.normal(size=(2, 3, 8)).astype("float32"), rng.normal(size=(2, 4, 8)).astype("float32")
+    mask = np.array([[1, 1, 1, 0], [1, 1, 1, 1]], bool)
+    layer = _CrossAttention(2, null_attention=True)
+    layer.build(x.shape, context.shape)
+    null = rng.normal(size=(1, 1, 2, 2, 4)).astype("float32")
+    layer.null_key_value.assign(null)
+    out = layer(x, context, mask).numpy()
+
+    def heads(t):  # [B, T, 8] -> [B, 2, T, 4]
+        return t.reshape(t.shape[0], t.shape[1], 2, 4).transpose(0, 2, 1, 3)
+
+    query = heads(layer.query(x).numpy())
+    key_value = layer.key_value(context).numpy().reshape(2, 4, 2, 2, 4)
+    keys = np.concatenate([np.broadcast_to(null[:, :, 0], (2, 1, 2, 4)), key_value[:, :, 0]], 1).transpose(0, 2, 1, 3)
+    values = np.concatenate([np.broadcast_to(null[:, :, 1], (2, 1, 2, 4)), key_value[:, :, 1]], 1).transpose(0, 2, 1, 3)
+    scores = query @ keys.transpose(0, 1, 3, 2) / 2.0  # sqrt of the head width 4
+    scores = np.where(np.concatenate([np.ones((2, 1), bool), mask], 1)[:, None, None], scores, -np.inf)
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    attended = (weights @ values).transpose(0, 2, 1, 3).reshape(2, 3, 8)
+    np.testing.assert_allclose(out, layer.output_dense(attended).numpy(), atol=1e-5)
+    # Zeros at first: the null key scores 0 and brings a zero value.
+    fresh = CrossAttentionFusion(hidden_dim=8, num_heads=2, null_attention=True)
+    fresh({"image": {"sequence": context[:, :, :6]}, "text": {"sequence": x[:, :, :5]}})
+    assert not np.any(fresh.query_layers[2].null_key_value.numpy())
+    plain = CrossAttentionFusion(hidden_dim=8, num_heads=2)
+    plain({"image": {"sequence": context[:, :, :6]}, "text": {"sequence": x[:, :, :5]}})
+    assert plain.weights and not any("null" in w.path for w in plain.weights)
 
 
 def test_custom_modality_names(kit):
