@@ -271,7 +271,6 @@ class FusionClassifier(keras.Model):
         self.preprocessor = preprocessor
         self.extra_inputs = extra_inputs
         self.fusion_name = fusion
-        self.freeze_image_encoder = bool(freeze_image_encoder)
         self.fusion_kwargs = copy.deepcopy(fusion_kwargs)
         self.fusion_layer = shared_fusion
         self.heads = heads
@@ -280,6 +279,7 @@ class FusionClassifier(keras.Model):
         )
         self.modalities = modalities
         self._dtype_arg = None if dtype is None else keras.dtype_policies.get(dtype).name
+        self.freeze_image_encoder = bool(freeze_image_encoder)
 
     # --- Inputs -------------------------------------------------------------
     @property

@@ -126,7 +126,8 @@ def test_train_init_starts_each_family_from_the_imported_towers(imported, tmp_pa
     assert main(["train", "shapes-fusion-late-tiny", "--init", str(imported), "--output", str(tmp_path / "fusion"),
                  "--set", "data.num_train=8", "--set", "data.num_val=4", "--set", "data.num_test=4",
                  "--set", "data.image_size=32", "--set", "train.global_batch_size=22", "--epochs", "1", "--no-jit",
-                 "--set", "train.graph_optimization=false", "--no-eval", "--no-export", "--quiet"]) == 0
+                 "--set", "train.graph_optimization=false", "--set", "train.tower_pretraining_steps=0", "--no-eval",
+                 "--no-export", "--quiet"]) == 0
     fusion = keras.saving.load_model(tmp_path / "fusion" / "model.keras")
     assert isinstance(fusion.preprocessor.tokenizer, ClipTokenizer)
 
@@ -159,7 +160,8 @@ def test_clip_and_fusion_start_from_a_captioners_image_tower_with_new_text_tower
     assert main(["train", "shapes-fusion-cross-attention-tiny", "--init", str(tmp_path / "cap"), "--output",
                  str(tmp_path / "fusion-run"), "--set", "data.num_train=8", "--set", "data.num_val=4",
                  "--set", "data.num_test=4", "--set", "data.image_size=32", "--set", "train.global_batch_size=22",
-                 "--epochs", "1", "--no-jit", "--set", "train.graph_optimization=false", "--no-eval", "--quiet"]) == 0
+                 "--set", "train.tower_pretraining_steps=0", "--epochs", "1", "--no-jit",
+                 "--set", "train.graph_optimization=false", "--no-eval", "--quiet"]) == 0
     assert (tmp_path / "fusion-run" / "export" / "saved_model.pb").exists()
     # A dual encoder on the captioner's image tower (pooled only, as the matching family builds it).
     config = zoo.config("shapes-clip-tiny", **{"train.init": str(tmp_path / "cap"), "data.image_size": 32,

@@ -17,7 +17,7 @@ from mmkeras.tasks import task_for_config
 from mmkeras.tasks.fusion_task import FusionTask
 
 TINY = ["--set", "data.num_train=24", "--set", "data.num_test=12", "--set", "data.num_val=4",
-        "--set", "data.image_size=32",
+        "--set", "data.image_size=32", "--set", "train.tower_pretraining_steps=0",
         "--set", "image_encoder.num_layers=1", "--set", "text_encoder.num_layers=1",
         "--epochs", "1", "--global-batch", "33", "--no-jit"]
 
@@ -198,7 +198,8 @@ def test_fusion_trains_and_evaluates_on_memes_jsonl(memes_file, tmp_path, capsys
         "data.dataset": "jsonl", "data.path": path, "model.fusion_kwargs": {"combine": "mean", "hidden_dim": 16}})
     capsys.readouterr()
     task = task_for_config(config, tmp_path / "run")
-    assert "`data.texts_per_image`=11 does not apply to jsonl records" in capsys.readouterr().out
+    assert ("`data.texts_per_image`=11 does not apply here: jsonl records hold one image and one text each; "
+            "using 1.") in capsys.readouterr().out
     assert isinstance(task, FusionTask) and isinstance(task.data, ConvertedData)
     assert task.heads is None  # set from the training labels once the data is ready
     model = task.train(verbose=0)

@@ -77,7 +77,7 @@ class CrossAttentionFusion(Fusion):
         num_heads=4,
         mlp_dim=None,
         co_attention=False,
-        null_attention=False,
+        null_attention=False,  # a learned "nothing here" key and value
         dropout=0.0,
         layer_norm_epsilon=1e-6,
         **kwargs,
