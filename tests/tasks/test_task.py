@@ -11,7 +11,8 @@ from mmkeras.tasks import task_for_config
 
 TINY = {"data.num_train": 32, "data.num_test": 8, "data.num_val": 2, "data.image_size": 32,
         "image_encoder.num_layers": 1, "text_encoder.num_layers": 1,
-        "train.global_batch_size": 22, "train.epochs": 1, "train.jit_compile": False}  # 2 scenes x 11 texts
+        "train.global_batch_size": 22, "train.epochs": 1, "train.jit_compile": False,  # 2 scenes x 11 texts
+        "train.tower_pretraining_steps": 0}  # 32 px: a 2x2 token grid, not the 3x3 Shapes cells
 
 
 @pytest.fixture
