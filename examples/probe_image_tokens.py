@@ -32,7 +32,8 @@ from mmkeras.tasks.run_directory import RunDirectory
 
 GRID = 3
 SMOKE = {"data.num_train": 128, "data.num_val": 8, "data.num_test": 32, "train.epochs": 1,
-         "train.tower_pretraining_steps": 10, "eval.num_beams": 1}
+         "train.tower_pretraining_steps": 10, "eval.num_beams": 1,
+         "train.jit_compile": False, "eval.jit_compile": False}
 
 
 def linear_probe_accuracy(train_x, train_y, test_x, test_y, num_classes, epochs=10, seed=0):

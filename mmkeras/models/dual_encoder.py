@@ -9,6 +9,7 @@ from mmkeras.losses.siglip_loss import SigLipLoss
 from mmkeras.models.builder import builder_of
 from mmkeras.models.saved_parts import from_config_with_parts
 from mmkeras.models.compiled_state import restore_compiled_state
+from mmkeras.models.locked_tower import call_tower
 from mmkeras.preprocessing.multimodal_preprocessor import check_matches_towers
 
 LOSSES = ("clip", "siglip")
@@ -90,13 +91,11 @@ class DualEncoder(keras.Model):
             contrastive_loss = SigLipLoss(
                 chunk_size=siglip_chunk_size, gather_across_replicas=gather_across_replicas
             )
-        if freeze_image_encoder:
-            image_encoder.trainable = False
 
         # === Functional Model ===
         images = keras.Input(image_encoder.inputs[0].shape[1:], name="images")
         token_ids = keras.Input(text_encoder.inputs[0].shape[1:], dtype="int32", name="token_ids")
-        image_features = image_encoder(images, training=False if freeze_image_encoder else None)
+        image_features = call_tower(image_encoder, images, freeze_image_encoder)
         text_features = text_encoder(token_ids)
         outputs = {
             "image_embeddings": image_projection(image_features["pooled"]),

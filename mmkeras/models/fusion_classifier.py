@@ -10,6 +10,7 @@ from mmkeras.layers.fusions.modality_dropout import ModalityDropout
 from mmkeras.layers.fusions.sum_fusion import SumFusion
 from mmkeras.layers.repeat_to_batch import RepeatToBatch
 from mmkeras.models.builder import builder_of
+from mmkeras.models.locked_tower import call_tower
 from mmkeras.models.saved_parts import from_config_with_parts
 from mmkeras.models.compiled_state import restore_compiled_state
 from mmkeras.preprocessing.multimodal_preprocessor import check_matches_towers
@@ -231,11 +232,8 @@ class FusionClassifier(keras.Model):
                 dtype="int32" if modality == "text" else "float32",
                 name=input_name,
             )
-            if modality == "image" and freeze_image_encoder:
-                tower.trainable = False
-                features[modality] = dict(tower(inputs[input_name], training=False))
-            else:
-                features[modality] = dict(tower(inputs[input_name]))
+            locked = modality == "image" and freeze_image_encoder
+            features[modality] = dict(call_tower(tower, inputs[input_name], locked))
         for modality, shape in extra_inputs.items():
             inputs[modality] = keras.Input(tuple(shape), name=modality)
             key = "pooled" if len(shape) == 1 else "sequence"

@@ -555,14 +555,14 @@ class Task:
             # A dual encoder's tower computes only its pooled vector: a twin with the tokens trains, then hands
             # its weights back.
             trained = tower.rebuild(pooled_only=False) if tower.get_config().get("pooled_only") else tower
-            locked, trained.trainable = not tower.trainable, True
+            was_trainable, trained.trainable = tower.trainable, True
             result = pretrain_image_tower(
                 trained, batches, train["tower_pretraining_steps"], self.data.cell_classes,
                 learning_rate=train["learning_rate"], jit_compile=self.jit_compile,
                 steps_per_execution=self.steps_per_execution(),
                 validation=self.data.cell_attribute_examples(self.preprocessor, "val"),
             )
-            tower.trainable = not locked
+            tower.trainable = was_trainable
             if trained is not tower:
                 tower.set_weights(trained.get_weights())
         self.run_dir.write_json(TOWER_PRETRAINING_FILE, result)
