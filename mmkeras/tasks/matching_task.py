@@ -87,9 +87,8 @@ class MatchingTask(Task):
         captioner), a new dual encoder on that tower, with the config's text tower, new."""
         directory = self.config["train"]["init"]
         if isinstance(init, DualEncoder):
-            if self.config.get("model", {}).get("freeze_image_encoder"):
-                init.image_encoder.trainable = False
-                init.freeze_image_encoder = True
+            if self.config.get("model", {}).get("freeze_image_encoder") and not init.freeze_image_encoder:
+                return locked_copy(init)
             return init
         if getattr(init, "image_encoder", None) is None or self.init_uses_tokenizer(init):
             raise ValueError(
@@ -195,3 +194,16 @@ class MatchingTask(Task):
         metrics["num_test_captions"] = int(len(text_to_image))
         metrics.update(self.data.metrics())
         return metrics
+
+
+def locked_copy(model):
+    """The dual encoder `model` rebuilt with its image tower locked (`freeze_image_encoder`), same weights.
+
+    Setting the flag on the built model would not do: its graph already calls the tower in training mode."""
+    locked = DualEncoder.from_config({**model.get_config(), "freeze_image_encoder": True})
+    for target, source in zip(locked.weights, model.weights, strict=True):
+        if target.path != source.path or target.shape != source.shape:
+            raise ValueError(f"Cannot lock {model.name}'s image tower: its rebuilt copy has weight {target.path} "
+                             f"{target.shape} where it has {source.path} {source.shape}.")
+        target.assign(source)
+    return locked
