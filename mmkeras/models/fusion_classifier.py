@@ -75,7 +75,9 @@ class FusionClassifier(keras.Model):
     `"hidden_dim"` (an MLP head). `compile()` sets these losses, loss weights
     and an accuracy (or MAE) metric per output unless given, so plain
     `model.fit(dataset)` trains all heads; pass `sample_weight={head: [B]}` to
-    train each example only on its own heads (multi-task data). Outputs are
+    train each example only on its own heads (multi-task data): the default
+    metrics are weighted too, so a head's accuracy counts only the examples
+    that train it. Outputs are
     float32 under any dtype policy.
 
     Prefer the `fusion_classifier(...)` builder; the class is public for
@@ -400,13 +402,17 @@ class FusionClassifier(keras.Model):
 
         Heads missing from `loss` get their type's default loss
         (`default_losses()`), heads missing from `loss_weights` their spec's
-        `loss_weight`, and `metrics=None` gives `default_metrics()`.
+        `loss_weight`, and `metrics=None` gives `default_metrics()` as
+        `weighted_metrics`: with `sample_weight={head: [B]}` a head's accuracy
+        counts only the examples of nonzero weight for it (an unweighted
+        metric would also count the examples that carry a placeholder label).
 
         Args:
             optimizer: a Keras optimizer or its name.
             loss: optional dict `{head: loss}` overriding the defaults.
             loss_weights: optional dict `{head: float}` overriding the specs.
-            metrics: optional dict `{head: [metrics]}`; None for the defaults.
+            metrics: optional dict `{head: [metrics]}` (unweighted); None for the
+                weighted defaults, unless `weighted_metrics` is given.
             **kwargs: other `keras.Model.compile` arguments (`jit_compile`, ...).
         """
         for what, value in (("loss", loss), ("loss_weights", loss_weights), ("metrics", metrics)):
@@ -422,13 +428,9 @@ class FusionClassifier(keras.Model):
         losses = {**self.default_losses(), **(loss or {})}
         weights = {head: spec["loss_weight"] for head, spec in self.heads.items()}
         weights.update(loss_weights or {})
-        super().compile(
-            optimizer=optimizer,
-            loss=losses,
-            loss_weights=weights,
-            metrics=self.default_metrics() if metrics is None else metrics,
-            **kwargs,
-        )
+        if metrics is None and kwargs.get("weighted_metrics") is None:
+            kwargs["weighted_metrics"] = self.default_metrics()
+        super().compile(optimizer=optimizer, loss=losses, loss_weights=weights, metrics=metrics, **kwargs)
 
     def compile_from_config(self, config):
         restore_compiled_state(self, config)  # `compile` is overridden: Keras would skip it

@@ -209,6 +209,25 @@ def test_fit_trains_each_head_only_on_its_weighted_examples():
     assert not np.allclose(answer_before, model.get_layer("answer_logits").get_weights()[0])
 
 
+def test_head_accuracy_counts_only_the_examples_that_train_the_head():
+    # Multi-task batches give every example a placeholder label for the heads it does not train
+    # (weight 0); a head's accuracy must not count those.
+    model = _model("sum", numeric=False)
+    model.compile(optimizer="adam", run_eagerly=True)
+    batch, labels = _batch(numeric=False), _labels()
+    predicted = np.argmax(model.predict(batch, verbose=0)["answer"], axis=-1)
+    labels["answer"] = np.where(np.arange(6) < 3, predicted, (predicted + 1) % 4)  # right on 0-2 only
+    weights = {"answer": np.array([1, 1, 1, 0, 0, 0], "float32"), "match": np.ones(6, "float32"),
+               "tags": np.ones(6, "float32"), "score": np.ones(6, "float32")}
+    weighted = model.evaluate(batch, labels, sample_weight=weights, verbose=0, return_dict=True)
+    assert weighted["answer_accuracy"] == 1.0
+    weights["answer"] = np.array([1, 0, 0, 1, 1, 1], "float32")
+    weighted = model.evaluate(batch, labels, sample_weight=weights, verbose=0, return_dict=True)
+    np.testing.assert_allclose(weighted["answer_accuracy"], 0.25)
+    unweighted = model.evaluate(batch, labels, verbose=0, return_dict=True)
+    np.testing.assert_allclose(unweighted["answer_accuracy"], 0.5)
+
+
 def test_a_locked_image_tower_does_not_train_and_survives_a_round_trip(tmp_path):
     model = _model("cross_attention", numeric=False, freeze_image_encoder=True)
     tower_before = [w.copy() for w in model.image_encoder.get_weights()]
