@@ -12,18 +12,17 @@ HELP = "train, evaluate and export the Shapes matching, captioning and fusion mo
 
 # Early and cross-attention fusion: the two that see how a text and an image interact (late fusion
 # cannot, so its matching stays at the image-masked level; see docs/benchmarks.md).
-MODELS = (
-    "shapes-clip-tiny", "shapes-captioner-tiny", "shapes-fusion-early-tiny", "shapes-fusion-cross-attention-tiny",
-)
+FUSION_MODELS = ("shapes-fusion-early-tiny", "shapes-fusion-cross-attention-tiny")
+MODELS = ("shapes-clip-tiny", "shapes-captioner-tiny", *FUSION_MODELS)
 
 # The image tower is trained once, by the captioner (captions say what is where), and shared across the
 # families: each of these models starts from the image tower of the captioner's run (`train.init`), with a
 # new text tower of its own. The captioner is therefore trained first.
-STARTS_FROM = {
-    "shapes-clip-tiny": "shapes-captioner-tiny",
-    "shapes-fusion-early-tiny": "shapes-captioner-tiny",
-    "shapes-fusion-cross-attention-tiny": "shapes-captioner-tiny",
-}
+STARTS_FROM = {name: "shapes-captioner-tiny" for name in ("shapes-clip-tiny", *FUSION_MODELS)}
+# The fusion models fine-tune the captioner's tower, not locked as the presets lock their own pretrained one:
+# locked, early fusion fell from QA 0.617 / matching 0.663 to 0.583 / 0.598 in the demo (cross-attention
+# 0.679 / 0.714, 0.675 / 0.721).
+_FUSION_ON_CAPTIONER_TOWER = {"train.tower_pretraining_steps": 0, "model.freeze_image_encoder": False}
 
 # Reduced budgets (config overrides) so that the whole demo fits in ~10 minutes on 2 idle CPU cores.
 BUDGETS = {
@@ -33,12 +32,9 @@ BUDGETS = {
                          "train.tower_pretraining_steps": 0},
     # The captioner: its 1,000 tower pretraining steps, then 6 of the preset's 10 epochs (1,122 steps of 1,870).
     "shapes-captioner-tiny": {"data.num_train": 12000, "data.num_val": 8, "data.num_test": 200, "train.epochs": 6},
-    # Fusion: two epochs of 6,000 scenes (2,000 steps of 6 scenes x 11 texts), 40% of the presets' budget. The
-    # captioner's tower is fine-tuned, not locked as the presets lock their own pretrained one: locked, early
-    # fusion fell from QA 0.617 / matching 0.663 to 0.583 / 0.598 here (cross-attention 0.679 / 0.714, 0.675 / 0.721).
+    # Fusion: two epochs of 6,000 scenes (2,000 steps of 6 scenes x 11 texts), 40% of the presets' budget.
     **{name: {"data.num_train": 6000, "data.num_val": 8, "data.num_test": 150, "train.epochs": 2,
-              "train.tower_pretraining_steps": 0, "model.freeze_image_encoder": False}
-       for name in ("shapes-fusion-early-tiny", "shapes-fusion-cross-attention-tiny")},
+              **_FUSION_ON_CAPTIONER_TOWER} for name in FUSION_MODELS},
 }
 # --quick: a smoke run of the whole pipeline in under a minute. The towers are shrunk as
 # well (32-px images, one Transformer layer each), so its scores say little; use the full demo.
@@ -53,9 +49,9 @@ QUICK_BUDGETS = {
     "shapes-captioner-tiny": {**_QUICK_COMMON, "data.num_train": 128, "data.num_test": 12, "model.num_layers": 1,
                               "eval.num_beams": 2, "eval.max_length": 10},
     # Fusion batches hold whole scenes with all 11 of their texts: 33 texts = 3 scenes a step.
-    **{name: {**_QUICK_COMMON, "data.num_train": 16, "data.num_test": 24, "train.global_batch_size": 33,
-              "text_encoder.num_layers": 1, "model.fusion_kwargs.num_layers": 1, "model.freeze_image_encoder": False}
-       for name in ("shapes-fusion-early-tiny", "shapes-fusion-cross-attention-tiny")},
+    **{name: {**_QUICK_COMMON, **_FUSION_ON_CAPTIONER_TOWER, "data.num_train": 16, "data.num_test": 24,
+              "train.global_batch_size": 33, "text_encoder.num_layers": 1, "model.fusion_kwargs.num_layers": 1}
+       for name in FUSION_MODELS},
 }
 
 

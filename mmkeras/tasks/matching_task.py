@@ -7,6 +7,7 @@ from mmkeras.metrics.semantic_retrieval import score_retrieval_metrics, semantic
 from mmkeras.metrics.zero_shot import zero_shot_accuracy, zero_shot_classifier
 from mmkeras.models.dual_encoder import DualEncoder
 from mmkeras.models.build_from_config import build_from_config
+from mmkeras.models.locked_tower import locked_copy
 from mmkeras.tasks.task import Task, init_tower
 from mmkeras.training.full_batches import predict_full_batches
 
@@ -194,16 +195,3 @@ class MatchingTask(Task):
         metrics["num_test_captions"] = int(len(text_to_image))
         metrics.update(self.data.metrics())
         return metrics
-
-
-def locked_copy(model):
-    """The dual encoder `model` rebuilt with its image tower locked (`freeze_image_encoder`), same weights.
-
-    Setting the flag on the built model would not do: its graph already calls the tower in training mode."""
-    locked = DualEncoder.from_config({**model.get_config(), "freeze_image_encoder": True})
-    for target, source in zip(locked.weights, model.weights, strict=True):
-        if target.path != source.path or target.shape != source.shape:
-            raise ValueError(f"Cannot lock {model.name}'s image tower: its rebuilt copy has weight {target.path} "
-                             f"{target.shape} where it has {source.path} {source.shape}.")
-        target.assign(source)
-    return locked

@@ -169,24 +169,3 @@ def test_shapes_evaluation_sets_the_model_beside_the_bayes_ceiling_and_the_bag_o
     by_kind = references["bag_of_attributes"]["t2i_by_text_kind"]
     assert set(by_kind) == set(metrics["t2i_by_text_kind"])
     assert all({"r1", "r5", "r10", "t2i_sr1", "t2i_sr5"} == set(v) for v in by_kind.values())
-
-
-def test_locking_an_init_dual_encoders_image_tower_rebuilds_it_in_inference_mode():
-    from mmkeras.tasks.matching_task import locked_copy
-
-    small = {"data.image_size": 32, **{f"image_encoder.{k}": v for k, v in
-                                       {"num_layers": 1, "hidden_dim": 16, "mlp_dim": 32, "num_heads": 2,
-                                        "dropout": 0.5}.items()}}
-    model = zoo.build("shapes-clip-tiny", **small)
-    locked = locked_copy(model)
-    assert locked.freeze_image_encoder and not locked.image_encoder.trainable and model.image_encoder.trainable
-    for a, b in zip(locked.get_weights(), model.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
-    batch = {"images": np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype("float32"),
-             "token_ids": np.tile(np.array([[2, 7, 9, 3, 0, 0]], "int32"), (4, 1))}
-    batch["token_ids"] = np.pad(batch["token_ids"], ((0, 0), (0, model.input["token_ids"].shape[1] - 6)))
-    # The tower's dropout (0.5) is off in the locked copy even when the model trains.
-    np.testing.assert_allclose(locked(batch, training=True)["image_embeddings"],
-                               locked(batch, training=False)["image_embeddings"], rtol=1e-5, atol=1e-6)
-    assert not np.allclose(model(batch, training=True)["image_embeddings"],
-                           model(batch, training=False)["image_embeddings"])
