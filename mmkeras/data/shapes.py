@@ -333,6 +333,23 @@ def _is_hard_negative(claim, objs, kind):
     return kind == "count" or claim[0] in ("at", "relation") or not _holds(claim, objs, at_least=True)
 
 
+def _cells_of(objs, fits):
+    """Row-major grid cells (0..8) of the objects that `fits`, in order."""
+    return sorted(3 * o.row + o.col for o in objs if fits(o))
+
+
+def _referent_cells(claim, objs):
+    """The grid cells of the objects a claim talks about, true or false: those that fit one of its noun
+    phrases, or its shape or colour (count claims), or every object (a total)."""
+    kind = claim[0]
+    if kind == "total":
+        return _cells_of(objs, lambda o: True)
+    if kind in ("shape_count", "color_count"):
+        return _cells_of(objs, lambda o: o[0 if kind == "shape_count" else 1] == claim[1])
+    phrases = [_phrase_of(claim, slot) for slot in _phrase_slots(claim)]
+    return _cells_of(objs, lambda o: any(_matches(o, phrase) for phrase in phrases))
+
+
 def _sample_phrase(obj, rng, p_size=0.4):
     return (obj.size if rng.random() < p_size else None, obj.color, obj.shape)
 
@@ -656,9 +673,11 @@ def _questions(objs, rng):
         if form == 0:
             absent = [s for s in SHAPES if s not in shapes_present]
             phrase = rng.choice(sorted(shapes_present) if answer == "yes" else absent)
+            fits = (None, None, phrase)
         elif form == 1:
             absent = [c for c in COLORS if c not in colors_present]
-            phrase = rng.choice(sorted(colors_present) if answer == "yes" else absent) + " shape"
+            color = rng.choice(sorted(colors_present) if answer == "yes" else absent)
+            phrase, fits = color + " shape", (None, color, None)
         else:
             with_size = form == 3
             present = {(o.size if with_size else None, o.color, o.shape) for o in objs}
@@ -669,8 +688,9 @@ def _questions(objs, rng):
                     key = (rng.choice(SIZES) if with_size else None, rng.choice(COLORS), rng.choice(SHAPES))
                     if key not in present:
                         break
-            phrase = " ".join(w for w in key if w)
-        questions.append((f"is there {_article(phrase)}?", answer, "exists"))
+            phrase, fits = " ".join(w for w in key if w), key
+        questions.append((f"is there {_article(phrase)}?", answer, "exists",
+                          _cells_of(objs, lambda o, fits=fits: _matches(o, fits))))
     if rng.random() < 0.5:
         questions.reverse()
 
@@ -679,47 +699,52 @@ def _questions(objs, rng):
     if form == 0:
         shape = rng.choice(objs).shape if rng.random() < 0.75 else rng.choice(SHAPES)
         n = sum(1 for o in objs if o.shape == shape)
-        questions.append((f"how many {_PLURALS[shape]} are there?", NUMBER_WORDS[n], "count"))
+        questions.append((f"how many {_PLURALS[shape]} are there?", NUMBER_WORDS[n], "count",
+                          _cells_of(objs, lambda o: o.shape == shape)))
     elif form == 1:
         color = rng.choice(objs).color if rng.random() < 0.75 else rng.choice(COLORS)
         n = sum(1 for o in objs if o.color == color)
-        questions.append((f"how many {color} shapes are there?", NUMBER_WORDS[n], "count"))
+        questions.append((f"how many {color} shapes are there?", NUMBER_WORDS[n], "count",
+                          _cells_of(objs, lambda o: o.color == color)))
     else:
-        questions.append(("how many shapes are there?", NUMBER_WORDS[len(objs)], "count"))
+        questions.append(("how many shapes are there?", NUMBER_WORDS[len(objs)], "count", _cells_of(objs, bool)))
 
     # Colour of an object picked out unambiguously.
     shape_counts = _count(o.shape for o in objs)
     size_shape_counts = _count((o.size, o.shape) for o in objs)
     candidates = []
     for o in objs:
+        cell = [3 * o.row + o.col]
         if shape_counts[o.shape] == 1:
-            candidates.append((f"what color is the {o.shape}?", o.color))
+            candidates.append((f"what color is the {o.shape}?", o.color, cell))
         elif size_shape_counts[(o.size, o.shape)] == 1:
-            candidates.append((f"what color is the {o.size} {o.shape}?", o.color))
-        candidates.append((f"what color is the shape in the {POSITIONS[3 * o.row + o.col]}?", o.color))
-    question, answer = rng.choice(candidates)
-    questions.append((question, answer, "color"))
+            candidates.append((f"what color is the {o.size} {o.shape}?", o.color, cell))
+        candidates.append((f"what color is the shape in the {POSITIONS[cell[0]]}?", o.color, cell))
+    question, answer, cells = rng.choice(candidates)
+    questions.append((question, answer, "color", cells))
 
     # Position of an object picked out unambiguously (falls back to counting if none is).
     color_shape_counts = _count((o.color, o.shape) for o in objs)
     full_counts = _count((o.size, o.color, o.shape) for o in objs)
     candidates = []
     for o in objs:
-        where = POSITIONS[3 * o.row + o.col]
+        cell = [3 * o.row + o.col]
+        where = POSITIONS[cell[0]]
         if shape_counts[o.shape] == 1:
-            candidates.append((f"where is the {o.shape}?", where))
+            candidates.append((f"where is the {o.shape}?", where, cell))
         if color_shape_counts[(o.color, o.shape)] == 1:
-            candidates.append((f"where is the {o.color} {o.shape}?", where))
+            candidates.append((f"where is the {o.color} {o.shape}?", where, cell))
         elif full_counts[(o.size, o.color, o.shape)] == 1:
-            candidates.append((f"where is the {o.size} {o.color} {o.shape}?", where))
+            candidates.append((f"where is the {o.size} {o.color} {o.shape}?", where, cell))
     if candidates:
-        question, answer = rng.choice(candidates)
-        questions.append((question, answer, "position"))
+        question, answer, cells = rng.choice(candidates)
+        questions.append((question, answer, "position", cells))
     else:
         shape = rng.choice(SHAPES)
         n = sum(1 for o in objs if o.shape == shape)
-        questions.append((f"how many {_PLURALS[shape]} are there?", NUMBER_WORDS[n], "count"))
-    return [{"question": q, "answer": a, "question_type": t} for q, a, t in questions]
+        questions.append((f"how many {_PLURALS[shape]} are there?", NUMBER_WORDS[n], "count",
+                          _cells_of(objs, lambda o: o.shape == shape)))
+    return [{"question": q, "answer": a, "question_type": t, "cells": c} for q, a, t, c in questions]
 
 
 # === The dataset ===
@@ -741,13 +766,16 @@ class Shapes:
       Count words are exact ("two circles" means exactly two); relations compare grid cells
       ("left of": smaller column, "above": smaller row). `caption_kinds` names the claim each
       caption makes (`CAPTION_KINDS`: inventory, total, shape_count, color_count, position, relation).
-    * `questions`: five per scene, dicts {"question", "answer", "question_type"}; one
+    * `questions`: five per scene, dicts {"question", "answer", "question_type", "cells"}; one
       existence question answered "yes" and one answered "no", one count question (answers
       "zero" to "four"), one colour question about an unambiguous object and one position
       question (answers in `POSITIONS`; a count question instead when no object is unique).
-      Every answer is in `answer_vocabulary`.
+      Every answer is in `answer_vocabulary`. `cells` lists the grid cells (row-major, 0..8) of
+      the objects the question asks about: those that fit its noun phrase ([] for a "no"), the
+      counted ones, or the one whose colour or place is asked.
     * `match`: `match_pairs` (true, false) caption pairs, dicts {"text", "label", "negative_kind",
-      "positive"}. The false caption ("hard negative") is the true one with exactly one attribute
+      "positive", "cells"}; `cells` lists the cells of the objects that fit the caption's noun
+      phrases (or its counted shape or colour; every object for a total), true caption or not. The false caption ("hard negative") is the true one with exactly one attribute
       changed: `negative_kind` is "color", "shape", "count" (an exact count changed), "relation"
       (left/right/above/below) or "position" (grid cell); it is "none" for positives, and
       "positive" holds the true caption the pair was built from. Labels are 50/50 by construction.
@@ -979,10 +1007,10 @@ class Shapes:
             claim, mutated, kind = found
             style = _sample_style(rng)
             positive = _render(claim, style)
-            pairs.append({"text": positive, "label": 1, "negative_kind": "none", "positive": positive})
-            pairs.append(
-                {"text": _render(mutated, style), "label": 0, "negative_kind": kind, "positive": positive}
-            )
+            pairs.append({"text": positive, "label": 1, "negative_kind": "none", "positive": positive,
+                          "cells": _referent_cells(claim, objs)})
+            pairs.append({"text": _render(mutated, style), "label": 0, "negative_kind": kind, "positive": positive,
+                          "cells": _referent_cells(mutated, objs)})
         return pairs
 
     def _generate(self, split):

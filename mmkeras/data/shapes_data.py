@@ -3,13 +3,15 @@
 import numpy as np
 import tensorflow as tf
 
-from mmkeras.data.shapes import ANSWER_VOCABULARY, CELL_CLASSES, COLORS, NEGATIVE_KINDS, QUESTION_TYPES, Shapes
+from mmkeras.data.shapes import (
+    ANSWER_VOCABULARY, CELL_CLASSES, COLORS, NEGATIVE_KINDS, POSITIONS, QUESTION_TYPES, Shapes,
+)
 from mmkeras.data.shapes_references import reference_scores as shapes_reference_scores
 from mmkeras.data.task_data import TaskData
 from mmkeras.models.fusion_classifier import normalize_heads
 
 # The heads a Shapes fusion run trains, by name: question answering and caption matching.
-QA_HEAD, MATCH_HEAD = "answer", "match"
+QA_HEAD, MATCH_HEAD, CELLS_HEAD = "answer", "match", "cells"
 SPLIT_SEEDS = {"train": 1, "val": 2, "test": 3}
 _SHAPE_OF_WORD = {
     word: shape
@@ -33,7 +35,11 @@ class ShapesData(TaskData):
     every caption true of the scene
     (`true_captions`, which scores the generated captions), for fusion one example per question
     (head `"answer"`, with its `question_type`) and per matching text (head `"match"`, with its
-    `negative_kind` and `pair_set`). Evaluation reads the test split.
+    `negative_kind` and `pair_set`). A fusion model may also have a `"cells"` head (multilabel over
+    the 9 grid cells, `POSITIONS`): which cells hold the objects each question or hard matching text
+    talks about, true or false (the Shapes annotations' `cells`); it teaches a model to find an
+    object by what the text says of it. Easy pairs do not train it (their text is another scene's
+    caption). Evaluation reads the test split.
 
     Batches are pure functions of `(train.seed, epoch)` (exact resume): caption batches pair
     every image of the split with one caption, or `captions_per_image=K` distinct captions, drawn
@@ -77,6 +83,7 @@ class ShapesData(TaskData):
         self.shapes = Shapes(image_size=data["image_size"], seed=data["seed"], num_train=data["num_train"],
                              num_val=data["num_val"], num_test=data["num_test"])
         self.tasks = []
+        self.cells = False  # a "cells" head: which grid cells each text talks about
         self._tensors = {}  # (split, what, tokenizer) -> the tensors its batches are drawn from
         self._examples = {}
         self._true_captions = {}  # test scene id -> every caption true of it
@@ -239,6 +246,7 @@ class ShapesData(TaskData):
         """Checks the configured heads against the Shapes tasks; returns them (`normalize_heads`'d)."""
         heads = normalize_heads(heads)
         self.tasks = [h for h in (QA_HEAD, MATCH_HEAD) if h in heads]
+        self.cells = CELLS_HEAD in heads
         if not self.tasks:
             raise ValueError(
                 f"`model.heads` must hold an {QA_HEAD!r} head (question answering) and/or a "
@@ -253,6 +261,15 @@ class ShapesData(TaskData):
                 )
         if MATCH_HEAD in heads and heads[MATCH_HEAD]["type"] != "binary":
             raise ValueError(f"`model.heads.{MATCH_HEAD}` must be a binary head.")
+        if self.cells and (heads[CELLS_HEAD]["type"] != "multilabel" or heads[CELLS_HEAD]["labels"] != list(POSITIONS)):
+            raise ValueError(
+                f"`model.heads.{CELLS_HEAD}` (which grid cells a text talks about) must be a multilabel head whose "
+                f"`labels` are the Shapes grid cells {list(POSITIONS)}."
+            )
+        unknown = sorted(set(heads) - {QA_HEAD, MATCH_HEAD, CELLS_HEAD})
+        if unknown:
+            raise ValueError(f"`model.heads` has heads {unknown} that Shapes has no labels for; it labels "
+                             f"{[QA_HEAD, MATCH_HEAD, CELLS_HEAD]}.")
         return heads
 
     def examples(self, split):
@@ -261,7 +278,8 @@ class ShapesData(TaskData):
         Returns:
             A dict of equal-length arrays: `scene` (image index in the split), `text` (str),
             `head` ("answer" or "match"), `labels` (`{head: int array}`, -1 where an example
-            does not train the head), and the metadata columns `question_type`, `negative_kind`
+            does not train the head; `[N, 9]` 0/1 for the cells head, a row of -1 where it does
+            not train it), and the metadata columns `question_type`, `negative_kind`
             ("none" for a true caption, "easy" or one of `NEGATIVE_KINDS`) and `pair_set`
             ("hard" for the Shapes pairs, "easy" for the easy pair set); "" where not applicable.
         """
@@ -272,21 +290,26 @@ class ShapesData(TaskData):
             if QA_HEAD in self.tasks:
                 for q in scene["questions"]:
                     answer = ANSWER_VOCABULARY.index(q["answer"])
-                    rows.append((i, q["question"], QA_HEAD, answer, -1, q["question_type"], "", ""))
+                    rows.append((i, q["question"], QA_HEAD, answer, -1, q["question_type"], "", "", q["cells"]))
             if MATCH_HEAD in self.tasks:
                 for m in scene["match"]:
-                    rows.append((i, m["text"], MATCH_HEAD, -1, m["label"], "", m["negative_kind"], "hard"))
+                    rows.append((i, m["text"], MATCH_HEAD, -1, m["label"], "", m["negative_kind"], "hard", m["cells"]))
         if MATCH_HEAD in self.tasks:
             rows += self._easy_match_pairs(split)
         if not rows:
             raise ValueError(f"The {split!r} split is empty: raise `data.num_{split}`.")
-        scene, text, head, answer, label, qtype, nkind, pair_set = zip(*rows)
+        scene, text, head, answer, label, qtype, nkind, pair_set, cells = zip(*rows)
+        labels = {h: np.array(v, np.int64) for h, v in ((QA_HEAD, answer), (MATCH_HEAD, label)) if h in self.tasks}
+        if self.cells:  # multi-hot [N, 9]; all -1 where unknown (easy pairs: another scene's caption)
+            labels[CELLS_HEAD] = np.full((len(cells), len(POSITIONS)), -1, np.int64)
+            for row, referents in enumerate(cells):
+                if referents is not None:
+                    labels[CELLS_HEAD][row] = np.isin(np.arange(len(POSITIONS)), referents)
         columns = {
             "scene": np.array(scene, np.int64),
             "text": np.array(text, object),
             "head": np.array(head),
-            "labels": {h: np.array(v, np.int64) for h, v in ((QA_HEAD, answer), (MATCH_HEAD, label))
-                       if h in self.tasks},
+            "labels": labels,
             "question_type": np.array(qtype),
             "negative_kind": np.array(nkind),
             "pair_set": np.array(pair_set),
@@ -311,15 +334,15 @@ class ShapesData(TaskData):
                 text = other["captions"][int(rng.integers(len(other["captions"])))]
                 if _names_absent_attribute(text, colors, shapes):
                     positive = scene["captions"][int(rng.integers(len(scene["captions"])))]
-                    rows.append((i, text, MATCH_HEAD, -1, 0, "", "easy", "easy"))
-                    rows.append((i, positive, MATCH_HEAD, -1, 1, "", "none", "easy"))
+                    rows.append((i, text, MATCH_HEAD, -1, 0, "", "easy", "easy", None))
+                    rows.append((i, positive, MATCH_HEAD, -1, 1, "", "none", "easy", None))
                     break
         return rows
 
     def training_labels(self, head):
-        """The training labels of one head (for the majority-class baseline)."""
+        """The training labels of one head (for the majority-class baseline); `[N, 9]` for the cells head."""
         labels = self.examples("train")["labels"][head]
-        return labels[labels >= 0]
+        return labels[labels >= 0] if labels.ndim == 1 else labels[labels[:, 0] >= 0]
 
     def example_steps(self, batch_size, texts_per_image):
         if texts_per_image > 1:
@@ -355,8 +378,9 @@ class ShapesData(TaskData):
         ex = self.examples(split)
         labels, weights = {}, {}
         for head, values in ex["labels"].items():
-            labels[head] = np.maximum(values, 0).astype("float32" if head == MATCH_HEAD else "int64")
-            weights[head] = (ex["head"] == head).astype("float32")
+            labels[head] = np.maximum(values, 0).astype("int64" if head == QA_HEAD else "float32")
+            known = values[:, 0] >= 0 if head == CELLS_HEAD else ex["head"] == head
+            weights[head] = known.astype("float32")
         by_scene = (self._examples_by_scene(split, texts_per_image) if texts_per_image > 1
                     else np.zeros((0, 0), np.int64))
         return (

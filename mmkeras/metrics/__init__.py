@@ -10,6 +10,7 @@ from mmkeras.metrics.classification import accuracy
 from mmkeras.metrics.classification import auroc
 from mmkeras.metrics.classification import classification_metrics
 from mmkeras.metrics.classification import macro_f1
+from mmkeras.metrics.classification import multilabel_metrics
 from mmkeras.metrics.classification import per_class_report
 from mmkeras.metrics.masked_perplexity import MaskedPerplexity
 from mmkeras.metrics.masked_token_accuracy import MaskedTokenAccuracy
@@ -33,6 +34,7 @@ __all__ = [
     "classification_metrics",
     "corpus_bleu",
     "macro_f1",
+    "multilabel_metrics",
     "per_class_report",
     "retrieval_metrics",
     "retrieval_ranks",

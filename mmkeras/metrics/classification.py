@@ -332,3 +332,58 @@ def classification_metrics(y_true, y_output, class_names=None, threshold=0.5):
                 if defined.any() else None
             )
     return metrics
+
+
+def multilabel_metrics(y_true, scores, class_names=None, threshold=0.5):
+    """Metrics of a multilabel head (any number of labels per example), one JSON-serialisable dict.
+
+    Args:
+        y_true: `[N, C]` 0/1 array, the true labels of each example.
+        scores: `[N, C]` per-label probabilities (or 0/1 predictions); label `c` is predicted when
+            `scores[:, c] >= threshold`.
+        class_names: optional list of the `C` label names (default `"0"`, `"1"`, ...).
+        threshold: float, the decision threshold (0.0 for logits).
+
+    Returns:
+        A dict with `num_examples`, `num_classes`, `accuracy` (exact match: every label of the
+        example right), `label_accuracy` (the fraction of single labels right), `micro_f1`,
+        `macro_f1` (over the labels that occur in `y_true` or the predictions) and `per_class`
+        (precision, recall, F1 and support of each label, as `per_class_report`).
+
+    Raises:
+        ValueError: empty or mismatched inputs, values other than 0/1 in `y_true`, NaN scores, or
+            `class_names` of the wrong length.
+
+    Example:
+
+    >>> m = multilabel_metrics([[1, 0, 1], [0, 1, 0]], [[0.9, 0.2, 0.7], [0.6, 0.8, 0.1]],
+    ...                        class_names=["a", "b", "c"])
+    >>> m["accuracy"], m["label_accuracy"], m["per_class"]["a"]["precision"]
+    (0.5, 0.8333333333333334, 0.5)
+    """
+    y_true, scores = np.asarray(y_true), np.asarray(scores, np.float64)
+    if y_true.ndim != 2 or y_true.shape != scores.shape or not y_true.size:
+        raise ValueError(f"`y_true` and `scores` must be non-empty [N, C] arrays of one shape, got "
+                         f"{y_true.shape} and {scores.shape}.")
+    if not np.isin(y_true, (0, 1)).all():
+        raise ValueError("`y_true` of a multilabel head must hold only 0 and 1.")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("`scores` contains NaN or infinite values.")
+    num_classes = y_true.shape[1]
+    names = list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]
+    if len(names) != num_classes:
+        raise ValueError(f"`class_names` has {len(names)} names for {num_classes} labels.")
+    y_true, y_pred = y_true.astype(np.int64), (scores >= threshold).astype(np.int64)
+    occurring = np.flatnonzero(y_true.any(0) | y_pred.any(0))
+    precision, recall, f1, support = sk.precision_recall_fscore_support(y_true, y_pred, average=None,
+                                                                        zero_division=0)
+    return {
+        "num_examples": int(len(y_true)),
+        "num_classes": int(num_classes),
+        "accuracy": float(sk.accuracy_score(y_true, y_pred)),
+        "label_accuracy": float(np.mean(y_true == y_pred)),
+        "micro_f1": float(sk.f1_score(y_true, y_pred, average="micro", zero_division=0)),
+        "macro_f1": float(np.mean(f1[occurring])) if occurring.size else 0.0,
+        "per_class": {name: {"precision": float(precision[c]), "recall": float(recall[c]), "f1": float(f1[c]),
+                             "support": int(support[c])} for c, name in enumerate(names)},
+    }

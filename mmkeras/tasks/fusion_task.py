@@ -2,7 +2,7 @@ import copy
 
 import numpy as np
 
-from mmkeras.metrics.classification import accuracy, auroc, classification_metrics, macro_f1
+from mmkeras.metrics.classification import accuracy, auroc, classification_metrics, macro_f1, multilabel_metrics
 from mmkeras.models import build_from_config
 from mmkeras.tasks.task import Task, does_not_apply, init_tower
 from mmkeras.training.full_batches import predict_full_batches
@@ -17,7 +17,10 @@ class FusionTask(Task):
     configured `"answer"` head (question answering, labels =
     `Shapes.answer_vocabulary`) and / or `"match"` head (caption matching:
     "does this caption describe this image?", hard negatives differing in one
-    attribute, plus an easy pair set); on real data (a CSV / JSONL manifest,
+    attribute, plus an easy pair set) and / or `"cells"` head (multilabel:
+    which of the 9 grid cells hold the objects a text talks about, an
+    auxiliary head that teaches the fusion to find an object by what the text
+    says of it); on real data (a CSV / JSONL manifest,
     an image folder, a TFDS dataset with a label: Hateful-Memes-style), one
     head named `"label"` over the classes of the training labels, written
     into the run's `config.json`. Every example is one image, one text and a
@@ -31,7 +34,8 @@ class FusionTask(Task):
     `data.augment` must be false.
 
     Evaluation on the data's evaluation split (Shapes: test; real data: held
-    out), per head: accuracy, macro-F1, AUROC (binary; one-vs-rest macro for
+    out), per head: accuracy (exact match for a multilabel head, which also
+    gets label accuracy and micro-F1), macro-F1, AUROC (binary; one-vs-rest macro for
     more classes), per-class precision / recall / F1, the majority-class
     accuracy as a reference, and accuracy and macro-F1 with the image missing
     and with the text missing (presence mask 0); accuracy per value of every
@@ -191,32 +195,42 @@ class FusionTask(Task):
         single = list(self.heads) == ["label"]  # real data: flat keys without a head prefix
         metrics, scored = {}, np.zeros(len(next(iter(predicted["labels"].values()))), bool)
         for head, spec in self.heads.items():
-            rows = predicted["labels"][head] >= 0
+            multilabel = spec["type"] == "multilabel"
+            rows = known_rows(predicted["labels"][head])
             scored |= rows
             y_true = predicted["labels"][head][rows]
             num_classes = len(spec["labels"])
             scores = predicted["probabilities"]["both"][head][rows]
-            report = classification_metrics(y_true, scores, class_names=spec["labels"])
-            y_pred = labels_of(scores)
+            if multilabel:
+                report = multilabel_metrics(y_true, scores, class_names=spec["labels"])
+            else:
+                report = classification_metrics(y_true, scores, class_names=spec["labels"])
+            y_pred = labels_of(scores, multilabel)
             for column, values in predicted["metadata"].items():
                 values = values[rows]
                 names = [n for n in orders.get(column, sorted(set(values))) if n and np.any(values == n)]
                 if names:
                     report[f"per_{column}"] = {
-                        name: {"accuracy": accuracy(y_true[values == name], y_pred[values == name]),
+                        name: {"accuracy": accuracy_of(y_true[values == name], y_pred[values == name]),
                                "num_examples": int(np.sum(values == name))}
                         for name in names
                     }
             for condition in ("image_missing", "text_missing"):
                 cond_scores = predicted["probabilities"][condition][head][rows]
-                cond_pred = labels_of(cond_scores)
-                report[condition] = {"accuracy": accuracy(y_true, cond_pred),
-                                     "macro_f1": macro_f1(y_true, cond_pred, num_classes=num_classes)}
+                cond_pred = labels_of(cond_scores, multilabel)
+                report[condition] = {
+                    "accuracy": accuracy_of(y_true, cond_pred),
+                    "macro_f1": (multilabel_metrics(y_true, cond_pred)["macro_f1"] if multilabel
+                                 else macro_f1(y_true, cond_pred, num_classes=num_classes)),
+                }
                 if cond_scores.ndim == 1 and 0 < y_true.sum() < y_true.size:
                     report[condition]["auroc"] = auroc(y_true, cond_scores)
             training = self.data.training_labels(head)
-            majority = np.bincount(training, minlength=num_classes).argmax() if training.size else 0
-            report["baseline_majority_accuracy"] = accuracy(y_true, np.full_like(y_true, majority))
+            if multilabel:  # each label's majority value
+                majority = (training.mean(axis=0) >= 0.5 if training.size else np.zeros(num_classes)).astype(np.int64)
+            else:
+                majority = np.bincount(training, minlength=num_classes).argmax() if training.size else 0
+            report["baseline_majority_accuracy"] = accuracy_of(y_true, np.broadcast_to(majority, y_true.shape))
             metrics[head] = report
             prefix = "" if single else f"{head}_"
             for key in ("accuracy", "macro_f1", "auroc", "auroc_ovr_macro", "baseline_majority_accuracy"):
@@ -229,20 +243,51 @@ class FusionTask(Task):
             group = self.data.summary_groups.get(head)
             for name, value in report.get(f"per_{group}", {}).items():
                 metrics[f"{prefix}accuracy_{name}"] = value["accuracy"]
-        counts = {head: int(np.sum(predicted["labels"][head] >= 0)) for head in self.heads}
+        counts = {head: int(np.sum(known_rows(predicted["labels"][head]))) for head in self.heads}
         metrics["num_test_examples"] = counts["label"] if single else counts
         metrics["num_test_unknown_label"] = int(np.sum(~scored))
         metrics.update(self.data.metrics())
         return metrics
 
 
-def labels_of(scores):
-    """Predicted labels from `[N, C]` probabilities (argmax) or `[N]` binary ones (>= 0.5).
+def labels_of(scores, multilabel=False):
+    """Predicted labels from `[N, C]` probabilities (argmax; each label >= 0.5 when `multilabel`) or `[N]`
+    binary ones (>= 0.5).
 
     Example:
 
     >>> import numpy as np
     >>> labels_of(np.array([[0.2, 0.8], [0.9, 0.1]])).tolist(), labels_of(np.array([0.7, 0.2])).tolist()
     ([1, 0], [1, 0])
+    >>> labels_of(np.array([[0.6, 0.8], [0.9, 0.1]]), multilabel=True).tolist()
+    [[1, 1], [1, 0]]
     """
-    return np.argmax(scores, axis=-1) if scores.ndim == 2 else (scores >= 0.5).astype(np.int64)
+    if multilabel or scores.ndim == 1:
+        return (scores >= 0.5).astype(np.int64)
+    return np.argmax(scores, axis=-1)
+
+
+def known_rows(labels):
+    """Which examples a head's labels train: `[N]` labels >= 0, or `[N, C]` multilabel rows not all -1.
+
+    Example:
+
+    >>> import numpy as np
+    >>> known_rows(np.array([2, -1, 0])).tolist(), known_rows(np.array([[0, 1], [-1, -1]])).tolist()
+    ([True, False, True], [True, False])
+    """
+    return labels >= 0 if labels.ndim == 1 else labels[:, 0] >= 0
+
+
+def accuracy_of(y_true, y_pred):
+    """Accuracy of `[N]` labels, or exact-match accuracy of `[N, C]` multilabel ones (every label right).
+
+    Example:
+
+    >>> import numpy as np
+    >>> accuracy_of(np.array([1, 0]), np.array([1, 1])), accuracy_of(np.array([[1, 0]]), np.array([[1, 0]]))
+    (0.5, 1.0)
+    """
+    if y_true.ndim == 2:
+        return float(np.mean(np.all(y_true == y_pred, axis=1)))
+    return accuracy(y_true, y_pred)

@@ -483,6 +483,42 @@ def test_questions_are_answered_correctly(shapes, train):
     assert {"zero", "one", "two", "three"} <= count_answers
 
 
+def referent_cells(claim, objects):
+    """The cells of the objects a parsed claim talks about, computed independently of the generator."""
+    kind = claim["kind"]
+    if kind in ("total", "color_count", "shape_count"):
+        field = {"total": None, "color_count": "color", "shape_count": "shape"}[kind]
+        return sorted(3 * o["row"] + o["col"] for o in objects if field is None or o[field] == claim[field])
+    phrases = {"at": lambda: [claim["phrase"]], "relation": lambda: [claim["a"], claim["b"]],
+               "inventory": lambda: [g[1:] for g in claim["groups"]]}[kind]()
+    return sorted(3 * o["row"] + o["col"] for o in objects if any(_fits(o, *p) for p in phrases))
+
+
+def test_each_text_names_the_cells_of_the_objects_it_talks_about(train):
+    seen = collections.Counter()
+    for scene in train:
+        objects = scene["objects"]
+        at = {3 * o["row"] + o["col"]: o for o in objects}
+        for q in scene["questions"]:
+            cells, kind = q["cells"], q["question_type"]
+            assert cells == sorted(set(cells)) and set(cells) <= set(at), q
+            if kind == "exists":
+                assert bool(cells) == (q["answer"] == "yes"), (q, objects)
+            elif kind == "count":
+                assert len(cells) == NUMBERS.index(q["answer"]), (q, objects)
+            else:  # one object picked out: its colour or place is the answer
+                assert len(cells) == 1, q
+                answer = at[cells[0]]["color"] if kind == "color" else POSITIONS[cells[0]]
+                assert answer == q["answer"], (q, objects)
+            seen[kind, len(cells)] += 1
+        for pair in scene["match"]:  # true or false, the cells of the objects that fit its phrases
+            assert pair["cells"] == referent_cells(parse_caption(pair["text"]), objects), (pair, objects)
+            if pair["label"] == 1:
+                assert pair["cells"], pair
+            seen[pair["negative_kind"], bool(pair["cells"])] += 1
+    assert seen["exists", 0] and seen["count", 3] and seen["shape", False] and seen["position", True]
+
+
 def test_match_pairs_are_balanced_hard_negatives(train):
     labels = collections.Counter()
     kinds = collections.Counter()

@@ -115,3 +115,30 @@ def test_a_shapes_preset_on_records_without_cell_attributes_trains_without_tower
             "each grid cell holds") in capsys.readouterr().out
     with pytest.raises(ValueError, match=r"needs records that say what each grid cell holds"):
         task.data.cell_attribute_batches(lambda x: x, 8, seed=0)
+
+
+def test_the_cells_head_labels_each_question_and_hard_pair_with_the_cells_it_talks_about():
+    data, tokenizer = _data("fusion", "shapes-fusion-concat-tiny")
+    data.fusion_heads(zoo.config("shapes-fusion-concat-tiny")["model"]["heads"])
+    assert data.cells and data.tasks == ["answer", "match"]
+    examples = data.examples("train")
+    cells, easy = examples["labels"]["cells"], examples["pair_set"] == "easy"
+    assert cells.shape == (len(easy), 9)
+    # An easy pair's text is another scene's caption: which of this scene's cells it names is not known.
+    assert np.all(cells[easy] == -1) and np.all(np.isin(cells[~easy], (0, 1)))
+    annotated = [t["cells"] for s in data.shapes.scenes("train") for t in s["questions"] + s["match"]]
+    assert [np.flatnonzero(row).tolist() for row in cells[~easy]] == annotated
+    x, y, w = next(iter(data.example_batches(0, "train", tokenizer, tf.identity, 11, texts_per_image=11)))
+    assert y["cells"].shape == (11, 9) and y["cells"].dtype == tf.float32
+    # One scene with all 11 of its texts: the cells head trains on its 5 questions and 4 hard pairs.
+    assert sorted(w["cells"].numpy().tolist()) == [0.0] * 2 + [1.0] * 9
+    assert data.training_labels("cells").shape[1] == 9
+
+
+def test_heads_shapes_cannot_label_are_refused_by_name():
+    data, _ = _data("fusion", "shapes-fusion-concat-tiny")
+    heads = zoo.config("shapes-fusion-concat-tiny")["model"]["heads"]
+    with pytest.raises(ValueError, match=r"model.heads.cells.*grid cells"):
+        data.fusion_heads({**heads, "cells": {"type": "multilabel", "num_classes": 3, "labels": ["a", "b", "c"]}})
+    with pytest.raises(ValueError, match=r"\['colour'\] that Shapes has no labels for"):
+        data.fusion_heads({**heads, "colour": {"type": "multiclass", "num_classes": 8}})

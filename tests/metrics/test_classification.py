@@ -9,6 +9,7 @@ from mmkeras.metrics import accuracy
 from mmkeras.metrics import auroc
 from mmkeras.metrics import classification_metrics
 from mmkeras.metrics import macro_f1
+from mmkeras.metrics import multilabel_metrics
 from mmkeras.metrics import per_class_report
 
 # Hand-checked example. Class 3 is predicted once but never true; class 4 ("fox") never occurs.
@@ -207,3 +208,32 @@ def test_edge_cases_give_values_not_warnings():
 def test_bad_input_raises(fn, args, match):
     with pytest.raises(ValueError, match=match):
         fn(*args)
+
+
+def test_multilabel_metrics_count_exact_matches_single_labels_and_f1_by_hand():
+    rng = np.random.default_rng(3)
+    y_true = (rng.uniform(size=(40, 5)) < 0.3).astype(int)
+    y_true[:, 4] = 0  # a label that never occurs
+    scores = np.clip(y_true * 0.6 + rng.uniform(size=(40, 5)) * 0.5, 0, 1)
+    m = multilabel_metrics(y_true, scores, class_names=list("abcde"))
+    y_pred = scores >= 0.5
+    assert m["accuracy"] == pytest.approx(np.mean(np.all(y_pred == y_true, axis=1)))
+    assert m["label_accuracy"] == pytest.approx(np.mean(y_pred == y_true))
+    tp, fp, fn = (y_pred & (y_true == 1)).sum(0), (y_pred & (y_true == 0)).sum(0), (~y_pred & (y_true == 1)).sum(0)
+    assert m["micro_f1"] == pytest.approx(2 * tp.sum() / (2 * tp.sum() + fp.sum() + fn.sum()))
+    f1 = np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
+    occurring = (y_true.sum(0) > 0) | (y_pred.sum(0) > 0)
+    assert m["macro_f1"] == pytest.approx(f1[occurring].mean())
+    assert m["per_class"]["b"]["precision"] == pytest.approx(tp[1] / (tp[1] + fp[1]))
+    assert m["per_class"]["e"]["support"] == 0 and m["num_examples"] == 40 and m["num_classes"] == 5
+
+
+@pytest.mark.parametrize("y_true, scores, message", [
+    ([[1, 0]], [[0.5, 0.5, 0.5]], "one shape"),
+    ([[2, 0]], [[0.5, 0.5]], "only 0 and 1"),
+    ([[1, 0]], [[np.nan, 0.5]], "NaN"),
+    ([1, 0], [0.5, 0.5], r"\[N, C\]"),
+])
+def test_multilabel_metrics_refuse_bad_input_by_name(y_true, scores, message):
+    with pytest.raises(ValueError, match=message):
+        multilabel_metrics(y_true, scores)

@@ -11,7 +11,7 @@ from mmkeras import zoo
 from mmkeras.cli import main
 from mmkeras.data import Shapes
 from mmkeras.data.converted_data import ConvertedData
-from mmkeras.data.shapes import ANSWER_VOCABULARY, QUESTION_TYPES
+from mmkeras.data.shapes import ANSWER_VOCABULARY, POSITIONS, QUESTION_TYPES
 from mmkeras.data.shapes_data import ShapesData
 from mmkeras.tasks import task_for_config
 from mmkeras.tasks.fusion_task import FusionTask
@@ -26,8 +26,15 @@ def test_train_evaluate_export_and_eval_again(tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     assert main(["train", "shapes-fusion-late-tiny", "--output", str(run), "--quiet", *TINY]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
-    # 12 test scenes: 5 questions, 4 hard caption pairs and 2 easy ones each.
-    assert metrics["num_test_examples"] == {"answer": 60, "match": 72}
+    # 12 test scenes: 5 questions, 4 hard caption pairs and 2 easy ones each; the cells head scores
+    # the questions and the hard pairs (an easy pair's text is another scene's caption).
+    assert metrics["num_test_examples"] == {"answer": 60, "match": 72, "cells": 108}
+    cells = metrics["cells"]
+    assert set(cells["per_class"]) == set(POSITIONS) and cells["num_examples"] == 108
+    assert 0.0 <= cells["accuracy"] <= cells["label_accuracy"] <= 1.0
+    assert metrics["cells_accuracy"] == cells["accuracy"]
+    assert cells["per_question_type"]["position"]["num_examples"] == 12
+    assert set(cells["image_missing"]) == {"accuracy", "macro_f1"}
     assert metrics["match"]["per_pair_set"]["hard"]["num_examples"] == 48
     assert metrics["match"]["per_pair_set"]["easy"]["num_examples"] == 24
     assert metrics["match"]["per_negative_kind"]["easy"]["num_examples"] == 12
@@ -50,6 +57,7 @@ def test_train_evaluate_export_and_eval_again(tmp_path, capsys, monkeypatch):
                                          text=tf.constant(["is there a red circle?", ""]))
     assert out["answer_probs"].shape == (2, len(ANSWER_VOCABULARY))
     assert out["match_probs"].shape == (2, 2)
+    assert out["cells_probs"].shape == (2, len(POSITIONS))
     assert all(label.decode() in ANSWER_VOCABULARY for label in out["answer_label"].numpy())
     assert set(label.decode() for label in out["match_label"].numpy()) <= {"no", "yes"}
 
@@ -62,12 +70,12 @@ def test_train_evaluate_export_and_eval_again(tmp_path, capsys, monkeypatch):
     # The evaluation's single pass over all missing-modality conditions equals one pass per condition,
     # over the test examples in `task.data.examples("test")` order.
     task = FusionTask(json.loads((run / "config.json").read_text()), str(run))
-    assert isinstance(task.data, ShapesData) and list(task.heads) == ["answer", "match"]
+    assert isinstance(task.data, ShapesData) and sorted(task.heads) == ["answer", "cells", "match"]
     model = task.load_model()
     predicted = task.predictions(model)
     together = predicted["probabilities"]
     examples = task.data.examples("test")
-    for head in ("answer", "match"):
+    for head in ("answer", "match", "cells"):
         np.testing.assert_array_equal(predicted["labels"][head], examples["labels"][head])
     for column in ("question_type", "negative_kind", "pair_set"):
         np.testing.assert_array_equal(predicted["metadata"][column], examples[column])
@@ -79,7 +87,7 @@ def test_train_evaluate_export_and_eval_again(tmp_path, capsys, monkeypatch):
                   "image_present": np.full(count, 0.0 if "image" in absent else 1.0, "float32"),
                   "text_present": np.full(count, 0.0 if "text" in absent else 1.0, "float32")}
         alone = model.probabilities(model.predict(inputs, batch_size=count, verbose=0))
-        for head in ("answer", "match"):
+        for head in ("answer", "match", "cells"):
             np.testing.assert_allclose(together[name][head], np.asarray(alone[head]), atol=1e-5)
     assert not np.allclose(together["both"]["answer"], together["text_missing"]["answer"])
 
@@ -100,11 +108,12 @@ def test_training_stream_masks_each_example_to_its_own_head(tmp_path):
                                                           "data.texts_per_image": 1})  # (image, text) pairs
     task = FusionTask(config, str(tmp_path))
     examples = task.data.examples("train")
-    assert task.data.tasks == list(task.heads) == ["answer", "match"]
+    assert task.data.tasks == ["answer", "match"] and list(task.heads) == ["answer", "match", "cells"]
     # 5 questions and 4 hard matching pairs per scene, plus one easy negative and one more true caption.
     assert len(examples["scene"]) == 8 * 11 and task.steps_per_epoch == 11
     assert np.sum(examples["negative_kind"] == "easy") == 8
-    # Each example trains one head: its label for the other head is -1.
+    # Each example trains one of the answer and match heads: its label for the other is -1. The cells
+    # head trains on every example but the easy pairs.
     is_answer = examples["head"] == "answer"
     assert is_answer.sum() == 8 * 5 and np.all((examples["head"] == "match") == ~is_answer)
     assert np.all((examples["labels"]["answer"] >= 0) == is_answer)
@@ -112,6 +121,7 @@ def test_training_stream_masks_each_example_to_its_own_head(tmp_path):
     x, y, w = next(iter(task.epoch_dataset(tf.constant(0, tf.int64))))
     assert x["images"].shape == (8, 48, 48, 3) and x["token_ids"].shape == (8, 24)
     np.testing.assert_array_equal(w["answer"].numpy() + w["match"].numpy(), np.ones(8))
+    np.testing.assert_array_equal(np.all(examples["labels"]["cells"] >= 0, axis=1), examples["pair_set"] != "easy")
     # Each epoch's order is a pure function of (seed, epoch).
     again = next(iter(task.epoch_dataset(tf.constant(0, tf.int64))))[0]["token_ids"]
     other = next(iter(task.epoch_dataset(tf.constant(1, tf.int64))))[0]["token_ids"]
