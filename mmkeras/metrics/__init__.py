@@ -12,6 +12,7 @@ from mmkeras.metrics.classification import classification_metrics
 from mmkeras.metrics.classification import macro_f1
 from mmkeras.metrics.classification import multilabel_metrics
 from mmkeras.metrics.classification import per_class_report
+from mmkeras.metrics.head_accuracy import HeadAccuracy
 from mmkeras.metrics.masked_perplexity import MaskedPerplexity
 from mmkeras.metrics.masked_token_accuracy import MaskedTokenAccuracy
 from mmkeras.metrics.masked_token_metric import MaskedTokenMetric
@@ -25,6 +26,7 @@ from mmkeras.metrics.zero_shot import zero_shot_classifier
 
 __all__ = [
     "DEFAULT_TEMPLATES",
+    "HeadAccuracy",
     "MaskedPerplexity",
     "MaskedTokenAccuracy",
     "MaskedTokenMetric",

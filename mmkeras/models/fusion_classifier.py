@@ -9,6 +9,7 @@ from mmkeras.layers.fusions.factory import FUSIONS
 from mmkeras.layers.fusions.modality_dropout import ModalityDropout
 from mmkeras.layers.fusions.sum_fusion import SumFusion
 from mmkeras.layers.repeat_to_batch import RepeatToBatch
+from mmkeras.metrics.head_accuracy import HeadAccuracy
 from mmkeras.models.builder import builder_of
 from mmkeras.models.locked_tower import call_tower
 from mmkeras.models.saved_parts import from_config_with_parts
@@ -386,15 +387,14 @@ class FusionClassifier(keras.Model):
         return losses
 
     def default_metrics(self):
-        """Per-head Keras metrics: accuracy (threshold 0 on logits) or MAE."""
+        """Per-head accuracy (threshold 0 on logits for binary and multilabel heads) or MAE
+        (`HeadAccuracy`: exact under several replicas, with per-head sample weights)."""
+        kinds = {"multiclass": ("multiclass", "accuracy"), "binary": ("binary", "accuracy"),
+                 "multilabel": ("binary", "accuracy")}
         metrics = {}
         for head, spec in self.heads.items():
-            if spec["type"] == "multiclass":
-                metrics[head] = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-            elif spec["type"] in ("binary", "multilabel"):
-                metrics[head] = [keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")]
-            else:
-                metrics[head] = [keras.metrics.MeanAbsoluteError(name="mae")]
+            kind, name = kinds.get(spec["type"], ("mae", "mae"))
+            metrics[head] = [HeadAccuracy(kind, name=name)]
         return metrics
 
     def compile(self, optimizer="adamw", loss=None, loss_weights=None, metrics=None, **kwargs):
