@@ -345,7 +345,7 @@ def _referent_cells(claim, objs):
     if kind == "total":
         return _cells_of(objs, lambda o: True)
     if kind in ("shape_count", "color_count"):
-        return _cells_of(objs, lambda o: o[0 if kind == "shape_count" else 1] == claim[1])
+        return _cells_of(objs, lambda o: (o.shape if kind == "shape_count" else o.color) == claim[1])
     phrases = [_phrase_of(claim, slot) for slot in _phrase_slots(claim)]
     return _cells_of(objs, lambda o: any(_matches(o, phrase) for phrase in phrases))
 
@@ -707,7 +707,8 @@ def _questions(objs, rng):
         questions.append((f"how many {color} shapes are there?", NUMBER_WORDS[n], "count",
                           _cells_of(objs, lambda o: o.color == color)))
     else:
-        questions.append(("how many shapes are there?", NUMBER_WORDS[len(objs)], "count", _cells_of(objs, bool)))
+        questions.append(("how many shapes are there?", NUMBER_WORDS[len(objs)], "count",
+                          _cells_of(objs, lambda o: True)))
 
     # Colour of an object picked out unambiguously.
     shape_counts = _count(o.shape for o in objs)
@@ -775,8 +776,9 @@ class Shapes:
       counted ones, or the one whose colour or place is asked.
     * `match`: `match_pairs` (true, false) caption pairs, dicts {"text", "label", "negative_kind",
       "positive", "cells"}; `cells` lists the cells of the objects that fit the caption's noun
-      phrases (or its counted shape or colour; every object for a total), true caption or not. The false caption ("hard negative") is the true one with exactly one attribute
-      changed: `negative_kind` is "color", "shape", "count" (an exact count changed), "relation"
+      phrases (or its counted shape or colour; every object for a total), true caption or not.
+      The false caption ("hard negative") is the true one with exactly one attribute changed:
+      `negative_kind` is "color", "shape", "count" (an exact count changed), "relation"
       (left/right/above/below) or "position" (grid cell); it is "none" for positives, and
       "positive" holds the true caption the pair was built from. Labels are 50/50 by construction.
     * `label`: index in `class_names` (= `SHAPES`) of the shape of the largest object; among

@@ -261,7 +261,8 @@ class ShapesData(TaskData):
                 )
         if MATCH_HEAD in heads and heads[MATCH_HEAD]["type"] != "binary":
             raise ValueError(f"`model.heads.{MATCH_HEAD}` must be a binary head.")
-        if self.cells and (heads[CELLS_HEAD]["type"] != "multilabel" or heads[CELLS_HEAD]["labels"] != list(POSITIONS)):
+        cells = heads.get(CELLS_HEAD)
+        if cells is not None and (cells["type"] != "multilabel" or cells["labels"] != list(POSITIONS)):
             raise ValueError(
                 f"`model.heads.{CELLS_HEAD}` (which grid cells a text talks about) must be a multilabel head whose "
                 f"`labels` are the Shapes grid cells {list(POSITIONS)}."
