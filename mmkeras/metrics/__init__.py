@@ -1,7 +1,8 @@
 """Evaluation metrics: captioning (BLEU, CIDEr-D), retrieval (exact and semantic), zero-shot and classification.
 
-These are plain functions over NumPy arrays / Python strings (not Keras metrics):
-run them on the outputs of a whole evaluation split.
+Most are plain functions over NumPy arrays / Python strings: run them on the outputs of a whole
+evaluation split. The Keras metrics (`HeadAccuracy`, `MaskedTokenAccuracy`, `MaskedPerplexity`,
+`MaskedTokenMetric`) are logged during training.
 """
 
 from mmkeras.metrics.bleu import corpus_bleu
@@ -10,6 +11,7 @@ from mmkeras.metrics.classification import accuracy
 from mmkeras.metrics.classification import auroc
 from mmkeras.metrics.classification import classification_metrics
 from mmkeras.metrics.classification import macro_f1
+from mmkeras.metrics.classification import multilabel_macro_f1
 from mmkeras.metrics.classification import multilabel_metrics
 from mmkeras.metrics.classification import per_class_report
 from mmkeras.metrics.head_accuracy import HeadAccuracy
@@ -36,6 +38,7 @@ __all__ = [
     "classification_metrics",
     "corpus_bleu",
     "macro_f1",
+    "multilabel_macro_f1",
     "multilabel_metrics",
     "per_class_report",
     "retrieval_metrics",

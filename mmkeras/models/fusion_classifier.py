@@ -389,12 +389,11 @@ class FusionClassifier(keras.Model):
     def default_metrics(self):
         """Per-head accuracy (threshold 0 on logits for binary and multilabel heads) or MAE
         (`HeadAccuracy`: exact under several replicas, with per-head sample weights)."""
-        kinds = {"multiclass": ("multiclass", "accuracy"), "binary": ("binary", "accuracy"),
-                 "multilabel": ("binary", "accuracy")}
+        kinds = {"multiclass": "multiclass", "binary": "binary", "multilabel": "binary"}
         metrics = {}
         for head, spec in self.heads.items():
-            kind, name = kinds.get(spec["type"], ("mae", "mae"))
-            metrics[head] = [HeadAccuracy(kind, name=name)]
+            kind = kinds.get(spec["type"], "mae")
+            metrics[head] = [HeadAccuracy(kind, name="mae" if kind == "mae" else "accuracy")]
         return metrics
 
     def compile(self, optimizer="adamw", loss=None, loss_weights=None, metrics=None, **kwargs):

@@ -2,7 +2,8 @@ import copy
 
 import numpy as np
 
-from mmkeras.metrics.classification import accuracy, auroc, classification_metrics, macro_f1, multilabel_metrics
+from mmkeras.metrics.classification import (accuracy, auroc, classification_metrics, macro_f1,
+                                            multilabel_macro_f1, multilabel_metrics)
 from mmkeras.models import build_from_config
 from mmkeras.tasks.task import Task, does_not_apply, init_tower
 from mmkeras.training.full_batches import predict_full_batches
@@ -220,7 +221,7 @@ class FusionTask(Task):
                 cond_pred = labels_of(cond_scores, multilabel)
                 report[condition] = {
                     "accuracy": accuracy_of(y_true, cond_pred),
-                    "macro_f1": (multilabel_metrics(y_true, cond_pred)["macro_f1"] if multilabel
+                    "macro_f1": (multilabel_macro_f1(y_true, cond_pred) if multilabel
                                  else macro_f1(y_true, cond_pred, num_classes=num_classes)),
                 }
                 if cond_scores.ndim == 1 and 0 < y_true.sum() < y_true.size:

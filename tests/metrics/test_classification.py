@@ -9,6 +9,7 @@ from mmkeras.metrics import accuracy
 from mmkeras.metrics import auroc
 from mmkeras.metrics import classification_metrics
 from mmkeras.metrics import macro_f1
+from mmkeras.metrics import multilabel_macro_f1
 from mmkeras.metrics import multilabel_metrics
 from mmkeras.metrics import per_class_report
 
@@ -237,3 +238,23 @@ def test_multilabel_metrics_count_exact_matches_single_labels_and_f1_by_hand():
 def test_multilabel_metrics_refuse_bad_input_by_name(y_true, scores, message):
     with pytest.raises(ValueError, match=message):
         multilabel_metrics(y_true, scores)
+
+
+def test_multilabel_macro_f1_counts_a_label_only_predicted_and_leaves_out_one_in_neither():
+    y_true = [[1, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0]]
+    y_pred = [[1, 0, 1, 0], [0, 0, 0, 0], [0, 1, 0, 0]]
+    # label 0: F1 2/3; label 1: 1; label 2 (only predicted): 0; label 3 (in neither): left out
+    assert multilabel_macro_f1(y_true, y_pred) == pytest.approx((2 / 3 + 1 + 0) / 3, abs=1e-12)
+    assert multilabel_macro_f1([[0, 0]], [[0, 0]]) == 0.0
+    scores = np.array(y_pred) * 0.9
+    assert multilabel_metrics(y_true, scores)["macro_f1"] == multilabel_macro_f1(y_true, y_pred)
+
+
+@pytest.mark.parametrize("y_true, y_pred, message", [
+    ([[1, 0]], [[1, 0, 0]], "one shape"),
+    ([[1, 0]], [[1, 2]], "only 0 and 1"),
+    ([1, 0], [1, 0], r"\[N, C\]"),
+])
+def test_multilabel_macro_f1_refuses_bad_input(y_true, y_pred, message):
+    with pytest.raises(ValueError, match=message):
+        multilabel_macro_f1(y_true, y_pred)
