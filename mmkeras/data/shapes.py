@@ -350,6 +350,14 @@ def _referent_cells(claim, objs):
     return _cells_of(objs, lambda o: any(_matches(o, phrase) for phrase in phrases))
 
 
+def _relations_holding(claim, objs):
+    """For a relation claim ("A <rel> B", true or false), the relations of `RELATIONS` that would make it
+    true (some object fitting A is that relation of another fitting B); None for any other claim."""
+    if claim[0] != "relation":
+        return None
+    return [rel for rel in RELATIONS if _holds(("relation", claim[1], rel, claim[3]), objs)]
+
+
 def _sample_phrase(obj, rng, p_size=0.4):
     return (obj.size if rng.random() < p_size else None, obj.color, obj.shape)
 
@@ -775,8 +783,11 @@ class Shapes:
       the objects the question asks about: those that fit its noun phrase ([] for a "no"), the
       counted ones, or the one whose colour or place is asked.
     * `match`: `match_pairs` (true, false) caption pairs, dicts {"text", "label", "negative_kind",
-      "positive", "cells"}; `cells` lists the cells of the objects that fit the caption's noun
-      phrases (or its counted shape or colour; every object for a total), true caption or not.
+      "positive", "cells", "relations"}; `cells` lists the cells of the objects that fit the caption's
+      noun phrases (or its counted shape or colour; every object for a total), true caption or not;
+      for a relation caption ("A <rel> B"), `relations` lists the relations (of `RELATIONS`) that
+      hold between an object fitting A and another fitting B, the one it names or not (None for the
+      other kinds).
       The false caption ("hard negative") is the true one with exactly one attribute changed:
       `negative_kind` is "color", "shape", "count" (an exact count changed), "relation"
       (left/right/above/below) or "position" (grid cell); it is "none" for positives, and
@@ -1010,9 +1021,9 @@ class Shapes:
             style = _sample_style(rng)
             positive = _render(claim, style)
             pairs.append({"text": positive, "label": 1, "negative_kind": "none", "positive": positive,
-                          "cells": _referent_cells(claim, objs)})
+                          "cells": _referent_cells(claim, objs), "relations": _relations_holding(claim, objs)})
             pairs.append({"text": _render(mutated, style), "label": 0, "negative_kind": kind, "positive": positive,
-                          "cells": _referent_cells(mutated, objs)})
+                          "cells": _referent_cells(mutated, objs), "relations": _relations_holding(mutated, objs)})
         return pairs
 
     def _generate(self, split):

@@ -4,14 +4,17 @@ import numpy as np
 import tensorflow as tf
 
 from mmkeras.data.shapes import (
-    ANSWER_VOCABULARY, CELL_CLASSES, COLORS, NEGATIVE_KINDS, POSITIONS, QUESTION_TYPES, Shapes,
+    ANSWER_VOCABULARY, CELL_CLASSES, COLORS, NEGATIVE_KINDS, POSITIONS, QUESTION_TYPES, RELATIONS, Shapes,
 )
 from mmkeras.data.shapes_references import reference_scores as shapes_reference_scores
 from mmkeras.data.task_data import TaskData
 from mmkeras.models.fusion_classifier import normalize_heads
 
 # The heads a Shapes fusion run trains, by name: question answering and caption matching.
-QA_HEAD, MATCH_HEAD, CELLS_HEAD = "answer", "match", "cells"
+QA_HEAD, MATCH_HEAD, CELLS_HEAD, RELATIONS_HEAD = "answer", "match", "cells", "relations"
+# Multilabel heads a Shapes fusion run may add, labelled from the texts' annotations of the same name: the
+# grid cells a text talks about, and the relations that hold between the two objects of a relation text.
+ANNOTATION_HEADS = {CELLS_HEAD: POSITIONS, RELATIONS_HEAD: RELATIONS}
 SPLIT_SEEDS = {"train": 1, "val": 2, "test": 3}
 _SHAPE_OF_WORD = {
     word: shape
@@ -38,8 +41,11 @@ class ShapesData(TaskData):
     `negative_kind` and `pair_set`). A fusion model may also have a `"cells"` head (multilabel over
     the 9 grid cells, `POSITIONS`): which cells hold the objects each question or hard matching text
     talks about, true or false (the Shapes annotations' `cells`); it teaches a model to find an
-    object by what the text says of it. Easy pairs do not train it (their text is another scene's
-    caption). Evaluation reads the test split.
+    object by what the text says of it. And a `"relations"` head (multilabel over `RELATIONS`): for
+    each relation text ("a red star left of a blue circle", true or false), which of the four
+    relations hold between the two objects it names; it teaches a model to compare where they are.
+    Easy pairs train neither (their text is another scene's caption), and the relations head trains
+    only on relation texts. Evaluation reads the test split.
 
     Batches are pure functions of `(train.seed, epoch)` (exact resume): caption batches pair
     every image of the split with one caption, or `captions_per_image=K` distinct captions, drawn
@@ -83,7 +89,7 @@ class ShapesData(TaskData):
         self.shapes = Shapes(image_size=data["image_size"], seed=data["seed"], num_train=data["num_train"],
                              num_val=data["num_val"], num_test=data["num_test"])
         self.tasks = []
-        self.cells = False  # a "cells" head: which grid cells each text talks about
+        self.annotation_heads = []  # of `ANNOTATION_HEADS`: the multilabel heads the run trains
         self._tensors = {}  # (split, what, tokenizer) -> the tensors its batches are drawn from
         self._examples = {}
         self._true_captions = {}  # test scene id -> every caption true of it
@@ -246,7 +252,7 @@ class ShapesData(TaskData):
         """Checks the configured heads against the Shapes tasks; returns them (`normalize_heads`'d)."""
         heads = normalize_heads(heads)
         self.tasks = [h for h in (QA_HEAD, MATCH_HEAD) if h in heads]
-        self.cells = CELLS_HEAD in heads
+        self.annotation_heads = [h for h in ANNOTATION_HEADS if h in heads]
         if not self.tasks:
             raise ValueError(
                 f"`model.heads` must hold an {QA_HEAD!r} head (question answering) and/or a "
@@ -261,16 +267,14 @@ class ShapesData(TaskData):
                 )
         if MATCH_HEAD in heads and heads[MATCH_HEAD]["type"] != "binary":
             raise ValueError(f"`model.heads.{MATCH_HEAD}` must be a binary head.")
-        cells = heads.get(CELLS_HEAD)
-        if cells is not None and (cells["type"] != "multilabel" or cells["labels"] != list(POSITIONS)):
-            raise ValueError(
-                f"`model.heads.{CELLS_HEAD}` (which grid cells a text talks about) must be a multilabel head whose "
-                f"`labels` are the Shapes grid cells {list(POSITIONS)}."
-            )
-        unknown = sorted(set(heads) - {QA_HEAD, MATCH_HEAD, CELLS_HEAD})
+        for head in self.annotation_heads:
+            names = list(ANNOTATION_HEADS[head])
+            if heads[head]["type"] != "multilabel" or heads[head]["labels"] != names:
+                raise ValueError(f"`model.heads.{head}` must be a multilabel head whose `labels` are {names}.")
+        unknown = sorted(set(heads) - {QA_HEAD, MATCH_HEAD, *ANNOTATION_HEADS})
         if unknown:
             raise ValueError(f"`model.heads` has heads {unknown} that Shapes has no labels for; it labels "
-                             f"{[QA_HEAD, MATCH_HEAD, CELLS_HEAD]}.")
+                             f"{[QA_HEAD, MATCH_HEAD, *ANNOTATION_HEADS]}.")
         return heads
 
     def examples(self, split):
@@ -279,8 +283,8 @@ class ShapesData(TaskData):
         Returns:
             A dict of equal-length arrays: `scene` (image index in the split), `text` (str),
             `head` ("answer" or "match"), `labels` (`{head: int array}`, -1 where an example
-            does not train the head; `[N, 9]` 0/1 for the cells head, a row of -1 where it does
-            not train it), and the metadata columns `question_type`, `negative_kind`
+            does not train the head; `[N, C]` 0/1 for a multilabel head of `ANNOTATION_HEADS`, a row
+            of -1 where it does not train it), and the metadata columns `question_type`, `negative_kind`
             ("none" for a true caption, "easy" or one of `NEGATIVE_KINDS`) and `pair_set`
             ("hard" for the Shapes pairs, "easy" for the easy pair set); "" where not applicable.
         """
@@ -291,21 +295,23 @@ class ShapesData(TaskData):
             if QA_HEAD in self.tasks:
                 for q in scene["questions"]:
                     answer = ANSWER_VOCABULARY.index(q["answer"])
-                    rows.append((i, q["question"], QA_HEAD, answer, -1, q["question_type"], "", "", q["cells"]))
+                    rows.append((i, q["question"], QA_HEAD, answer, -1, q["question_type"], "", "", q))
             if MATCH_HEAD in self.tasks:
                 for m in scene["match"]:
-                    rows.append((i, m["text"], MATCH_HEAD, -1, m["label"], "", m["negative_kind"], "hard", m["cells"]))
+                    rows.append((i, m["text"], MATCH_HEAD, -1, m["label"], "", m["negative_kind"], "hard", m))
         if MATCH_HEAD in self.tasks:
             rows += self._easy_match_pairs(split)
         if not rows:
             raise ValueError(f"The {split!r} split is empty: raise `data.num_{split}`.")
-        scene, text, head, answer, label, qtype, nkind, pair_set, cells = zip(*rows)
+        scene, text, head, answer, label, qtype, nkind, pair_set, annotations = zip(*rows)
         labels = {h: np.array(v, np.int64) for h, v in ((QA_HEAD, answer), (MATCH_HEAD, label)) if h in self.tasks}
-        if self.cells:  # multi-hot [N, 9]; all -1 where unknown (easy pairs: another scene's caption)
-            labels[CELLS_HEAD] = np.full((len(cells), len(POSITIONS)), -1, np.int64)
-            for row, referents in enumerate(cells):
-                if referents is not None:
-                    labels[CELLS_HEAD][row] = np.isin(np.arange(len(POSITIONS)), referents)
+        for name in self.annotation_heads:  # multi-hot [N, C]; all -1 where unknown (easy pairs: no annotation)
+            names = list(ANNOTATION_HEADS[name])
+            labels[name] = np.full((len(rows), len(names)), -1, np.int64)
+            for row, annotation in enumerate(annotations):
+                values = (annotation or {}).get(name)  # cells as indices, relations by name
+                if values is not None:
+                    labels[name][row] = [c in values or names[c] in values for c in range(len(names))]
         columns = {
             "scene": np.array(scene, np.int64),
             "text": np.array(text, object),
@@ -341,7 +347,7 @@ class ShapesData(TaskData):
         return rows
 
     def training_labels(self, head):
-        """The training labels of one head (for the majority-class baseline); `[N, 9]` for the cells head."""
+        """The training labels of one head (for the majority-class baseline); `[N, C]` for a multilabel one."""
         labels = self.examples("train")["labels"][head]
         return labels[labels >= 0] if labels.ndim == 1 else labels[labels[:, 0] >= 0]
 
@@ -380,7 +386,7 @@ class ShapesData(TaskData):
         labels, weights = {}, {}
         for head, values in ex["labels"].items():
             labels[head] = np.maximum(values, 0).astype("int64" if head == QA_HEAD else "float32")
-            known = values[:, 0] >= 0 if head == CELLS_HEAD else ex["head"] == head
+            known = values[:, 0] >= 0 if values.ndim == 2 else ex["head"] == head
             weights[head] = known.astype("float32")
         by_scene = (self._examples_by_scene(split, texts_per_image) if texts_per_image > 1
                     else np.zeros((0, 0), np.int64))

@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 from mmkeras.data import shapes as shapes_module
-from mmkeras.data.shapes import ANSWER_VOCABULARY, COLORS, PALETTE, POSITIONS, SHAPES, Shapes
+from mmkeras.data.shapes import ANSWER_VOCABULARY, COLORS, PALETTE, POSITIONS, RELATIONS, SHAPES, Shapes
 
 # ---------------------------------------------------------------------------------------------
 # An independent reader of the caption grammar.
@@ -517,6 +517,26 @@ def test_each_text_names_the_cells_of_the_objects_it_talks_about(train):
                 assert pair["cells"], pair
             seen[pair["negative_kind"], bool(pair["cells"])] += 1
     assert seen["exists", 0] and seen["count", 3] and seen["shape", False] and seen["position", True]
+
+
+def test_each_relation_text_lists_the_relations_that_hold_between_its_two_objects(train):
+    seen = collections.Counter()
+    for scene in train:
+        objects = scene["objects"]
+        for pair in scene["match"]:
+            claim = parse_caption(pair["text"])
+            if claim["kind"] != "relation":
+                assert pair["relations"] is None, pair
+                continue
+            holding = [rel for rel in RELATIONS if any(
+                a is not b and _fits(a, *claim["a"]) and _fits(b, *claim["b"]) and _related(a, rel, b)
+                for a in objects for b in objects)]
+            assert pair["relations"] == holding, (pair, objects)
+            # the caption is true exactly when the relation it names is among them
+            assert (claim["rel"] in pair["relations"]) == (pair["label"] == 1), pair
+            seen[pair["negative_kind"], len(holding)] += 1
+    # relation negatives (another relation holds), and colour / shape ones whose objects are not there
+    assert seen["relation", 1] and seen["relation", 2] and seen["color", 0] and seen["shape", 0] and seen["none", 1]
 
 
 def test_match_pairs_are_balanced_hard_negatives(train):

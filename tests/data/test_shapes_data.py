@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from mmkeras import zoo
+from mmkeras.data.shapes import RELATIONS
 from mmkeras.data.shapes_data import ShapesData
 from mmkeras.preprocessing import SubwordTokenizer
 
@@ -120,7 +121,7 @@ def test_a_shapes_preset_on_records_without_cell_attributes_trains_without_tower
 def test_the_cells_head_labels_each_question_and_hard_pair_with_the_cells_it_talks_about():
     data, tokenizer = _data("fusion", "shapes-fusion-concat-tiny")
     data.fusion_heads(zoo.config("shapes-fusion-concat-tiny")["model"]["heads"])
-    assert data.cells and data.tasks == ["answer", "match"]
+    assert data.annotation_heads == ["cells"] and data.tasks == ["answer", "match"]
     examples = data.examples("train")
     cells, easy = examples["labels"]["cells"], examples["pair_set"] == "easy"
     assert cells.shape == (len(easy), 9)
@@ -135,10 +136,33 @@ def test_the_cells_head_labels_each_question_and_hard_pair_with_the_cells_it_tal
     assert data.training_labels("cells").shape[1] == 9
 
 
+def test_the_relations_head_labels_each_relation_text_with_the_relations_that_hold():
+    data, tokenizer = _data("fusion", "shapes-fusion-concat-tiny")
+    heads = zoo.config("shapes-fusion-concat-tiny")["model"]["heads"]
+    data.fusion_heads({**heads, "relations": {"type": "multilabel", "labels": list(RELATIONS)}})
+    assert data.annotation_heads == ["cells", "relations"]
+    examples = data.examples("train")
+    relations = examples["labels"]["relations"]
+    assert relations.shape == (len(examples["text"]), 4)
+    annotated = [t.get("relations") for s in data.shapes.scenes("train") for t in s["questions"] + s["match"]]
+    hard = examples["pair_set"] != "easy"
+    # questions and easy pairs are never relation texts: their rows are all -1
+    assert np.all(relations[~hard][:, 0] == -1)
+    for row, names in zip(relations[hard], annotated):
+        assert row.tolist() == ([-1] * 4 if names is None else [int(r in names) for r in RELATIONS])
+    assert 0 < np.sum(relations[:, 0] >= 0) < np.sum(hard)
+    x, y, w = next(iter(data.example_batches(0, "train", tokenizer, tf.identity, 11, texts_per_image=11)))
+    known = np.asarray(w["relations"]) == 1
+    assert y["relations"].shape == (11, 4) and np.all(np.asarray(y["relations"])[~known] == 0)
+    assert data.training_labels("relations").shape[1] == 4
+
+
 def test_heads_shapes_cannot_label_are_refused_by_name():
     data, _ = _data("fusion", "shapes-fusion-concat-tiny")
     heads = zoo.config("shapes-fusion-concat-tiny")["model"]["heads"]
-    with pytest.raises(ValueError, match=r"model.heads.cells.*grid cells"):
+    with pytest.raises(ValueError, match=r"model.heads.cells.*multilabel.*'top left'"):
         data.fusion_heads({**heads, "cells": {"type": "multilabel", "num_classes": 3, "labels": ["a", "b", "c"]}})
+    with pytest.raises(ValueError, match=r"model.heads.relations.*multilabel.*'left of'"):
+        data.fusion_heads({**heads, "relations": {"type": "multiclass", "labels": list(RELATIONS)}})
     with pytest.raises(ValueError, match=r"\['colour'\] that Shapes has no labels for"):
         data.fusion_heads({**heads, "colour": {"type": "multiclass", "num_classes": 8}})

@@ -2,7 +2,7 @@ import keras
 from keras import ops
 
 from mmkeras.config_fields import config_fields
-from mmkeras.layers.fusions.fusion import Fusion
+from mmkeras.layers.fusions.fusion import Fusion, masked_mean
 from mmkeras.layers.modality_type_embedding import ModalityTypeEmbedding
 
 
@@ -15,7 +15,10 @@ class EarlyFusion(Fusion):
     concatenated after a learned fusion `[CLS]` token. Padding masks and
     presence masks together form the key mask, so no token attends to padding
     or to an absent modality. The output is the final (layer-normed) `[CLS]`
-    state, optionally projected to `output_dim`. Positions are not re-embedded:
+    state, or with `pooling="mean"` the mean of every final token that is
+    neither padding nor an absent modality's (the `[CLS]` included), optionally
+    projected to `output_dim`. The mean reads what the last block computed at
+    every token, where the `[CLS]` state gathers it through one more attention. Positions are not re-embedded:
     the towers' sequences already carry their own position information.
 
     Args:
@@ -26,6 +29,8 @@ class EarlyFusion(Fusion):
         dropout: float, dropout inside the blocks.
         output_dim: optional int; adds a final linear projection to this width.
         layer_norm_epsilon: float, epsilon of the layer norms.
+        pooling: "cls" (the `[CLS]` token's final state) or "mean" (the masked
+            mean of the final tokens).
         modalities: optional list fixing the modality names and order.
         **kwargs: standard `keras.layers.Layer` arguments.
 
@@ -45,8 +50,11 @@ class EarlyFusion(Fusion):
     """
 
     def __init__(self, hidden_dim, num_layers=2, num_heads=4, mlp_dim=None, dropout=0.0, output_dim=None,
-                 layer_norm_epsilon=1e-6, modalities=None, **kwargs):
+                 layer_norm_epsilon=1e-6, pooling="cls", modalities=None, **kwargs):
         super().__init__(modalities=modalities, **kwargs)
+        if pooling not in ("cls", "mean"):
+            raise ValueError(f"EarlyFusion `pooling` must be 'cls' or 'mean', got {pooling!r}.")
+        self.pooling = pooling
         self.set_transformer_arguments(
             hidden_dim, num_layers, num_heads, mlp_dim, dropout, output_dim, layer_norm_epsilon
         )
@@ -90,7 +98,7 @@ class EarlyFusion(Fusion):
         mask = ops.concatenate(masks, axis=1)
         for block in self.blocks:
             x = block(x, padding_mask=mask, training=training)
-        x = self.final_norm(x[:, 0])
+        x = self.final_norm(x[:, 0] if self.pooling == "cls" else masked_mean(x, mask))
         if self.output_projection is not None:
             x = self.output_projection(x)
         return x
@@ -98,4 +106,5 @@ class EarlyFusion(Fusion):
     # === Config ===
     def get_config(self):
         return {**super().get_config(), **config_fields(
-            self, "hidden_dim num_layers num_heads mlp_dim dropout layer_norm_epsilon", output_dim="_output_dim_arg")}
+            self, "hidden_dim num_layers num_heads mlp_dim dropout layer_norm_epsilon pooling",
+            output_dim="_output_dim_arg")}

@@ -41,6 +41,7 @@ SAVED = fusions(
      (2, 6)),
     ("cross_attention-null", CrossAttentionFusion, {**ATTENTION, "null_attention": True}, "image", (2, 8)),
     ("early", EarlyFusion, {**EARLY, "output_dim": 6}, "text", (2, 6)),
+    ("early-mean", EarlyFusion, {**EARLY, "pooling": "mean"}, "image", (2, 8)),
     ("gated", GatedFusion, {"output_dim": 4}, "image", (2, 4)),
     ("hybrid", HybridFusion, {**HYBRID, "num_layers": 1, "output_dim": 6}, "text", (2, 6)),
     *((f"late-{c}", LateFusion, {**LATE, "combine": c, "hidden_dim": 8}, "text", (2, 3))
@@ -56,6 +57,7 @@ MASKING = fusions(
     ("cross_attention-null", CrossAttentionFusion,
      {**ATTENTION, "num_layers": 2, "co_attention": True, "null_attention": True}),
     ("early", EarlyFusion, {**EARLY, "num_layers": 2}),
+    ("early-mean", EarlyFusion, {**EARLY, "num_layers": 2, "pooling": "mean"}),
     *((f"gated-{gate}", GatedFusion, {"output_dim": 4, "gate": gate}) for gate in ("softmax", "sigmoid")),
     ("hybrid", HybridFusion, HYBRID),
     *((f"late-{c}-{a}", LateFusion, {**LATE, "combine": c, "activation": a})
