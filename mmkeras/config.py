@@ -298,10 +298,17 @@ def resolve_config(preset_config, overrides=None, *, validate=True):
     (2, 'auto')
     >>> resolve_config({"task": "captioning"}, {"eval.length_penalty": 0})["eval"]["length_penalty"]
     0.0
+    >>> heads = {"answer": {"type": "multiclass", "num_classes": 3}, "cells": {"type": "multilabel"}}
+    >>> list(resolve_config({"task": "fusion", "model": {"heads": heads}}, {"model.heads.cells": None},
+    ...                     validate=False)["model"]["heads"])
+    ['answer']
     """
     config = merge({k: v for k, v in SECTION_DEFAULTS.items()}, preset_config)
     for key, value in (overrides or {}).items():
         config = merge(config, _nest(key, value))
+    heads = config.get("model", {}).get("heads")
+    if isinstance(heads, dict):  # `--set model.heads.NAME=null` leaves out a head the preset has
+        config["model"]["heads"] = {name: spec for name, spec in heads.items() if spec is not None}
     if validate:
         validate_config(config)
     # An int given for a float field (`--set eval.length_penalty=0`) becomes a float, so one

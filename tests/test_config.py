@@ -50,6 +50,16 @@ def test_argument_types_accept_what_the_builders_take():
     validate_config({"task": "fusion", "model": {"modality_dropout": {"image": 0.1, "text": 0.2}}})
 
 
+def test_a_head_set_to_null_is_left_out():
+    from mmkeras import zoo
+
+    key, value = parse_override("model.heads.cells=null")
+    config = zoo.config("shapes-fusion-early-tiny", **{key: value})
+    assert list(config["model"]["heads"]) == ["answer", "match"]
+    assert sorted(zoo.build("shapes-fusion-early-tiny", **{key: value}).heads) == ["answer", "match"]
+    assert list(zoo.config("shapes-fusion-early-tiny")["model"]["heads"]) == ["answer", "match", "cells"]
+
+
 def test_parse_override():
     assert parse_override("train.epochs=2") == ("train.epochs", 2)
     assert parse_override("train.jit_compile=false") == ("train.jit_compile", False)

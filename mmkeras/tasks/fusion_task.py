@@ -21,7 +21,9 @@ class FusionTask(Task):
     attribute, plus an easy pair set) and / or `"cells"` head (multilabel:
     which of the 9 grid cells hold the objects a text talks about, an
     auxiliary head that teaches the fusion to find an object by what the text
-    says of it); on real data (a CSV / JSONL manifest,
+    says of it) and / or `"relations"` head (multilabel: which of left of /
+    right of / above / below hold between the two objects a relation text
+    names); on real data (a CSV / JSONL manifest,
     an image folder, a TFDS dataset with a label: Hateful-Memes-style), one
     head named `"label"` over the classes of the training labels, written
     into the run's `config.json`. Every example is one image, one text and a

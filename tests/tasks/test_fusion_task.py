@@ -11,7 +11,7 @@ from mmkeras import zoo
 from mmkeras.cli import main
 from mmkeras.data import Shapes
 from mmkeras.data.converted_data import ConvertedData
-from mmkeras.data.shapes import ANSWER_VOCABULARY, POSITIONS, QUESTION_TYPES
+from mmkeras.data.shapes import ANSWER_VOCABULARY, POSITIONS, QUESTION_TYPES, RELATIONS
 from mmkeras.data.shapes_data import ShapesData
 from mmkeras.tasks import task_for_config
 from mmkeras.tasks.fusion_task import FusionTask
@@ -24,11 +24,19 @@ TINY = ["--set", "data.num_train=24", "--set", "data.num_test=12", "--set", "dat
 
 def test_train_evaluate_export_and_eval_again(tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
-    assert main(["train", "shapes-fusion-late-tiny", "--output", str(run), "--quiet", *TINY]) == 0
+    relations = {"type": "multilabel", "labels": list(RELATIONS)}
+    assert main(["train", "shapes-fusion-late-tiny", "--output", str(run), "--quiet", *TINY,
+                 "--set", f"model.heads.relations={json.dumps(relations)}"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     # 12 test scenes: 5 questions, 4 hard caption pairs and 2 easy ones each; the cells head scores
-    # the questions and the hard pairs (an easy pair's text is another scene's caption).
-    assert metrics["num_test_examples"] == {"answer": 60, "match": 72, "cells": 108}
+    # the questions and the hard pairs (an easy pair's text is another scene's caption), the relations
+    # head the hard pairs whose text is a relation.
+    test = FusionTask(json.loads((run / "config.json").read_text()), str(run)).data.shapes.scenes("test")
+    num_relation_texts = sum(m["relations"] is not None for scene in test for m in scene["match"])
+    assert num_relation_texts > 0
+    assert metrics["num_test_examples"] == {"answer": 60, "match": 72, "cells": 108, "relations": num_relation_texts}
+    assert set(metrics["relations"]["per_class"]) == set(RELATIONS)
+    assert set(metrics["relations"]["per_negative_kind"]) <= {"none", "relation", "color", "shape"}
     cells = metrics["cells"]
     assert set(cells["per_class"]) == set(POSITIONS) and cells["num_examples"] == 108
     assert 0.0 <= cells["accuracy"] <= cells["label_accuracy"] <= 1.0
@@ -58,6 +66,7 @@ def test_train_evaluate_export_and_eval_again(tmp_path, capsys, monkeypatch):
     assert out["answer_probs"].shape == (2, len(ANSWER_VOCABULARY))
     assert out["match_probs"].shape == (2, 2)
     assert out["cells_probs"].shape == (2, len(POSITIONS))
+    assert out["relations_probs"].shape == (2, len(RELATIONS))
     assert all(label.decode() in ANSWER_VOCABULARY for label in out["answer_label"].numpy())
     assert set(label.decode() for label in out["match_label"].numpy()) <= {"no", "yes"}
 
@@ -70,7 +79,7 @@ def test_train_evaluate_export_and_eval_again(tmp_path, capsys, monkeypatch):
     # The evaluation's single pass over all missing-modality conditions equals one pass per condition,
     # over the test examples in `task.data.examples("test")` order.
     task = FusionTask(json.loads((run / "config.json").read_text()), str(run))
-    assert isinstance(task.data, ShapesData) and sorted(task.heads) == ["answer", "cells", "match"]
+    assert isinstance(task.data, ShapesData) and sorted(task.heads) == ["answer", "cells", "match", "relations"]
     model = task.load_model()
     predicted = task.predictions(model)
     together = predicted["probabilities"]
