@@ -198,17 +198,13 @@ class FusionTask(Task):
         single = list(self.heads) == ["label"]  # real data: flat keys without a head prefix
         metrics, scored = {}, np.zeros(len(next(iter(predicted["labels"].values()))), bool)
         for head, spec in self.heads.items():
-            multilabel = spec["type"] == "multilabel"
+            scoring = _HeadScoring(spec)
             rows = known_rows(predicted["labels"][head])
             scored |= rows
             y_true = predicted["labels"][head][rows]
-            num_classes = len(spec["labels"])
             scores = predicted["probabilities"]["both"][head][rows]
-            if multilabel:
-                report = multilabel_metrics(y_true, scores, class_names=spec["labels"])
-            else:
-                report = classification_metrics(y_true, scores, class_names=spec["labels"])
-            y_pred = labels_of(scores, multilabel)
+            report = scoring.report(y_true, scores)
+            y_pred = scoring.labels(scores)
             for column, values in predicted["metadata"].items():
                 values = values[rows]
                 names = [n for n in orders.get(column, sorted(set(values))) if n and np.any(values == n)]
@@ -220,19 +216,12 @@ class FusionTask(Task):
                     }
             for condition in ("image_missing", "text_missing"):
                 cond_scores = predicted["probabilities"][condition][head][rows]
-                cond_pred = labels_of(cond_scores, multilabel)
-                report[condition] = {
-                    "accuracy": accuracy_of(y_true, cond_pred),
-                    "macro_f1": (multilabel_macro_f1(y_true, cond_pred) if multilabel
-                                 else macro_f1(y_true, cond_pred, num_classes=num_classes)),
-                }
+                cond_pred = scoring.labels(cond_scores)
+                report[condition] = {"accuracy": accuracy_of(y_true, cond_pred),
+                                     "macro_f1": scoring.macro_f1(y_true, cond_pred)}
                 if cond_scores.ndim == 1 and 0 < y_true.sum() < y_true.size:
                     report[condition]["auroc"] = auroc(y_true, cond_scores)
-            training = self.data.training_labels(head)
-            if multilabel:  # each label's majority value
-                majority = (training.mean(axis=0) >= 0.5 if training.size else np.zeros(num_classes)).astype(np.int64)
-            else:
-                majority = np.bincount(training, minlength=num_classes).argmax() if training.size else 0
+            majority = scoring.majority(self.data.training_labels(head))
             report["baseline_majority_accuracy"] = accuracy_of(y_true, np.broadcast_to(majority, y_true.shape))
             metrics[head] = report
             prefix = "" if single else f"{head}_"
@@ -251,6 +240,33 @@ class FusionTask(Task):
         metrics["num_test_unknown_label"] = int(np.sum(~scored))
         metrics.update(self.data.metrics())
         return metrics
+
+
+class _HeadScoring:
+    """How one head's predictions are scored: one label per example (argmax, or a binary threshold), or
+    several (`"multilabel"`: each label >= 0.5, exact-match accuracy, per-label majority)."""
+
+    def __init__(self, spec):
+        self.multilabel = spec["type"] == "multilabel"
+        self.names = list(spec["labels"])
+
+    def report(self, y_true, scores):
+        metrics = multilabel_metrics if self.multilabel else classification_metrics
+        return metrics(y_true, scores, class_names=self.names)
+
+    def labels(self, scores):
+        return labels_of(scores, self.multilabel)
+
+    def macro_f1(self, y_true, y_pred):
+        if self.multilabel:
+            return multilabel_macro_f1(y_true, y_pred)
+        return macro_f1(y_true, y_pred, num_classes=len(self.names))
+
+    def majority(self, training):
+        """The majority-class prediction of the training labels (each label's majority value)."""
+        if self.multilabel:
+            return (training.mean(axis=0) >= 0.5 if training.size else np.zeros(len(self.names))).astype(np.int64)
+        return np.bincount(training, minlength=len(self.names)).argmax() if training.size else 0
 
 
 def labels_of(scores, multilabel=False):
