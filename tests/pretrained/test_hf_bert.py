@@ -148,7 +148,11 @@ def test_dual_encoder_fine_tunes(model, expected):
     history = model.fit(inputs, epochs=1, batch_size=4, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     after = model.text_encoder.trainable_variables
-    assert all(not np.array_equal(a, b.numpy()) for a, b in zip(before, after))
+    # An attention key bias adds the same q·b to every logit of a query, which the softmax ignores: its
+    # gradient is zero but for float noise, so whether it moves depends on rounding (it did not, in one run).
+    moved = {v.path: not np.array_equal(a, v.numpy()) for a, v in zip(before, after)}
+    assert all(changed for path, changed in moved.items() if not path.endswith("key/bias"))
+    assert sum(moved.values()) >= len(moved) - 2  # two layers' key biases at most
 
 
 def expected_pixels():
