@@ -21,3 +21,14 @@ def tiny_record_run():
 def text_tower():
     """The text-tower half of `tiny_record_run`."""
     return {f"text_encoder.{k}": v for k, v in TOWER.items()}
+
+
+@pytest.fixture(autouse=True)
+def _global_dtype_policy():
+    """Restores Keras' global dtype policy after each test: a `Task` sets it to its run's precision, and a
+    bf16 run must not leave the models of later tests in the same process in bf16."""
+    import keras
+
+    policy = keras.config.dtype_policy()
+    yield
+    keras.config.set_dtype_policy(policy)

@@ -11,7 +11,7 @@ VIT_SIZES = {
     "small": {"hidden_dim": 384, "num_layers": 12, "num_heads": 6, "mlp_dim": 1536},
     "base": {"hidden_dim": 768, "num_layers": 12, "num_heads": 12, "mlp_dim": 3072},
 }
-POOLINGS = ("cls", "mean", "attention")
+POOLINGS = ("cls", "mean", "attention", "flatten")
 
 
 @keras.saving.register_keras_serializable(package="mmkeras")
@@ -19,8 +19,9 @@ class ViTEncoder(Encoder):
     """Vision Transformer image tower.
 
     Patches -> pre-norm Transformer encoder blocks -> final layer norm. Returns
-    the token sequence and a pooled vector (class token, mean, or attention
-    pooling), following the mmkeras encoder convention.
+    the token sequence and a pooled vector (class token, mean, attention
+    pooling, or every patch token side by side), following the mmkeras encoder
+    convention.
 
     Args:
         image_size: int, side of the (square) input image.
@@ -31,7 +32,13 @@ class ViTEncoder(Encoder):
             own patch's neighbourhood.
         num_heads: int, attention heads per block.
         mlp_dim: int, MLP width per block.
-        pooling: "cls", "mean" or "attention".
+        pooling: "cls", "mean", "attention" or "flatten". "flatten" keeps
+            every patch token in its place: the pooled vector is the tokens
+            concatenated in patch order (`[B, T * hidden_dim]`, no class
+            token), so a model that reads only pooled vectors (a concat or
+            bilinear fusion) can still tell where things are, as a CNN's
+            flattened feature map does; the pooled width then grows with
+            the number of patches.
         dropout: float, dropout rate in the blocks.
         stem: "linear" patch projection or "conv" stem (see `PatchEmbedding`;
             normalised convolutions, learns much faster from scratch on
@@ -66,7 +73,8 @@ class ViTEncoder(Encoder):
     `mmkeras.preprocessing.ImagePreprocessor`).
 
     Outputs: `{"sequence": [B, T, hidden_dim], "pooled": [B, hidden_dim]}`
-    (`{"pooled"}` with `pooled_only=True`).
+    (`pooled` is `[B, T * hidden_dim]` with "flatten"; `{"pooled"}` alone
+    with `pooled_only=True`).
 
     Example:
 
@@ -131,6 +139,8 @@ class ViTEncoder(Encoder):
             pooled = sequence[:, 0]
         elif pooling == "mean":
             pooled = ops.mean(sequence, axis=1)
+        elif pooling == "flatten":
+            pooled = ops.reshape(sequence, (-1, sequence.shape[1] * sequence.shape[2]))
         else:
             pooled = pool(sequence)
         outputs = {"pooled": pooled} if pooled_only else {"sequence": sequence, "pooled": pooled}
@@ -138,7 +148,7 @@ class ViTEncoder(Encoder):
 
         # === Config ===
         self._set_config(
-            output_dim=hidden_dim,
+            output_dim=pooled.shape[-1],
             image_size=int(image_size),
             patch_size=int(patch_size),
             hidden_dim=int(hidden_dim),

@@ -18,6 +18,17 @@ def test_outputs_and_round_trips(pooling, tmp_path):
     assert encoder.output_dim == 16
 
 
+def test_flatten_pooling_keeps_every_patch_token_in_its_place(tmp_path):
+    encoder = ViTEncoder(pooling="flatten", **TINY)
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    out = run_model_checks(encoder, images, str(tmp_path))
+    assert out["sequence"].shape == (2, 16, 16)  # no class token
+    assert out["pooled"].shape == (2, 256) and encoder.output_dim == 256
+    # patch p's token is pooled[:, p * 16:(p + 1) * 16]
+    np.testing.assert_array_equal(out["pooled"][:, 5 * 16:6 * 16], out["sequence"][:, 5])
+    np.testing.assert_array_equal(np.reshape(out["pooled"], (2, 16, 16)), out["sequence"])
+
+
 def test_bf16():
     encoder = ViTEncoder(dtype="mixed_bfloat16", **TINY)
     out = encoder(np.zeros((1, 32, 32, 3), "float32"))

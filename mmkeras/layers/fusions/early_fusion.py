@@ -18,8 +18,9 @@ class EarlyFusion(Fusion):
     state, or with `pooling="mean"` the mean of every final token that is
     neither padding nor an absent modality's (the `[CLS]` included), optionally
     projected to `output_dim`. The mean reads what the last block computed at
-    every token, where the `[CLS]` state gathers it through one more attention. Positions are not re-embedded:
-    the towers' sequences already carry their own position information.
+    every token, where the `[CLS]` state gathers it through one more
+    attention. Positions are not re-embedded: the towers' sequences already
+    carry their own position information.
 
     Args:
         hidden_dim: int, width of the joint Transformer.
