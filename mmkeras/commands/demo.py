@@ -22,7 +22,7 @@ STARTS_FROM = {name: "shapes-captioner-tiny" for name in ("shapes-clip-tiny", *F
 # The fusion models fine-tune the captioner's tower, not locked as the presets lock their own pretrained one:
 # locked, early fusion fell from QA 0.617 / matching 0.663 to 0.583 / 0.598 in the demo (cross-attention
 # 0.679 / 0.714, 0.675 / 0.721).
-# Its scores below were measured with 2 text and 2 fusion layers (the presets' layers differ by type).
+# The demo's fusion scores below come from 2 text and 2 fusion layers (the presets' layer counts differ by type).
 _FUSION_ON_CAPTIONER_TOWER = {"train.tower_pretraining_steps": 0, "model.freeze_image_encoder": False,
                               "model.heads.cells": None, "text_encoder.num_layers": 2,
                               "model.fusion_kwargs.num_layers": 2}
