@@ -67,6 +67,8 @@ SECTION_DEFAULTS = {
         "remat": False,
         "tower_pretraining_steps": 0,
         "tower_pretraining_batch_size": 64,
+        "tower_pretraining_learning_rate": None,
+        "tower_pretraining_schedule": "constant",
     },
     "eval": {
         "batch_size": 128,
@@ -81,6 +83,7 @@ CHOICES = {
     "task": TASKS,
     "train.precision": ("auto", "float32", "mixed_bfloat16", "mixed_float16"),
     "train.strategy": ("auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu"),
+    "train.tower_pretraining_schedule": ("constant", "cosine"),
     "data.dataset": DATASET_KINDS,
 }
 
@@ -205,13 +208,20 @@ def validate_config(config):
         _check_builder_arguments(config["task"], config["model"])
     _check_sizes_agree(config)
     _check_lora(config.get("train", {}))
+    _check_positive_or_null(config.get("train", {}), "tower_pretraining_learning_rate", "`train.learning_rate`")
+
+
+def _check_positive_or_null(train, key, null_means):
+    """`train.<key>` a positive number, or null (`null_means` then)."""
+    value = train.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+        raise ValueError(f"Config field `train.{key}` must be a positive number or null ({null_means}), "
+                         f"got {value!r}.")
 
 
 def _check_lora(train):
     """`train.lora_alpha` a positive number (or null: the rank); `train.lora_targets` a subset of the kinds."""
-    alpha = train.get("lora_alpha")
-    if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0):
-        raise ValueError(f"Config field `train.lora_alpha` must be a positive number or null, got {alpha!r}.")
+    _check_positive_or_null(train, "lora_alpha", "the rank")
     targets = train.get("lora_targets", ["attention", "mlp"])
     if not targets or any(t not in ("attention", "mlp") for t in targets):
         raise ValueError(

@@ -311,7 +311,8 @@ class ShapesData(TaskData):
             for row, annotation in enumerate(annotations):
                 values = (annotation or {}).get(name)  # cells as indices, relations by name
                 if values is not None:
-                    labels[name][row] = [c in values or names[c] in values for c in range(len(names))]
+                    labels[name][row] = 0
+                    labels[name][row, [names.index(v) if isinstance(v, str) else v for v in values]] = 1
         columns = {
             "scene": np.array(scene, np.int64),
             "text": np.array(text, object),

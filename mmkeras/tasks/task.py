@@ -558,7 +558,8 @@ class Task:
             was_trainable, trained.trainable = tower.trainable, True
             result = pretrain_image_tower(
                 trained, batches, train["tower_pretraining_steps"], self.data.cell_classes,
-                learning_rate=train["learning_rate"], jit_compile=self.jit_compile,
+                learning_rate=train["tower_pretraining_learning_rate"] or train["learning_rate"],
+                schedule=train["tower_pretraining_schedule"], jit_compile=self.jit_compile,
                 steps_per_execution=self.steps_per_execution(),
                 validation=self.data.cell_attribute_examples(self.preprocessor, "val"),
             )

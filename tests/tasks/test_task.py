@@ -166,14 +166,18 @@ def test_tower_pretraining_runs_before_the_first_step_only_and_is_recorded(tmp_p
     calls = []
     real = task_module.pretrain_image_tower
     monkeypatch.setattr(task_module, "pretrain_image_tower",
-                        lambda tower, *args, **kwargs: calls.append(tower) or real(tower, *args, **kwargs))
+                        lambda tower, *args, **kwargs: calls.append(tower) or rates.append(
+                            (kwargs["learning_rate"], kwargs["schedule"])) or real(tower, *args, **kwargs))
+    rates = []
     overrides = {"data.num_train": 32, "data.num_val": 16, "data.num_test": 4, "data.image_size": 48,
                  "model.num_layers": 1, "train.global_batch_size": 16, "train.epochs": 1, "train.jit_compile": False,
-                 "train.tower_pretraining_steps": 6, "train.tower_pretraining_batch_size": 8}
+                 "train.tower_pretraining_steps": 6, "train.tower_pretraining_batch_size": 8,
+                 "train.tower_pretraining_schedule": "cosine", "train.tower_pretraining_learning_rate": 3e-3}
     config = zoo.config("shapes-captioner-tiny", **overrides)
     task = task_for_config(config, str(tmp_path))
     model = task.train(verbose=1)
     assert calls == [model.image_encoder]  # the captioner's own tower, before its training
+    assert rates == [(3e-3, "cosine")]  # its own learning rate and schedule (null: `train.learning_rate`)
     record = task.run_dir.read_json("tower_pretraining.json")
     assert record["steps"] == 6 and set(record["validation"]) == {"shape", "color", "size", "empty"}
     assert "image tower pretrained on what each grid cell holds: 6 steps" in capsys.readouterr().out
@@ -184,9 +188,14 @@ def test_tower_pretraining_runs_before_the_first_step_only_and_is_recorded(tmp_p
     assert task.run_dir.read_json("history.json")["steps"] == [2, 4]
 
 
-def test_tower_pretraining_trains_a_dual_encoders_pooled_only_tower_through_a_twin(tmp_path):
+def test_tower_pretraining_trains_a_dual_encoders_pooled_only_tower_through_a_twin(tmp_path, monkeypatch):
     import numpy as np
 
+    from mmkeras.tasks import task as task_module
+
+    rates, real = [], task_module.pretrain_image_tower
+    monkeypatch.setattr(task_module, "pretrain_image_tower", lambda *args, **kwargs: rates.append(
+        (kwargs["learning_rate"], kwargs["schedule"])) or real(*args, **kwargs))
     overrides = {**CLIP_TINY, "data.image_size": 48, "train.epochs": 1, "train.tower_pretraining_steps": 3,
                  "train.tower_pretraining_batch_size": 8}
     task = task_for_config(zoo.config("shapes-clip-tiny", **overrides), str(tmp_path))
@@ -197,6 +206,7 @@ def test_tower_pretraining_trains_a_dual_encoders_pooled_only_tower_through_a_tw
     before = [w.copy() for w in tower.get_weights()]
     task.pretrain_tower(model, verbose=0)
     assert any(not np.array_equal(a, b) for a, b in zip(before, tower.get_weights()))
+    assert rates == [(task.config["train"]["learning_rate"], "constant")]  # the defaults: the run's own, constant
 
 
 def test_tower_pretraining_trains_a_locked_tower_which_then_stays_locked(tmp_path):

@@ -9,7 +9,12 @@ from mmkeras.data import Shapes
 from mmkeras.data.shapes import CELL_CLASSES
 from mmkeras.encoders import ViTEncoder
 from mmkeras.preprocessing import ImagePreprocessor
-from mmkeras.training.tower_pretraining import cell_accuracies, cell_tokens, pretrain_image_tower
+from mmkeras.training.tower_pretraining import (
+    cell_accuracies,
+    cell_tokens,
+    pretrain_image_tower,
+    pretraining_learning_rate,
+)
 
 
 def test_cell_tokens_average_each_cells_patches_and_leave_out_a_class_token():
@@ -59,6 +64,23 @@ def test_a_tower_without_its_token_sequence_is_refused():
     batches = tf.data.Dataset.from_tensors((np.zeros((2, 48, 48, 3), "float32"), {"shape": np.zeros((2, 9))}))
     with pytest.raises(ValueError, match="token sequence.*pooled_only"):
         pretrain_image_tower(tower, batches.repeat(), 1, {"shape": 6})
+
+
+def test_the_cosine_schedule_warms_up_over_a_twentieth_of_the_steps_then_decays_to_zero():
+    rate = pretraining_learning_rate(2e-3, "cosine", 200)
+    values = np.array([float(rate(step)) for step in range(201)])
+    np.testing.assert_allclose(values[:11], np.linspace(0, 2e-3, 11), atol=1e-9)  # 10 warmup steps
+    assert np.all(np.diff(values[10:]) <= 1e-12) and values[-1] == 0.0
+    np.testing.assert_allclose(values[105], 1e-3, rtol=1e-5)  # half-way through the decay: half the peak
+    assert pretraining_learning_rate(2e-3, "constant", 200) == 2e-3
+    np.testing.assert_allclose(float(pretraining_learning_rate(2e-3, "cosine", 3)(0)), 2e-3)  # no warmup step
+
+
+def test_an_unknown_schedule_is_refused_by_name():
+    tower = ViTEncoder(image_size=48, patch_size=16, hidden_dim=8, num_layers=1, num_heads=2, mlp_dim=8)
+    batches = tf.data.Dataset.from_tensors((np.zeros((2, 48, 48, 3), "float32"), {"shape": np.zeros((2, 9))}))
+    with pytest.raises(ValueError, match=r"`schedule` must be one of \('constant', 'cosine'\), got 'step'"):
+        pretrain_image_tower(tower, batches.repeat(), 1, {"shape": 6}, schedule="step")
 
 
 def test_cell_accuracies_count_occupied_cells_per_attribute():
