@@ -64,11 +64,17 @@ def test_fusion_presets_differ_from_their_base_only_in_the_fusion():
         assert {k: v for k, v in config["model"].items() if not k.startswith("fusion")} == {
             k: v for k, v in early["model"].items() if not k.startswith("fusion")}
         # Besides the fusion: early fusion's text tower has one layer (its joint layers read the text), the
-        # others two; cross-attention trains on 12,000 scenes.
+        # others two; cross-attention trains on 12,000 scenes (early on 11,000); the six others keep the
+        # 10,000 scenes and the tower pretraining they were measured with (1,000 steps at a constant
+        # `train.learning_rate`).
         expected = copy.deepcopy(early)
         expected["text_encoder"]["num_layers"] = 2
         if name == "cross-attention":
             expected["data"]["num_train"] = 12000
+        else:
+            expected["data"]["num_train"] = 10000
+            expected["train"].update(tower_pretraining_steps=1000, tower_pretraining_learning_rate=None,
+                                     tower_pretraining_schedule="constant")
         assert {k: v for k, v in config.items() if k not in ("name", "description", "model")} == {
             k: v for k, v in expected.items() if k not in ("name", "description", "model")}
     assert zoo.config("shapes-fusion-late-tiny")["model"]["fusion_kwargs"] == {"hidden_dim": 64, "combine": "mean"}

@@ -118,6 +118,14 @@ def pretraining_learning_rate(learning_rate, schedule, steps):
     "cosine", a schedule rising linearly from 0 over the first 5% of the steps to `learning_rate`, then
     decaying along a half cosine to 0 at the last step.
 
+    Args:
+        learning_rate: float, the constant or peak learning rate.
+        schedule: "constant" or "cosine".
+        steps: int, the number of pretraining steps.
+
+    Returns:
+        A float, or a `keras.optimizers.schedules.LearningRateSchedule`.
+
     Example:
 
     >>> rate = pretraining_learning_rate(3e-3, "cosine", 1000)
