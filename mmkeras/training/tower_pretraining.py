@@ -49,13 +49,13 @@ def pretrain_image_tower(tower, batches, steps, classes, learning_rate=1e-3, sch
                          steps_per_execution=1, validation=None):
     """Trains an image tower in place to say what each cell of a 3x3 grid holds.
 
-    A small head reads each cell's tokens (`cell_tokens`) and predicts each attribute of the cell's
-    object, an empty cell being class 0 (cross-entropy per attribute, summed; AdamW at `learning_rate`,
-    constant or warmed up and decayed, see `pretraining_learning_rate`). The head is thrown away: only
-    the tower's weights change. This gives the tower a direct, local signal (in the Shapes presets,
-    per-cell shape accuracy passes 0.9 within about a thousand steps of 64 images), where a caption or a matching label teaches it only through a decoder
-    or a fusion, much more slowly; detector-pretrained "bottom-up" features play this part for
-    captioners of real photos. Call it in the distribution strategy's scope.
+    A small head reads each cell's tokens (`cell_tokens`) and predicts each attribute of the cell's object, an
+    empty cell being class 0 (cross-entropy per attribute, summed; AdamW at `learning_rate`, constant or
+    warmed up and decayed, see `pretraining_learning_rate`). The head is thrown away: only the tower's weights
+    change. This gives the tower a direct, local signal (in the Shapes presets, per-cell shape accuracy passes
+    0.9 within about a thousand steps of 64 images), where a caption or a matching label teaches it only
+    through a decoder or a fusion, much more slowly; detector-pretrained "bottom-up" features play this part
+    for captioners of real photos. Call it in the distribution strategy's scope.
 
     Args:
         tower: an mmkeras image encoder giving `{"sequence"}` (e.g. `ViTEncoder`; not built `pooled_only`).
@@ -64,10 +64,9 @@ def pretrain_image_tower(tower, batches, steps, classes, learning_rate=1e-3, sch
         steps: int, training steps.
         classes: `{attribute: number of classes}` (empty cell included).
         learning_rate: float, the (peak) learning rate.
-        schedule: "constant", or "cosine": linear warmup from 0 over the first 5% of the steps, then
-            cosine decay to 0 at the last (in the Shapes presets it reads shapes better at the same steps:
-            per-cell shape accuracy 0.84 / 0.92 / 0.92 after 1,000 steps at a constant 1e-3 / cosine 2e-3 /
-            cosine 3e-3 on one seed).
+        schedule: "constant" or "cosine" (warmed up, then decayed to 0; see `pretraining_learning_rate`).
+            On Shapes the cosine reads shapes better in the same steps: per-cell shape accuracy 0.84 / 0.92
+            / 0.92 after 1,000 steps at a constant 1e-3 / cosine 2e-3 / cosine 3e-3 (one seed).
         jit_compile: bool, XLA-compile the step.
         steps_per_execution: int, steps per compiled call.
         validation: optional `(images, {attribute: int [N, 9]})` scored after training.

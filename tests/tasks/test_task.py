@@ -163,12 +163,11 @@ def test_no_validation_without_a_full_batch_of_validation_data(tmp_path, capsys)
 def test_tower_pretraining_runs_before_the_first_step_only_and_is_recorded(tmp_path, capsys, monkeypatch):
     from mmkeras.tasks import task as task_module
 
-    calls = []
+    calls, rates = [], []
     real = task_module.pretrain_image_tower
     monkeypatch.setattr(task_module, "pretrain_image_tower",
                         lambda tower, *args, **kwargs: calls.append(tower) or rates.append(
                             (kwargs["learning_rate"], kwargs["schedule"])) or real(tower, *args, **kwargs))
-    rates = []
     overrides = {"data.num_train": 32, "data.num_val": 16, "data.num_test": 4, "data.image_size": 48,
                  "model.num_layers": 1, "train.global_batch_size": 16, "train.epochs": 1, "train.jit_compile": False,
                  "train.tower_pretraining_steps": 6, "train.tower_pretraining_batch_size": 8,
