@@ -6,6 +6,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from mmkeras.config import CHOICES
+
 
 def cell_tokens(sequence, grid=3):
     """The mean token of each cell of a `grid` x `grid` layout of a tower's patch tokens.
@@ -42,7 +44,7 @@ def cell_tokens(sequence, grid=3):
     return ops.reshape(ops.mean(cells, axis=(2, 4)), (-1, grid * grid, width))
 
 
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = CHOICES["train.tower_pretraining_schedule"]  # one list for the config check and this module
 
 
 def pretrain_image_tower(tower, batches, steps, classes, learning_rate=1e-3, schedule="constant", jit_compile=True,
